@@ -1,0 +1,142 @@
+//! Actions: what a handler asks the bot to do, as Bot API calls.
+//!
+//! Each variant's payload serializes to exactly the parameters of its Bot API method,
+//! so the sender sends it as it is and the outbox stores it as JSON.
+
+use crate::telegram::types::InlineKeyboardMarkup;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method")]
+pub enum Action {
+    #[serde(rename = "sendMessage")]
+    SendMessage(SendMessage),
+    #[serde(rename = "editMessageText")]
+    EditMessageText(EditMessageText),
+    #[serde(rename = "answerCallbackQuery")]
+    AnswerCallbackQuery(AnswerCallbackQuery),
+    #[serde(rename = "deleteMessage")]
+    DeleteMessage(MessageRef),
+    #[serde(rename = "banChatMember")]
+    BanChatMember(ChatMemberRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub chat_id: i64,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_parameters: Option<ReplyParameters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_markup: Option<InlineKeyboardMarkup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyParameters {
+    pub message_id: i64,
+    /// Send even if the message replied to was deleted meanwhile.
+    #[serde(default)]
+    pub allow_sending_without_reply: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditMessageText {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_markup: Option<InlineKeyboardMarkup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerCallbackQuery {
+    pub callback_query_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub chat_id: i64,
+    pub message_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMemberRef {
+    pub chat_id: i64,
+    pub user_id: i64,
+}
+
+impl Action {
+    /// A plain text message to a chat.
+    pub fn send(chat_id: i64, text: impl Into<String>) -> Action {
+        Action::SendMessage(SendMessage {
+            chat_id,
+            text: text.into(),
+            reply_parameters: None,
+            reply_markup: None,
+        })
+    }
+
+    /// The Bot API method this action calls.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Action::SendMessage(_) => "sendMessage",
+            Action::EditMessageText(_) => "editMessageText",
+            Action::AnswerCallbackQuery(_) => "answerCallbackQuery",
+            Action::DeleteMessage(_) => "deleteMessage",
+            Action::BanChatMember(_) => "banChatMember",
+        }
+    }
+
+    /// The chat this action writes to, which puts it under that chat's flood limit and
+    /// ordering. Answering a callback query writes to no chat.
+    pub fn chat_id(&self) -> Option<i64> {
+        match self {
+            Action::SendMessage(a) => Some(a.chat_id),
+            Action::EditMessageText(a) => Some(a.chat_id),
+            Action::DeleteMessage(a) => Some(a.chat_id),
+            Action::BanChatMember(a) => Some(a.chat_id),
+            Action::AnswerCallbackQuery(_) => None,
+        }
+    }
+
+    /// The method's parameters as the JSON body of the call.
+    pub fn params_json(&self) -> Vec<u8> {
+        // These payloads are plain structs of strings and numbers: serialization cannot fail.
+        let encoded = match self {
+            Action::SendMessage(p) => serde_json::to_vec(p),
+            Action::EditMessageText(p) => serde_json::to_vec(p),
+            Action::AnswerCallbackQuery(p) => serde_json::to_vec(p),
+            Action::DeleteMessage(p) => serde_json::to_vec(p),
+            Action::BanChatMember(p) => serde_json::to_vec(p),
+        };
+        encoded.expect("action parameters always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_the_bot_api_ones() {
+        let action = Action::SendMessage(SendMessage {
+            chat_id: 5,
+            text: "hi".into(),
+            reply_parameters: Some(ReplyParameters {
+                message_id: 9,
+                allow_sending_without_reply: true,
+            }),
+            reply_markup: None,
+        });
+        let params: serde_json::Value = serde_json::from_slice(&action.params_json()).unwrap();
+        assert_eq!(
+            params,
+            serde_json::json!({"chat_id":5,"text":"hi","reply_parameters":{"message_id":9,"allow_sending_without_reply":true}})
+        );
+        let stored = serde_json::to_string(&action).unwrap();
+        assert!(stored.contains(r#""method":"sendMessage""#));
+        assert_eq!(serde_json::from_str::<Action>(&stored).unwrap(), action);
+    }
+}

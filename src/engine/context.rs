@@ -1,0 +1,111 @@
+//! What a handler sees of an update, and what it hands back.
+//!
+//! A handler reads a [`Context`] and fills an [`Outcome`]; it never touches the store,
+//! a socket or a transport. The engine commits the outcome atomically with the update.
+
+use super::action::{Action, ReplyParameters, SendMessage};
+use super::router::Router;
+use super::template::{Field, Values, push_number};
+use crate::store::records::{Event, EventKind, SessionChange, UserRecord};
+use crate::telegram::types::{CallbackQuery, ChatKind, InlineKeyboardMarkup, Message, Update};
+use smallvec::SmallVec;
+
+/// One update, seen from a handler.
+pub struct Context<'a> {
+    pub update: &'a Update,
+    pub chat_id: i64,
+    pub chat_kind: ChatKind,
+    /// The message that arrived, or the message whose button was pressed.
+    pub message: Option<&'a Message>,
+    pub callback: Option<&'a CallbackQuery>,
+    /// The arguments of the command, empty for other updates.
+    pub args: &'a str,
+    /// The sender as stored once this update is committed.
+    pub user: Option<&'a UserRecord>,
+    /// Whether this update registers the sender.
+    pub is_new_user: bool,
+    pub router: &'a Router,
+    pub bot_username: Option<&'a str>,
+    /// Unix seconds.
+    pub now: i64,
+    pub session_ttl_secs: i64,
+}
+
+/// What a handler decided: actions to send and changes to commit.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub actions: SmallVec<[Action; 2]>,
+    pub events: Vec<Event>,
+    pub session: Option<SessionChange>,
+    /// The user who referred a newly registered sender.
+    pub referrer: Option<i64>,
+}
+
+impl Context<'_> {
+    pub fn user_id(&self) -> Option<i64> {
+        self.user.map(|u| u.id)
+    }
+
+    /// An event about this update's sender and chat.
+    pub fn event(&self, kind: EventKind) -> Event {
+        Event {
+            at_ms: self.now * 1000,
+            user_id: self.user_id(),
+            chat_id: Some(self.chat_id),
+            kind,
+        }
+    }
+}
+
+impl Outcome {
+    /// Sends `text` to the update's chat.
+    pub fn send(&mut self, ctx: &Context<'_>, text: String) {
+        self.send_with(ctx, text, None, false);
+    }
+
+    /// Sends `text` with an optional keyboard, optionally as a reply to the incoming
+    /// message.
+    pub fn send_with(
+        &mut self,
+        ctx: &Context<'_>,
+        text: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+        reply_to_message: bool,
+    ) {
+        let reply_parameters = reply_to_message
+            .then(|| ctx.message.filter(|_| ctx.callback.is_none()))
+            .flatten()
+            .map(|m| ReplyParameters {
+                message_id: m.message_id,
+                allow_sending_without_reply: true,
+            });
+        self.actions.push(Action::SendMessage(SendMessage {
+            chat_id: ctx.chat_id,
+            text,
+            reply_parameters,
+            reply_markup: keyboard,
+        }));
+    }
+}
+
+/// A stored user fills template placeholders.
+impl Values for UserRecord {
+    fn value(&self, field: Field, out: &mut String) {
+        match field {
+            Field::FirstName => out.push_str(&self.first_name),
+            Field::LastName => out.push_str(self.last_name.as_deref().unwrap_or("")),
+            Field::Username => out.push_str(self.username.as_deref().unwrap_or("")),
+            Field::UserId => push_number(out, self.id),
+            Field::MessageCount => push_number(out, self.message_count),
+            Field::Referrals => push_number(out, self.referrals),
+            Field::Language => out.push_str(self.language_code.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// An update without a sender (a channel post) renders placeholders empty.
+pub struct NoUser;
+
+impl Values for NoUser {
+    fn value(&self, _field: Field, _out: &mut String) {}
+}

@@ -1,0 +1,292 @@
+//! The engine: from one parsed update to committed effects.
+//!
+//! For each update it loads the sender, asks the guard, parses the command, looks up the
+//! route, runs the handler and commits everything the update changed — user counts,
+//! events, the conversation, the outbound actions — in one transaction together with the
+//! update's removal from the inbox. Transports feed it; the sender drains what it commits.
+
+pub mod action;
+pub mod context;
+pub mod guard;
+pub mod router;
+pub mod template;
+
+use crate::config::Config;
+use crate::handlers;
+use crate::store::records::{
+    ConversationState, EventKind, Profile, UserDelta, UserRecord, UserStatus,
+};
+use crate::store::{Finish, Finished, Store, StoreError, now_secs};
+use crate::telegram::command::{CommandParse, parse_message};
+use crate::telegram::types::{CallbackQuery, ChatKind, Message, Update, UpdateKind, User};
+use action::{Action, AnswerCallbackQuery};
+use context::{Context, Outcome};
+use guard::{Guard, Verdict};
+use router::{Incoming, Router, RouterError};
+
+/// The notice a flooding user gets, once per cooldown.
+const SLOW_DOWN: &str =
+    "You are sending messages faster than I can read them. Please slow down a little.";
+
+pub struct Engine {
+    store: Store,
+    router: Router,
+    guard: Guard,
+    bot_username: Option<String>,
+    session_ttl_secs: i64,
+}
+
+impl Engine {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        bot_username: Option<String>,
+    ) -> Result<Engine, RouterError> {
+        Ok(Engine {
+            store,
+            router: Router::from_config(config)?,
+            guard: Guard::new(&config.limits.inbound),
+            bot_username: bot_username
+                .or_else(|| config.bot.username.clone())
+                .map(|u| u.trim_start_matches('@').to_owned()),
+            session_ttl_secs: config.storage.session_ttl_secs as i64,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Handles one update and commits its effects. An update finished before is not
+    /// handled again.
+    pub async fn process(&self, update: &Update) -> Result<Finished, StoreError> {
+        let now = now_secs();
+        let mut finish = Finish {
+            update_id: update.update_id,
+            finished_at: now,
+            ..Finish::default()
+        };
+        match &update.kind {
+            UpdateKind::Message(message) | UpdateKind::BusinessMessage(message) => {
+                if let Some(from) = &message.from {
+                    self.on_message(update, message, from, now, &mut finish)
+                        .await?;
+                }
+            }
+            UpdateKind::CallbackQuery(query) => {
+                self.on_callback(update, query, now, &mut finish).await?;
+            }
+            UpdateKind::MyChatMember(change) if change.chat.kind == ChatKind::Private => {
+                // In a private chat, "kicked" means the user blocked the bot.
+                let status = change.new_chat_member.as_ref().map(|m| m.status.as_str());
+                let mut delta = seen(&change.from, now);
+                delta.status = Some(if status == Some("kicked") {
+                    UserStatus::Blocked
+                } else {
+                    UserStatus::Active
+                });
+                finish.users.push(delta);
+            }
+            other => {
+                if let Some(from) = update.from()
+                    && !matches!(other, UpdateKind::Ignored(_) | UpdateKind::Unknown(_))
+                {
+                    finish.users.push(seen(from, now));
+                }
+            }
+        }
+        self.store.finish(finish).await
+    }
+
+    async fn on_message(
+        &self,
+        update: &Update,
+        message: &Message,
+        from: &User,
+        now: i64,
+        finish: &mut Finish,
+    ) -> Result<(), StoreError> {
+        let mut delta = seen(from, now);
+        delta.messages = 1;
+        let before = self.store.user(from.id)?;
+        let Some((user, is_new)) = self.admit(&mut delta, before, message.chat.id, finish) else {
+            return Ok(());
+        };
+        let command = parse_message(message, self.bot_username.as_deref());
+        let mut ctx = self.context(update, message.chat.id, message.chat.kind, &user, now);
+        ctx.is_new_user = is_new;
+        ctx.message = Some(message);
+        let mut out = Outcome::default();
+        match command {
+            CommandParse::ForAnotherBot => {}
+            CommandParse::Ours(command) => {
+                out.events.push(ctx.event(EventKind::Command {
+                    name: command.name.clone(),
+                }));
+                ctx.args = command.args;
+                if let Some(target) = self.router.route(Incoming::Command(&command.name)) {
+                    handlers::run(target, &ctx, &mut out).await;
+                }
+            }
+            CommandParse::NotACommand => match message.text_or_caption() {
+                Some(text) => {
+                    let session = self.store.session(message.chat.id, from.id, now)?;
+                    match session.map(|s| s.state) {
+                        Some(ConversationState::AwaitingFeedback) => {
+                            handlers::continue_feedback(&ctx, &mut out, text).await;
+                        }
+                        None => {
+                            let incoming = Incoming::Text {
+                                text,
+                                chat: message.chat.kind,
+                            };
+                            if let Some(target) = self.router.route(incoming) {
+                                handlers::run(target, &ctx, &mut out).await;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let incoming = Incoming::Other {
+                        chat: message.chat.kind,
+                    };
+                    if let Some(target) = self.router.route(incoming) {
+                        handlers::run(target, &ctx, &mut out).await;
+                    }
+                }
+            },
+        }
+        apply(out, delta, finish);
+        Ok(())
+    }
+
+    async fn on_callback(
+        &self,
+        update: &Update,
+        query: &CallbackQuery,
+        now: i64,
+        finish: &mut Finish,
+    ) -> Result<(), StoreError> {
+        let mut delta = seen(&query.from, now);
+        let before = self.store.user(query.from.id)?;
+        let (chat_id, chat_kind) = query
+            .message
+            .as_ref()
+            .map_or((query.from.id, ChatKind::Private), |m| {
+                (m.chat.id, m.chat.kind)
+            });
+        let Some((user, is_new)) = self.admit(&mut delta, before, chat_id, finish) else {
+            return Ok(());
+        };
+        let mut ctx = self.context(update, chat_id, chat_kind, &user, now);
+        ctx.is_new_user = is_new;
+        ctx.message = query.message.as_ref();
+        ctx.callback = Some(query);
+        let data = query.data.as_deref().unwrap_or("");
+        let mut out = Outcome::default();
+        out.events.push(ctx.event(EventKind::Callback {
+            data: data.to_owned(),
+        }));
+        match self.router.route(Incoming::Callback(data)) {
+            Some(target) => handlers::run(target, &ctx, &mut out).await,
+            // A stale or foreign button: stop the client's spinner, say nothing.
+            None => out
+                .actions
+                .push(Action::AnswerCallbackQuery(AnswerCallbackQuery {
+                    callback_query_id: query.id.clone(),
+                    text: None,
+                })),
+        }
+        apply(out, delta, finish);
+        Ok(())
+    }
+
+    /// Applies bans and the inbound limit. Returns the sender as they will be stored when
+    /// the update may reach a handler; otherwise records only the sighting.
+    fn admit(
+        &self,
+        delta: &mut UserDelta,
+        before: Option<UserRecord>,
+        chat_id: i64,
+        finish: &mut Finish,
+    ) -> Option<(UserRecord, bool)> {
+        let is_new = before.is_none();
+        match before.as_ref().map(|u| u.status) {
+            Some(UserStatus::Banned) => {
+                finish.users.push(delta.clone());
+                return None;
+            }
+            // Writing to the bot again means they unblocked it.
+            Some(UserStatus::Blocked) => delta.status = Some(UserStatus::Active),
+            _ => {}
+        }
+        match self.guard.check(delta.id) {
+            Verdict::Pass => Some((delta.apply(before), is_new)),
+            verdict => {
+                if verdict == Verdict::Notify {
+                    finish.outbox.push(Action::send(chat_id, SLOW_DOWN));
+                    finish.events.push(crate::store::records::Event {
+                        at_ms: finish.finished_at * 1000,
+                        user_id: Some(delta.id),
+                        chat_id: Some(chat_id),
+                        kind: EventKind::RateLimited,
+                    });
+                }
+                finish.users.push(delta.clone());
+                None
+            }
+        }
+    }
+
+    fn context<'a>(
+        &'a self,
+        update: &'a Update,
+        chat_id: i64,
+        chat_kind: ChatKind,
+        user: &'a UserRecord,
+        now: i64,
+    ) -> Context<'a> {
+        Context {
+            update,
+            chat_id,
+            chat_kind,
+            message: None,
+            callback: None,
+            args: "",
+            user: Some(user),
+            is_new_user: false,
+            router: &self.router,
+            bot_username: self.bot_username.as_deref(),
+            now,
+            session_ttl_secs: self.session_ttl_secs,
+        }
+    }
+}
+
+/// A sighting of a user: their current names, no counts.
+fn seen(user: &User, now: i64) -> UserDelta {
+    let mut delta = UserDelta::new(user.id, now);
+    delta.profile = Some(Profile {
+        username: user.username.clone(),
+        first_name: user.first_name.clone(),
+        last_name: user.last_name.clone(),
+        language_code: user.language_code.clone(),
+    });
+    delta
+}
+
+fn apply(out: Outcome, mut delta: UserDelta, finish: &mut Finish) {
+    delta.referrer = out.referrer;
+    finish.users.push(delta);
+    finish.events.extend(out.events);
+    finish.session = out.session;
+    finish.outbox.extend(out.actions);
+}

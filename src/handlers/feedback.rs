@@ -1,0 +1,83 @@
+//! `/feedback`: a two-step conversation. The command asks for a note and opens a session;
+//! the sender's next text in that chat is recorded as feedback and closes it.
+
+use crate::engine::context::{Context, Outcome};
+use crate::store::records::{ConversationState, EventKind, Session, SessionChange};
+
+pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
+    let Some(user_id) = ctx.user_id() else {
+        return;
+    };
+    if !ctx.args.is_empty() {
+        record(ctx, out, ctx.args);
+        return;
+    }
+    out.session = Some(SessionChange::Set {
+        chat_id: ctx.chat_id,
+        user_id,
+        session: Session {
+            state: ConversationState::AwaitingFeedback,
+            expires_at: ctx.now + ctx.session_ttl_secs,
+        },
+    });
+    out.send(
+        ctx,
+        "What would you like to tell the bot's owner? Send it as your next message.".into(),
+    );
+}
+
+/// The message that answers an open feedback session.
+pub async fn continue_feedback(ctx: &Context<'_>, out: &mut Outcome, text: &str) {
+    if let Some(user_id) = ctx.user_id() {
+        out.session = Some(SessionChange::Clear {
+            chat_id: ctx.chat_id,
+            user_id,
+        });
+    }
+    record(ctx, out, text);
+}
+
+fn record(ctx: &Context<'_>, out: &mut Outcome, text: &str) {
+    out.events.push(ctx.event(EventKind::Feedback {
+        text: text.to_owned(),
+    }));
+    out.send(ctx, "Thank you! Your feedback was recorded.".into());
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::HandlerName;
+    use crate::engine::router::Target;
+    use crate::handlers::testing::{outcome, sent_text, update, user};
+    use crate::store::records::{EventKind, SessionChange};
+
+    const FEEDBACK: Target = Target::Handler(HandlerName::Feedback);
+
+    #[test]
+    fn asks_then_opens_a_session() {
+        let out = outcome(&FEEDBACK, &update("/feedback"), &user(), "", false);
+        assert!(sent_text(&out).contains("next message"));
+        let Some(SessionChange::Set { session, .. }) = out.session else {
+            panic!("no session opened")
+        };
+        assert_eq!(session.expires_at, 1_700_000_200 + 600);
+    }
+
+    #[test]
+    fn inline_feedback_is_recorded_at_once() {
+        let out = outcome(
+            &FEEDBACK,
+            &update("/feedback great bot"),
+            &user(),
+            "great bot",
+            false,
+        );
+        assert!(out.session.is_none());
+        assert_eq!(
+            out.events[0].kind,
+            EventKind::Feedback {
+                text: "great bot".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The built-in handlers, one file each, and the reply-template handler.
+//!
+//! A handler is a plain async function from a [`Context`] to an [`Outcome`]: it decides
+//! what to say and what to record, and leaves sending and storing to the engine, so each
+//! one is tested without a store, a network or a transport.
+
+mod feedback;
+mod help;
+mod profile;
+mod reply;
+mod start;
+
+use crate::config::HandlerName;
+use crate::engine::context::{Context, Outcome};
+use crate::engine::router::Target;
+
+pub use feedback::continue_feedback;
+
+/// Runs the handler a route points to.
+pub async fn run(target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
+    match target {
+        Target::Handler(HandlerName::Start) => start::handle(ctx, out).await,
+        Target::Handler(HandlerName::Help) => help::handle(ctx, out).await,
+        Target::Handler(HandlerName::Profile) => profile::handle(ctx, out).await,
+        Target::Handler(HandlerName::Feedback) => feedback::handle(ctx, out).await,
+        Target::Handler(HandlerName::Fallback) => fallback(ctx, out).await,
+        Target::Handler(HandlerName::Ignore) => {}
+        Target::Reply(reply) => reply::handle(reply, ctx, out).await,
+    }
+}
+
+/// The answer when nothing else matched.
+async fn fallback(ctx: &Context<'_>, out: &mut Outcome) {
+    out.send(
+        ctx,
+        "I did not understand that. Send /help to see what I can do.".into(),
+    );
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A context over a fixed private-chat update, for handler tests.
+
+    use crate::config::Config;
+    use crate::engine::context::{Context, Outcome};
+    use crate::engine::router::{Router, Target};
+    use crate::store::records::{Role, UserRecord, UserStatus};
+    use crate::telegram::types::{ChatKind, Update};
+
+    pub fn user() -> UserRecord {
+        UserRecord {
+            id: 7,
+            username: Some("ada".into()),
+            first_name: "Ada".into(),
+            last_name: None,
+            language_code: Some("en".into()),
+            role: Role::User,
+            status: UserStatus::Active,
+            referrer: None,
+            referrals: 2,
+            message_count: 3,
+            first_seen: 1_700_000_000,
+            last_seen: 1_700_000_100,
+        }
+    }
+
+    pub fn update(text: &str) -> Update {
+        let json = serde_json::json!({"update_id": 1, "message": {"message_id": 10, "date": 0,
+            "chat": {"id": 7, "type": "private"}, "from": {"id": 7, "first_name": "Ada"}, "text": text}});
+        Update::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    /// Runs the handler behind `target` on `update` from `user`.
+    pub fn outcome(
+        target: &Target,
+        update: &Update,
+        user: &UserRecord,
+        args: &str,
+        is_new_user: bool,
+    ) -> Outcome {
+        let router = Router::from_config(&Config::default()).unwrap();
+        let crate::telegram::types::UpdateKind::Message(message) = &update.kind else {
+            panic!("a message update")
+        };
+        let ctx = Context {
+            update,
+            chat_id: message.chat.id,
+            chat_kind: ChatKind::Private,
+            message: Some(message),
+            callback: None,
+            args,
+            user: Some(user),
+            is_new_user,
+            router: &router,
+            bot_username: Some("edgebot"),
+            now: 1_700_000_200,
+            session_ttl_secs: 600,
+        };
+        let mut out = Outcome::default();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(super::run(target, &ctx, &mut out));
+        out
+    }
+
+    /// The text of the only message an outcome sends.
+    pub fn sent_text(out: &crate::engine::context::Outcome) -> &str {
+        match out.actions.as_slice() {
+            [crate::engine::action::Action::SendMessage(m)] => &m.text,
+            other => panic!("expected one message, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! edgebot: a Telegram bot in one binary, with its state in an embedded redb file.
+//!
+//! # The path of an update
+//!
+//! ```text
+//! Telegram ─► transport ─► inbox ─► engine ──────────────────────► outbox ─► sender ─► Telegram
+//!             console      redb     guard → command → router        redb
+//!                                    → handler → one commit
+//! ```
+//!
+//! * A **transport** turns what arrives into one [`telegram::types::Update`]: the console
+//!   ([`console`]) for a person at a terminal. The rest of the program does not know
+//!   which transport runs.
+//! * The **engine** ([`engine::Engine`]) asks the guard ([`engine::guard`]) whether the
+//!   sender may pass, parses the command ([`telegram::command`]), looks up the route
+//!   ([`engine::router`]) and runs the handler ([`handlers`]). Handlers are plain async
+//!   functions from a context to an outcome: actions to send and changes to record. They
+//!   never see a socket or a transport.
+//! * The **store** ([`store`]) commits everything one update changed — user counts,
+//!   events, the conversation, the actions for the outbox — in one transaction with the
+//!   update's mark as finished, so a crash never loses or repeats an effect. All writes
+//!   go through one writer thread that group-commits them.
+//! * The configuration ([`config`]) builds the routing table; with no file at all the
+//!   built-in routes make a useful bot.
+
+pub mod config;
+pub mod console;
+pub mod engine;
+pub mod handlers;
+pub mod store;
+pub mod telegram;

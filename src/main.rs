@@ -1,0 +1,279 @@
+//! The `edgebot` command line: parses arguments, calls the library, reports errors as
+//! one line on stderr with a non-zero exit.
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use edgebot::config::{self, Config, Loaded};
+use edgebot::console::{Console, LocalUser};
+use edgebot::engine::Engine;
+use edgebot::engine::router::Router;
+use edgebot::store::Store;
+use edgebot::store::records::UserRecord;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "edgebot", version, about = "A Telegram bot in one binary")]
+struct Cli {
+    /// The configuration file [default: ./edgebot.toml; optional unless given here]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Where the store lives [env: EDGEBOT_DATA_DIR; default: ./data]
+    #[arg(long, global = true, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Talk to the bot at the terminal as a local user (reads stdin, one message a line)
+    Chat(ChatArgs),
+    /// Write a commented example configuration
+    Init {
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the configuration and print the effective settings, secrets redacted
+    Check,
+    /// Look at the user registry
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Look after the store file
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// Your first name as the bot sees it
+    #[arg(long, default_value = "Local")]
+    name: String,
+    /// Your Telegram user id as the bot sees it
+    #[arg(long, default_value_t = 1)]
+    user_id: i64,
+    /// Your language code, e.g. en, ru
+    #[arg(long, default_value = "en")]
+    lang: String,
+    /// Your @username, without the @
+    #[arg(long)]
+    username: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// One line per user
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Start after this user id
+        #[arg(long)]
+        after: Option<i64>,
+    },
+    /// Everything about one user, as JSON
+    Show { id: i64 },
+    /// All users as JSON lines
+    Export,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Sizes and counts of the store
+    Stats,
+    /// Write a consistent copy of the store to a new file
+    Backup { path: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgebot: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause its parent quoted.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("edgebot.toml"));
+    if let Command::Init { force } = cli.command {
+        return init(&config_path, force);
+    }
+    let mut loaded = Config::load(&config_path, cli.config.is_some())?;
+    if let Some(dir) = &cli.data_dir {
+        loaded.config.storage.data_dir.clone_from(dir);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Init { .. } => unreachable!("handled before loading the config"),
+            Command::Check => check(&loaded),
+            Command::Chat(args) => chat(&loaded.config, args).await,
+            Command::Users(command) => users(&loaded.config, command),
+            Command::Db(command) => db(&loaded.config, command),
+        }
+    })
+}
+
+fn init(path: &Path, force: bool) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", path.display());
+    }
+    std::fs::write(path, config::EXAMPLE).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn check(loaded: &Loaded) -> anyhow::Result<()> {
+    Router::from_config(&loaded.config)?;
+    match &loaded.file {
+        Some(file) => println!("# {}: valid", file.display()),
+        None => println!("# no config file: built-in defaults and the environment"),
+    }
+    print!("{}", loaded.config.to_redacted_toml());
+    Ok(())
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&config.storage.data_dir)?)
+}
+
+async fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    // A scripted session types faster than any person: the inbound limit, meant for
+    // Telegram users, would only get in its way here.
+    let mut config = config.clone();
+    config.limits.inbound.enabled = false;
+    let engine = Engine::new(&config, store, None)?;
+    let user = LocalUser {
+        id: args.user_id,
+        first_name: args.name,
+        username: args.username,
+        language_code: Some(args.lang),
+    };
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut console = Console::new(&engine, user, interactive);
+    let mut stdout = std::io::stdout().lock();
+    console.run(stdin.lock(), &mut stdout).await?;
+    if interactive {
+        writeln!(stdout, "bye")?;
+    }
+    Ok(())
+}
+
+fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        UsersCommand::List { limit, after } => {
+            let users = store.users(after, limit)?;
+            writeln!(
+                out,
+                "{:>14}  {:<20} {:<20} {:>8}  status",
+                "id", "username", "name", "messages"
+            )?;
+            for u in users {
+                writeln!(
+                    out,
+                    "{:>14}  {:<20} {:<20} {:>8}  {}",
+                    u.id,
+                    u.username
+                        .as_deref()
+                        .map(|n| format!("@{n}"))
+                        .unwrap_or_default(),
+                    u.first_name,
+                    u.message_count,
+                    export(&u)["status"].as_str().unwrap_or_default()
+                )?;
+            }
+        }
+        UsersCommand::Show { id } => match store.user(id)? {
+            Some(user) => writeln!(out, "{}", serde_json::to_string_pretty(&export(&user))?)?,
+            None => bail!("no user with id {id}"),
+        },
+        UsersCommand::Export => {
+            let mut after = None;
+            loop {
+                let page = store.users(after, 1000)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                for user in &page {
+                    serde_json::to_writer(&mut out, &export(user))?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A user with the Bot API's field names where they exist, and ours for the rest.
+fn export(user: &UserRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": user.id,
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "language_code": user.language_code,
+        "message_count": user.message_count,
+        "first_seen": user.first_seen,
+        "last_seen": user.last_seen,
+        "status": user.status,
+        "role": user.role,
+        "referrer": user.referrer,
+        "referrals": user.referrals,
+    })
+}
+
+fn db(config: &Config, command: DbCommand) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    match command {
+        DbCommand::Stats => {
+            let stats = store.stats()?;
+            println!("file            {}", stats.path.display());
+            println!("size            {} bytes", stats.file_bytes);
+            println!("schema version  {}", stats.schema_version);
+            println!("users           {}", stats.users);
+            println!("sessions        {}", stats.sessions);
+            println!("inbox           {} (received, not finished)", stats.inbox);
+            println!(
+                "processed       {} (update ids remembered)",
+                stats.processed
+            );
+            println!("outbox          {} (committed, not sent)", stats.outbox);
+            println!("events          {}", stats.events);
+            println!("malformed       {} (kept for inspection)", stats.malformed);
+        }
+        DbCommand::Backup { path } => {
+            store.backup(&path)?;
+            println!("wrote a consistent copy to {}", path.display());
+        }
+    }
+    Ok(())
+}

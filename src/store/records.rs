@@ -1,0 +1,198 @@
+//! The records kept in the store, and the changes a finished update makes to them.
+//!
+//! These types are encoded with [`super::codec`], whose layout is frozen per version:
+//! change a field and you add a version and a migration.
+
+use serde::{Deserialize, Serialize};
+
+/// What the bot knows about one Telegram user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub language_code: Option<String>,
+    pub role: Role,
+    pub status: UserStatus,
+    /// Who shared the `ref_` link this user started from.
+    pub referrer: Option<i64>,
+    /// How many users started from this user's link.
+    pub referrals: u32,
+    pub message_count: u64,
+    /// Unix seconds.
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    Active,
+    /// Banned by an admin: the guard drops what they send.
+    Banned,
+    /// The user blocked the bot (Telegram answered 403): nothing is sent to them.
+    Blocked,
+}
+
+/// The names Telegram reports for a user, refreshed on every update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub language_code: Option<String>,
+}
+
+/// A change to one user, applied inside the write transaction so that concurrent
+/// updates of the same user (in different chats) never lose a count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserDelta {
+    pub id: i64,
+    pub profile: Option<Profile>,
+    /// Messages to add to `message_count`.
+    pub messages: u64,
+    /// Unix seconds of the update; becomes `last_seen` (and `first_seen` for a new user).
+    pub seen_at: i64,
+    /// The referrer, recorded only when this delta creates the user.
+    pub referrer: Option<i64>,
+    pub status: Option<UserStatus>,
+    pub role: Option<Role>,
+}
+
+impl UserDelta {
+    pub fn new(id: i64, seen_at: i64) -> UserDelta {
+        UserDelta {
+            id,
+            profile: None,
+            messages: 0,
+            seen_at,
+            referrer: None,
+            status: None,
+            role: None,
+        }
+    }
+
+    /// The record as it is after this change, from what was stored before it.
+    pub fn apply(&self, before: Option<UserRecord>) -> UserRecord {
+        let mut user = before.unwrap_or_else(|| UserRecord {
+            id: self.id,
+            username: None,
+            first_name: String::new(),
+            last_name: None,
+            language_code: None,
+            role: Role::User,
+            status: UserStatus::Active,
+            referrer: self.referrer.filter(|r| *r != self.id),
+            referrals: 0,
+            message_count: 0,
+            first_seen: self.seen_at,
+            last_seen: self.seen_at,
+        });
+        if let Some(profile) = &self.profile {
+            user.username.clone_from(&profile.username);
+            user.first_name.clone_from(&profile.first_name);
+            user.last_name.clone_from(&profile.last_name);
+            if profile.language_code.is_some() {
+                user.language_code.clone_from(&profile.language_code);
+            }
+        }
+        user.message_count += self.messages;
+        user.last_seen = user.last_seen.max(self.seen_at);
+        if let Some(status) = self.status {
+            user.status = status;
+        }
+        if let Some(role) = self.role {
+            user.role = role;
+        }
+        user
+    }
+}
+
+/// A conversation waiting for the user's next message in a chat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub state: ConversationState,
+    /// Unix seconds after which the session is void.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    /// `/feedback` asked for a message; the next text is the feedback.
+    AwaitingFeedback,
+}
+
+/// What a finished update does to the conversation of its chat and user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionChange {
+    Set {
+        chat_id: i64,
+        user_id: i64,
+        session: Session,
+    },
+    Clear {
+        chat_id: i64,
+        user_id: i64,
+    },
+}
+
+/// One line of the append-only analytics log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    pub user_id: Option<i64>,
+    pub chat_id: Option<i64>,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    UserJoined {
+        referrer: Option<i64>,
+    },
+    Command {
+        name: String,
+    },
+    Callback {
+        data: String,
+    },
+    Feedback {
+        text: String,
+    },
+    /// The inbound limit dropped one of this user's updates.
+    RateLimited,
+    /// Telegram said the user blocked the bot.
+    BlockedBot,
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::UserJoined { .. } => "user_joined",
+            EventKind::Command { .. } => "command",
+            EventKind::Callback { .. } => "callback",
+            EventKind::Feedback { .. } => "feedback",
+            EventKind::RateLimited => "rate_limited",
+            EventKind::BlockedBot => "blocked_bot",
+        }
+    }
+}
+
+/// A body that did not parse as an update, kept for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MalformedUpdate {
+    pub received_at: i64,
+    pub error: String,
+    pub raw: Vec<u8>,
+}

@@ -1,0 +1,204 @@
+//! The single writer: one thread that owns every write transaction.
+//!
+//! Writes from all tasks queue here and are applied together in one transaction and one
+//! fsync (group commit): while a commit is on disk, the next batch gathers. A job is a
+//! closure over the open tables; it is told its result only after the commit is durable.
+//! When one job fails, the batch is rolled back and its jobs are retried one by one, so
+//! a bad job never takes the others down with it.
+
+use super::StoreError;
+use super::tables::{EVENTS, INBOX, MALFORMED, META, OUTBOX, PROCESSED, SESSIONS, USERS};
+use redb::{Database, ReadableTable, Table, WriteTransaction};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most jobs one transaction carries; bounds the latency a batch adds.
+const MAX_BATCH: usize = 1024;
+
+/// Every table, opened once per transaction, plus the sequence counters.
+pub struct Tables<'txn> {
+    pub meta: Table<'txn, u32, &'static [u8]>,
+    pub users: Table<'txn, i64, &'static [u8]>,
+    pub sessions: Table<'txn, (i64, i64), &'static [u8]>,
+    pub inbox: Table<'txn, i64, &'static [u8]>,
+    pub processed: Table<'txn, i64, i64>,
+    pub malformed: Table<'txn, u64, &'static [u8]>,
+    pub events: Table<'txn, u64, &'static [u8]>,
+    pub outbox: Table<'txn, u64, &'static [u8]>,
+    pub seq: &'txn mut Sequences,
+}
+
+/// The next key of each append-only table. Kept in memory; derived from the last key at
+/// start, and only advanced by jobs of transactions that commit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sequences {
+    pub event: u64,
+    pub outbox: u64,
+    pub malformed: u64,
+}
+
+impl Sequences {
+    fn read(db: &Database) -> Result<Sequences, StoreError> {
+        use redb::ReadableDatabase;
+        let txn = db.begin_read()?;
+        let next = |def| -> Result<u64, StoreError> {
+            let table = txn.open_table(def)?;
+            Ok(table.last()?.map_or(1, |(k, _)| k.value() + 1))
+        };
+        Ok(Sequences {
+            event: next(EVENTS)?,
+            outbox: next(OUTBOX)?,
+            malformed: next(MALFORMED)?,
+        })
+    }
+}
+
+type Work<T> = Box<dyn for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send>;
+
+trait Job: Send {
+    fn apply(&mut self, tables: &mut Tables<'_>) -> Result<(), StoreError>;
+    fn complete(self: Box<Self>, outcome: Result<(), StoreError>);
+}
+
+struct Pending<T> {
+    work: Work<T>,
+    output: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T: Send> Job for Pending<T> {
+    fn apply(&mut self, tables: &mut Tables<'_>) -> Result<(), StoreError> {
+        self.output = Some((self.work)(tables)?);
+        Ok(())
+    }
+
+    fn complete(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let Pending { output, reply, .. } = *self;
+        let result = outcome.map(|()| output.expect("applied before completion"));
+        // The caller may have gone away (a dropped request); the write stands regardless.
+        let _ = reply.send(result);
+    }
+}
+
+/// The handle through which tasks submit writes.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `db`.
+    pub fn start(db: Arc<Database>, queue: usize) -> Result<Writer, StoreError> {
+        let seq = Sequences::read(&db)?;
+        let (jobs, rx) = mpsc::channel(queue);
+        std::thread::Builder::new()
+            .name("edgebot-store-writer".into())
+            .spawn(move || run(db, rx, seq))
+            .map_err(StoreError::Thread)?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` inside the next group commit; resolves once it is durable.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let job = Box::new(Pending {
+            work: Box::new(work),
+            output: None,
+            reply,
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        result.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn Job>>, mut seq: Sequences) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit(&db, &mut batch, &mut seq) {
+            Ok(()) => batch.drain(..).for_each(|job| job.complete(Ok(()))),
+            Err(BatchError::Commit(e)) => {
+                tracing::error!(error = %e, jobs = batch.len(), "store commit failed");
+                let message = e.to_string();
+                batch
+                    .drain(..)
+                    .for_each(|job| job.complete(Err(StoreError::CommitFailed(message.clone()))));
+            }
+            Err(BatchError::Job) => {
+                for mut job in batch.drain(..) {
+                    let outcome = commit_one(&db, job.as_mut(), &mut seq);
+                    job.complete(outcome);
+                }
+            }
+        }
+    }
+}
+
+enum BatchError {
+    /// A job failed: nothing was written; retry the jobs one by one.
+    Job,
+    /// The transaction itself could not be written (a full disk, an I/O error).
+    Commit(StoreError),
+}
+
+fn open_tables<'txn>(
+    txn: &'txn WriteTransaction,
+    seq: &'txn mut Sequences,
+) -> Result<Tables<'txn>, StoreError> {
+    Ok(Tables {
+        meta: txn.open_table(META)?,
+        users: txn.open_table(USERS)?,
+        sessions: txn.open_table(SESSIONS)?,
+        inbox: txn.open_table(INBOX)?,
+        processed: txn.open_table(PROCESSED)?,
+        malformed: txn.open_table(MALFORMED)?,
+        events: txn.open_table(EVENTS)?,
+        outbox: txn.open_table(OUTBOX)?,
+        seq,
+    })
+}
+
+fn commit(
+    db: &Database,
+    batch: &mut [Box<dyn Job>],
+    seq: &mut Sequences,
+) -> Result<(), BatchError> {
+    let txn = db.begin_write().map_err(|e| BatchError::Commit(e.into()))?;
+    let mut staged = *seq;
+    {
+        let mut tables = open_tables(&txn, &mut staged).map_err(BatchError::Commit)?;
+        for job in batch.iter_mut() {
+            if job.apply(&mut tables).is_err() {
+                return Err(BatchError::Job);
+            }
+        }
+    }
+    txn.commit().map_err(|e| BatchError::Commit(e.into()))?;
+    *seq = staged;
+    Ok(())
+}
+
+fn commit_one(db: &Database, job: &mut dyn Job, seq: &mut Sequences) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    let mut staged = *seq;
+    {
+        let mut tables = open_tables(&txn, &mut staged)?;
+        job.apply(&mut tables)?;
+    }
+    txn.commit()?;
+    *seq = staged;
+    Ok(())
+}

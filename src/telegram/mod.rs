@@ -1,0 +1,4 @@
+//! Everything about the Telegram Bot API: its wire model and command syntax.
+
+pub mod command;
+pub mod types;
