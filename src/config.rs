@@ -462,8 +462,10 @@ impl Config {
             .map_err(|e| invalid(e.span(), String::new(), e.message().to_owned()))?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
-            let inner = e.into_inner();
-            invalid(inner.span(), key, inner.message().to_owned())
+            // Errors raised after a table was read (route validation) carry a vague span;
+            // the key path finds the exact place.
+            let span = span_of(text, e.path()).or_else(|| e.inner().span());
+            invalid(span, key, e.into_inner().message().to_owned())
         })
     }
 
@@ -508,6 +510,38 @@ impl Config {
     /// The effective settings as TOML, secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# unprintable: {e}\n"))
+    }
+}
+
+/// Where the value at `path` is written in `text`. For a table, the place of its first
+/// key, since a table's own span may cover the whole document.
+fn span_of(text: &str, path: &serde_path_to_error::Path) -> Option<std::ops::Range<usize>> {
+    use serde_path_to_error::Segment;
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut table: &DeTable<'_> = root.get_ref();
+    let mut current: Option<&toml::Spanned<DeValue<'_>>> = None;
+    let mut segments = path.iter().peekable();
+    while let Some(segment) = segments.next() {
+        let value = match (segment, current.map(|v| v.get_ref())) {
+            (Segment::Map { key }, None | Some(DeValue::Table(_))) => {
+                if let Some(DeValue::Table(t)) = current.map(|v| v.get_ref()) {
+                    table = t;
+                }
+                let (name, value) = table.iter().find(|(k, _)| k.get_ref() == key)?;
+                if segments.peek().is_none() && !matches!(value.get_ref(), DeValue::Table(_)) {
+                    return Some(value.span().start.min(name.span().start)..value.span().end);
+                }
+                value
+            }
+            (Segment::Seq { index }, Some(DeValue::Array(items))) => items.get(*index)?,
+            _ => break,
+        };
+        current = Some(value);
+    }
+    match current?.get_ref() {
+        DeValue::Table(t) => t.iter().map(|(k, _)| k.span()).min_by_key(|s| s.start),
+        _ => Some(current?.span()),
     }
 }
 

@@ -186,10 +186,12 @@ impl Router {
                 .map(|(_, target)| target),
             Incoming::Text { text, chat } => {
                 let key = text.trim().to_lowercase();
+                // In a group most messages are people talking to each other: the
+                // fallback answers only in private chats.
                 self.texts
                     .get(&key)
                     .or_else(|| self.by_chat_kind(chat))
-                    .or(Some(&self.fallback))
+                    .or((chat == ChatKind::Private).then_some(&self.fallback))
             }
             Incoming::Other { chat } => self.by_chat_kind(chat),
         }
@@ -322,6 +324,14 @@ handler = "ignore"
             chat: ChatKind::Private,
         };
         assert_eq!(handler(r.route(private)), Some(HandlerName::Ignore));
+        let channel = Incoming::Text {
+            text: "random",
+            chat: ChatKind::Channel,
+        };
+        assert!(
+            r.route(channel).is_none(),
+            "no fallback outside private chats"
+        );
         let help = r.commands().iter().find(|c| c.name == "help").unwrap();
         assert_eq!(help.description, "Custom help");
     }

@@ -130,12 +130,28 @@ pub struct StoreStats {
     pub malformed: u64,
 }
 
-/// A handle to the open store; cheap to clone.
+/// A handle to the open store; cheap to clone. The file is closed when the last handle
+/// is dropped, after the writer finished what was queued.
 #[derive(Clone)]
 pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: Arc<Database>,
-    writer: writer::Writer,
+    writer: Option<writer::Writer>,
+    thread: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(thread) = self.thread.take() {
+            // The writer exits once its queue is closed and drained.
+            let _ = thread.join();
+        }
+    }
 }
 
 pub fn now_secs() -> i64 {
@@ -165,12 +181,23 @@ impl Store {
             .map_err(|e| open_error(&path, e))?;
         migrate(&db, &path)?;
         let db = Arc::new(db);
-        let writer = writer::Writer::start(db.clone(), 8192)?;
-        Ok(Store { db, writer, path })
+        let (writer, thread) = writer::Writer::start(db.clone(), 8192)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                writer: Some(writer),
+                thread: Some(thread),
+                path,
+            }),
+        })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
+    }
+
+    fn db(&self) -> &Database {
+        &self.inner.db
     }
 
     /// Runs `work` in the next group commit. For writes the typed methods don't cover.
@@ -179,7 +206,10 @@ impl Store {
         T: Send + 'static,
         F: for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.writer.write(work).await
+        match &self.inner.writer {
+            Some(writer) => writer.write(work).await,
+            None => Err(StoreError::WriterGone),
+        }
     }
 
     /// Durably records a delivered update, unless it is a duplicate.
@@ -343,7 +373,7 @@ impl Store {
     }
 
     pub fn user(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(USERS)?;
         let user = table.get(id)?;
         Ok(match user {
@@ -354,7 +384,7 @@ impl Store {
 
     /// Users in id order, starting after `after`.
     pub fn users(&self, after: Option<i64>, limit: usize) -> Result<Vec<UserRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(USERS)?;
         let range = match after {
             Some(id) if id == i64::MAX => return Ok(Vec::new()),
@@ -374,7 +404,7 @@ impl Store {
         user_id: i64,
         now: i64,
     ) -> Result<Option<Session>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(SESSIONS)?;
         let Some(value) = table.get((chat_id, user_id))? else {
             return Ok(None);
@@ -385,7 +415,7 @@ impl Store {
 
     /// Updates received but not finished, in id order: replayed at start.
     pub fn pending_inbox(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(INBOX)?;
         table
             .iter()?
@@ -398,7 +428,7 @@ impl Store {
 
     /// Actions committed but not yet sent, in commit order.
     pub fn pending_outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(OUTBOX)?;
         table
             .iter()?
@@ -413,7 +443,7 @@ impl Store {
 
     /// Events in order, starting after sequence `after`.
     pub fn events(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(EVENTS)?;
         table
             .range(after.saturating_add(1)..)?
@@ -427,7 +457,7 @@ impl Store {
 
     /// The malformed bodies kept for inspection.
     pub fn malformed(&self, limit: usize) -> Result<Vec<(u64, MalformedUpdate)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let table = txn.open_table(MALFORMED)?;
         table
             .iter()?
@@ -440,10 +470,10 @@ impl Store {
     }
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
-        let txn = self.db.begin_read()?;
-        let file_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let txn = self.db().begin_read()?;
+        let file_bytes = std::fs::metadata(self.path()).map_or(0, |m| m.len());
         Ok(StoreStats {
-            path: self.path.clone(),
+            path: self.path().to_owned(),
             file_bytes,
             schema_version: read_schema_version(&txn)?.unwrap_or(0),
             users: txn.open_table(USERS)?.len()?,
@@ -469,7 +499,7 @@ impl Store {
             });
         }
         let copy = Database::create(target).map_err(|e| open_error(target, e))?;
-        let snapshot = self.db.begin_read()?;
+        let snapshot = self.db().begin_read()?;
         let out = copy.begin_write()?;
         copy_table(&snapshot, &out, META)?;
         copy_table(&snapshot, &out, USERS)?;
@@ -601,10 +631,14 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
             path: path.to_owned(),
         },
-        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => StoreError::Io {
-            path: path.to_owned(),
-            source,
-        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(source))
+            if source.kind() != std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
         other => StoreError::Corrupt {
             path: path.to_owned(),
             detail: other.to_string(),

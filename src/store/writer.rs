@@ -87,15 +87,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread over `db`.
-    pub fn start(db: Arc<Database>, queue: usize) -> Result<Writer, StoreError> {
+    /// Starts the writer thread over `db`. The thread ends, and releases the file, once
+    /// every handle is dropped and the queue is drained.
+    pub fn start(
+        db: Arc<Database>,
+        queue: usize,
+    ) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
         let seq = Sequences::read(&db)?;
         let (jobs, rx) = mpsc::channel(queue);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("edgebot-store-writer".into())
             .spawn(move || run(db, rx, seq))
             .map_err(StoreError::Thread)?;
-        Ok(Writer { jobs })
+        Ok((Writer { jobs }, thread))
     }
 
     /// Runs `work` inside the next group commit; resolves once it is durable.

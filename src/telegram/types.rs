@@ -243,19 +243,60 @@ impl ChatKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Chat {
     pub id: i64,
-    #[serde(rename = "type", default = "other_kind")]
+    #[serde(rename = "type")]
     pub kind: ChatKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
 
-fn other_kind() -> ChatKind {
-    ChatKind::Other
+/// Written by hand because real clients have sent a chat with a key twice
+/// (`"type":"private","type":"private"`): like most JSON readers, the last one wins,
+/// where a derived implementation would reject the whole update.
+impl<'de> Deserialize<'de> for Chat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChatVisitor;
+        impl<'de> Visitor<'de> for ChatVisitor {
+            type Value = Chat;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Telegram Chat object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Chat, A::Error> {
+                let mut chat = Chat {
+                    id: 0,
+                    kind: ChatKind::Other,
+                    title: None,
+                    username: None,
+                };
+                let mut has_id = false;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "id" => {
+                            chat.id = map.next_value()?;
+                            has_id = true;
+                        }
+                        "type" => chat.kind = map.next_value()?,
+                        "title" => chat.title = map.next_value()?,
+                        "username" => chat.username = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                if !has_id {
+                    return Err(de::Error::missing_field("id"));
+                }
+                Ok(chat)
+            }
+        }
+        deserializer.deserialize_map(ChatVisitor)
+    }
 }
 
 /// A marked span of a message's text. Offsets and lengths count UTF-16 code units.
@@ -414,6 +455,14 @@ mod tests {
         assert!(Update::from_json(br#"{"update_id":1,"message":{"message_id":1}}"#).is_err());
         assert!(Update::from_json(b"[1,2]").is_err());
         assert!(Update::from_json(br#"{"message":{}}"#).is_err());
+    }
+
+    #[test]
+    fn a_repeated_chat_key_keeps_the_last_value() {
+        let chat: Chat =
+            serde_json::from_str(r#"{"id":1,"type":"group","type":"private","x":[1]}"#).unwrap();
+        assert_eq!(chat.kind, ChatKind::Private);
+        assert!(serde_json::from_str::<Chat>(r#"{"type":"private"}"#).is_err());
     }
 
     #[test]

@@ -1,0 +1,162 @@
+//! The GGUF layout of a converted MiniLM: metadata key names (llama.cpp's `bert` conventions
+//! where they exist, `edgebot.*` for the tokenizer settings llama.cpp has no key for) and
+//! typed access to them for the loader.
+
+use std::io::Cursor;
+
+use candle_core::Device;
+use candle_core::quantized::QTensor;
+use candle_core::quantized::gguf_file::{Content, Value};
+
+use super::EmbedError;
+use super::model::BertConfig;
+
+pub(crate) const ARCH: &str = "bert";
+pub(crate) const KEY_ARCH: &str = "general.architecture";
+pub(crate) const KEY_CONTEXT: &str = "bert.context_length";
+pub(crate) const KEY_HIDDEN: &str = "bert.embedding_length";
+pub(crate) const KEY_FFN: &str = "bert.feed_forward_length";
+pub(crate) const KEY_LAYERS: &str = "bert.block_count";
+pub(crate) const KEY_HEADS: &str = "bert.attention.head_count";
+pub(crate) const KEY_EPS: &str = "bert.attention.layer_norm_epsilon";
+pub(crate) const KEY_POOLING: &str = "bert.pooling_type";
+/// llama.cpp's value for mean pooling, the only pooling this runtime implements.
+pub(crate) const POOLING_MEAN: u32 = 1;
+
+pub(crate) const KEY_TOK_MODEL: &str = "tokenizer.ggml.model";
+pub(crate) const KEY_TOKENS: &str = "tokenizer.ggml.tokens";
+pub(crate) const KEY_UNK: &str = "tokenizer.ggml.unknown_token_id";
+pub(crate) const KEY_SEP: &str = "tokenizer.ggml.seperator_token_id";
+pub(crate) const KEY_CLS: &str = "tokenizer.ggml.cls_token_id";
+pub(crate) const KEY_PAD: &str = "tokenizer.ggml.padding_token_id";
+pub(crate) const KEY_MASK: &str = "tokenizer.ggml.mask_token_id";
+pub(crate) const KEY_LOWERCASE: &str = "edgebot.tokenizer.lowercase";
+pub(crate) const KEY_STRIP_ACCENTS: &str = "edgebot.tokenizer.strip_accents";
+pub(crate) const KEY_CLEAN_TEXT: &str = "edgebot.tokenizer.clean_text";
+pub(crate) const KEY_CHINESE: &str = "edgebot.tokenizer.handle_chinese_chars";
+pub(crate) const KEY_SUBWORD_PREFIX: &str = "edgebot.tokenizer.continuing_subword_prefix";
+pub(crate) const KEY_MAX_WORD_CHARS: &str = "edgebot.tokenizer.max_input_chars_per_word";
+pub(crate) const KEY_MAX_TOKENS: &str = "edgebot.max_tokens";
+pub(crate) const KEY_HIDDEN_ORDER: &str = "edgebot.hidden_order";
+
+/// A parsed GGUF held in memory together with its bytes, so tensors are read lazily by name.
+pub(crate) struct GgufFile<'a> {
+    content: Content,
+    bytes: &'a [u8],
+}
+
+impl<'a> GgufFile<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, EmbedError> {
+        let content = Content::read(&mut Cursor::new(bytes))?;
+        let file = GgufFile { content, bytes };
+        let arch = file.string(KEY_ARCH)?;
+        if arch != ARCH {
+            return Err(EmbedError::Format(format!(
+                "architecture is {arch:?}, expected {ARCH:?}"
+            )));
+        }
+        Ok(file)
+    }
+
+    fn value(&self, key: &str) -> Result<&Value, EmbedError> {
+        self.content
+            .metadata
+            .get(key)
+            .ok_or_else(|| EmbedError::Format(format!("metadata key {key} is missing")))
+    }
+
+    fn typed<'s, T>(
+        &'s self,
+        key: &str,
+        get: impl FnOnce(&'s Value) -> candle_core::Result<T>,
+    ) -> Result<T, EmbedError> {
+        get(self.value(key)?).map_err(|e| EmbedError::Format(format!("metadata key {key}: {e}")))
+    }
+
+    pub(crate) fn u32(&self, key: &str) -> Result<u32, EmbedError> {
+        self.typed(key, Value::to_u32)
+    }
+
+    pub(crate) fn usize(&self, key: &str) -> Result<usize, EmbedError> {
+        Ok(self.u32(key)? as usize)
+    }
+
+    pub(crate) fn bool(&self, key: &str) -> Result<bool, EmbedError> {
+        self.typed(key, Value::to_bool)
+    }
+
+    pub(crate) fn string(&self, key: &str) -> Result<&str, EmbedError> {
+        self.typed(key, |v| v.to_string().map(String::as_str))
+    }
+
+    pub(crate) fn strings(&self, key: &str) -> Result<Vec<&str>, EmbedError> {
+        let items = self.typed(key, Value::to_vec)?;
+        items
+            .iter()
+            .map(|v| {
+                v.to_string()
+                    .map(String::as_str)
+                    .map_err(|e| EmbedError::Format(format!("metadata key {key}: {e}")))
+            })
+            .collect()
+    }
+
+    pub(crate) fn config(&self) -> Result<BertConfig, EmbedError> {
+        let pooling = self.u32(KEY_POOLING)?;
+        if pooling != POOLING_MEAN {
+            return Err(EmbedError::Format(format!(
+                "pooling type {pooling} is not mean pooling"
+            )));
+        }
+        Ok(BertConfig {
+            hidden: self.usize(KEY_HIDDEN)?,
+            intermediate: self.usize(KEY_FFN)?,
+            layers: self.usize(KEY_LAYERS)?,
+            heads: self.usize(KEY_HEADS)?,
+            max_positions: self.usize(KEY_CONTEXT)?,
+            eps: self.typed(KEY_EPS, Value::to_f32)? as f64,
+            hidden_order: self.hidden_order()?,
+        })
+    }
+
+    /// Optional, so GGUFs converted by other tools (unpermuted) load too.
+    fn hidden_order(&self) -> Result<Vec<usize>, EmbedError> {
+        if !self.content.metadata.contains_key(KEY_HIDDEN_ORDER) {
+            return Ok(Vec::new());
+        }
+        self.typed(KEY_HIDDEN_ORDER, Value::to_vec)?
+            .iter()
+            .map(|v| {
+                v.to_u32().map(|d| d as usize).map_err(|e| {
+                    EmbedError::Format(format!("metadata key {KEY_HIDDEN_ORDER}: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn tensor(&self, name: &str) -> Result<QTensor, EmbedError> {
+        Ok(self
+            .content
+            .tensor(&mut Cursor::new(self.bytes), name, &Device::Cpu)?)
+    }
+}
+
+/// Metadata for the writer: owned values keyed by name, in a stable order.
+#[derive(Default)]
+pub(crate) struct Metadata(Vec<(String, Value)>);
+
+impl Metadata {
+    pub(crate) fn set(&mut self, key: &str, value: Value) {
+        self.0.push((key.to_owned(), value));
+    }
+
+    pub(crate) fn write(
+        &self,
+        out: &mut (impl std::io::Write + std::io::Seek),
+        tensors: &[(String, QTensor)],
+    ) -> candle_core::Result<()> {
+        let metadata: Vec<(&str, &Value)> = self.0.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        candle_core::quantized::gguf_file::write(out, &metadata, &tensors)
+    }
+}

@@ -1,0 +1,107 @@
+//! Sentence embeddings with all-MiniLM-L6-v2: a BERT encoder run in-process by candle
+//! with Q8_0 quantized linear layers, loaded from one self-contained GGUF file that also
+//! carries the WordPiece vocabulary and tokenizer settings.
+
+mod gguf;
+mod import;
+mod model;
+mod ops;
+mod pool;
+mod tokenizer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use import::{ImportReport, REFERENCE_SENTENCES, import_minilm};
+pub use pool::EmbedPool;
+
+/// Everything that can go wrong while converting, loading or running the embedder.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a usable MiniLM model: {source}")]
+    InvalidFile {
+        path: PathBuf,
+        #[source]
+        source: Box<EmbedError>,
+    },
+    #[error("malformed model: {0}")]
+    Format(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("JSON in {path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the embedding worker has stopped")]
+    PoolClosed,
+}
+
+/// A loaded all-MiniLM-L6-v2 model; cheap to share behind an `Arc` as `embed` takes `&self`.
+pub struct Embedder {
+    model: model::Bert,
+    tokenizer: tokenizer::WordPiece,
+}
+
+impl Embedder {
+    /// Parses a GGUF produced by [`import_minilm`].
+    pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Embedder, EmbedError> {
+        let file = gguf::GgufFile::parse(bytes)?;
+        let tokenizer = tokenizer::WordPiece::from_gguf(&file)?;
+        let model = model::Bert::load(&file.config()?, |name| file.tensor(name))?;
+        Ok(Embedder { model, tokenizer })
+    }
+
+    /// Reads and parses a GGUF file; errors name the file.
+    pub fn load(path: &Path) -> Result<Embedder, EmbedError> {
+        let bytes = std::fs::read(path).map_err(|source| EmbedError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_gguf_bytes(&bytes).map_err(|e| EmbedError::InvalidFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
+    }
+
+    /// Embeds a batch of texts into L2-normalised vectors of [`Embedder::dim`] floats, one per
+    /// text and in the same order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = self.tokenizer.encode_batch(texts)?;
+        self.model.embed(&ids)
+    }
+
+    pub fn dim(&self) -> usize {
+        self.model.dim()
+    }
+}
+
+/// Cosine similarity; for the normalised output of [`Embedder::embed`] this is the dot product,
+/// but it also stays correct for vectors that were averaged or stored unnormalised.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}

@@ -1,0 +1,366 @@
+//! The hashed bag-of-n-grams classifier (fastText style): the mean of the embedding rows of a
+//! text's features, then a linear head and a softmax. Holds the weights in f32 for inference and
+//! reads/writes them as GGUF with all hashing parameters in the metadata.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_core::{Device, Tensor};
+
+use crate::ml::MlError;
+use crate::ml::features::FeatureConfig;
+
+/// Bumped whenever the meaning of the file's tensors or hashing changes.
+pub const FORMAT_VERSION: u32 = 1;
+pub const ARCHITECTURE: &str = "edgebot-hashbag";
+
+const EMBEDDING: &str = "embedding.weight";
+const HEAD_WEIGHT: &str = "head.weight";
+const HEAD_BIAS: &str = "head.bias";
+
+/// How the rows of a text's features are combined before the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooling {
+    /// Sum / n, as fastText does.
+    Mean,
+    /// Sum / sqrt(n): like an L2-normalised count vector, it keeps a trace of length, which
+    /// separates long advertisements from short chat.
+    Sqrt,
+}
+
+impl Pooling {
+    /// Weight of each feature row in a text of `n` features.
+    pub fn weight(self, n: usize) -> f32 {
+        let n = n.max(1) as f32;
+        match self {
+            Pooling::Mean => 1.0 / n,
+            Pooling::Sqrt => 1.0 / n.sqrt(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Sqrt => "sqrt",
+        }
+    }
+}
+
+/// A trained classifier, ready for inference.
+#[derive(Debug, Clone)]
+pub struct HashBag {
+    pub task: String,
+    pub labels: Vec<String>,
+    pub features: FeatureConfig,
+    pub dim: usize,
+    pub pooling: Pooling,
+    /// `buckets × dim`, row-major.
+    pub embedding: Vec<f32>,
+    /// `labels × dim`, row-major.
+    pub head_weight: Vec<f32>,
+    pub head_bias: Vec<f32>,
+}
+
+/// Everything in a model file besides the weights, for `model eval` to show and for tests.
+pub type Metadata = Vec<(String, gguf_file::Value)>;
+
+impl HashBag {
+    pub fn classes(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Class probabilities of one text.
+    pub fn probabilities(&self, text: &str, ids: &mut Vec<u32>) -> Vec<f32> {
+        ids.clear();
+        self.features.extract(text, ids);
+        self.probabilities_of_ids(ids)
+    }
+
+    /// Class probabilities from already extracted feature ids.
+    pub fn probabilities_of_ids(&self, ids: &[u32]) -> Vec<f32> {
+        let dim = self.dim;
+        let mut mean = vec![0f32; dim];
+        for &id in ids {
+            let row = &self.embedding[id as usize * dim..(id as usize + 1) * dim];
+            for (m, r) in mean.iter_mut().zip(row) {
+                *m += r;
+            }
+        }
+        let w = self.pooling.weight(ids.len());
+        mean.iter_mut().for_each(|m| *m *= w);
+        let mut logits: Vec<f32> = self
+            .head_weight
+            .chunks_exact(dim)
+            .zip(&self.head_bias)
+            .map(|(w, b)| b + w.iter().zip(&mean).map(|(w, m)| w * m).sum::<f32>())
+            .collect();
+        softmax(&mut logits);
+        logits
+    }
+
+    /// Serialises to GGUF, the embedding in `dtype` (head and bias stay f32: they are tiny and
+    /// every logit passes through them).
+    pub fn to_gguf(&self, dtype: GgmlDType, extra: &Metadata) -> Result<Vec<u8>, MlError> {
+        let dev = Device::Cpu;
+        let buckets = self.features.buckets as usize;
+        let emb = Tensor::from_slice(&self.embedding, (buckets, self.dim), &dev)?;
+        // Quantised blocks run along the last dimension, so small rows are stored flattened
+        // into block-wide rows; the metadata's buckets × dim gives the logical shape back.
+        let block = dtype.block_size();
+        let emb = if self.dim % block != 0 {
+            emb.reshape((buckets * self.dim / block, block))?
+        } else {
+            emb
+        };
+        let emb = QTensor::quantize(&emb, dtype)?;
+        let head_w = QTensor::quantize(
+            &Tensor::from_slice(&self.head_weight, (self.classes(), self.dim), &dev)?,
+            GgmlDType::F32,
+        )?;
+        let head_b = QTensor::quantize(
+            &Tensor::from_slice(&self.head_bias, self.classes(), &dev)?,
+            GgmlDType::F32,
+        )?;
+
+        use gguf_file::Value;
+        let f = &self.features;
+        let mut meta: Metadata = vec![
+            ("general.architecture".into(), Value::String(ARCHITECTURE.into())),
+            ("general.name".into(), Value::String(format!("edgebot-{}", self.task))),
+            ("edgebot.format_version".into(), Value::U32(FORMAT_VERSION)),
+            ("edgebot.task".into(), Value::String(self.task.clone())),
+            (
+                "edgebot.labels".into(),
+                Value::Array(self.labels.iter().cloned().map(Value::String).collect()),
+            ),
+            ("edgebot.dim".into(), Value::U32(self.dim as u32)),
+            ("edgebot.pooling".into(), Value::String(self.pooling.name().into())),
+            ("edgebot.hash.algorithm".into(), Value::String("fnv1a64".into())),
+            ("edgebot.hash.seed".into(), Value::U64(f.seed)),
+            ("edgebot.hash.buckets".into(), Value::U32(f.buckets)),
+            ("edgebot.hash.word_ngrams".into(), Value::U32(f.word_ngrams)),
+            ("edgebot.hash.char_ngram_min".into(), Value::U32(f.char_min)),
+            ("edgebot.hash.char_ngram_max".into(), Value::U32(f.char_max)),
+        ];
+        meta.extend(extra.iter().cloned());
+        let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut out = Cursor::new(Vec::new());
+        gguf_file::write(
+            &mut out,
+            &meta_refs,
+            &[(EMBEDDING, &emb), (HEAD_WEIGHT, &head_w), (HEAD_BIAS, &head_b)],
+        )?;
+        Ok(out.into_inner())
+    }
+
+    /// Parses a GGUF model; `name` (a path or "embedded spam.gguf") goes into any error.
+    pub fn from_gguf(bytes: &[u8], name: &str) -> Result<(HashBag, Metadata), MlError> {
+        Self::parse(bytes).map_err(|reason| MlError::Model {
+            name: name.to_owned(),
+            reason,
+        })
+    }
+
+    fn parse(bytes: &[u8]) -> Result<(HashBag, Metadata), String> {
+        let mut reader = Cursor::new(bytes);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| e.to_string())?;
+        let md = &content.metadata;
+        let arch = get_str(md, "general.architecture")?;
+        if arch != ARCHITECTURE {
+            return Err(format!("architecture {arch:?}, expected {ARCHITECTURE:?}"));
+        }
+        let version = get_u32(md, "edgebot.format_version")?;
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {version}, this build reads {FORMAT_VERSION}"
+            ));
+        }
+        let labels = match md.get("edgebot.labels") {
+            Some(gguf_file::Value::Array(items)) => items
+                .iter()
+                .map(|v| v.to_string().map(Clone::clone).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err("missing edgebot.labels".into()),
+        };
+        let seed = match md.get("edgebot.hash.seed") {
+            Some(v) => v.to_u64().map_err(|e| e.to_string())?,
+            None => return Err("missing edgebot.hash.seed".into()),
+        };
+        let algorithm = get_str(md, "edgebot.hash.algorithm")?;
+        if algorithm != "fnv1a64" {
+            return Err(format!("unknown hash algorithm {algorithm:?}"));
+        }
+        let features = FeatureConfig {
+            buckets: get_u32(md, "edgebot.hash.buckets")?,
+            seed,
+            word_ngrams: get_u32(md, "edgebot.hash.word_ngrams")?,
+            char_min: get_u32(md, "edgebot.hash.char_ngram_min")?,
+            char_max: get_u32(md, "edgebot.hash.char_ngram_max")?,
+        };
+        let dim = get_u32(md, "edgebot.dim")? as usize;
+        let pooling = match get_str(md, "edgebot.pooling")? {
+            "mean" => Pooling::Mean,
+            "sqrt" => Pooling::Sqrt,
+            other => return Err(format!("unknown pooling {other:?}")),
+        };
+        if features.buckets == 0 || dim == 0 || labels.len() < 2 {
+            return Err("empty model (no buckets, dimensions or labels)".into());
+        }
+        let mut tensor = |name: &str, len: usize| -> Result<Vec<f32>, String> {
+            let values = content
+                .tensor(&mut reader, name, &Device::Cpu)
+                .and_then(|q| q.dequantize(&Device::Cpu))
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| format!("tensor {name}: {e}"))?;
+            if values.len() != len {
+                return Err(format!(
+                    "tensor {name} has {} values, expected {len}",
+                    values.len()
+                ));
+            }
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(format!("tensor {name} holds non-finite values"));
+            }
+            Ok(values)
+        };
+        let embedding = tensor(EMBEDDING, features.buckets as usize * dim)?;
+        let head_weight = tensor(HEAD_WEIGHT, labels.len() * dim)?;
+        let head_bias = tensor(HEAD_BIAS, labels.len())?;
+        let task = get_str(md, "edgebot.task")?.to_owned();
+        let mut metadata: Metadata = content
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        metadata.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((
+            HashBag {
+                task,
+                labels,
+                features,
+                dim,
+                pooling,
+                embedding,
+                head_weight,
+                head_bias,
+            },
+            metadata,
+        ))
+    }
+}
+
+fn get_str<'a>(md: &'a HashMap<String, gguf_file::Value>, key: &str) -> Result<&'a str, String> {
+    match md.get(key) {
+        Some(v) => v.to_string().map(String::as_str).map_err(|e| e.to_string()),
+        None => Err(format!("missing {key}")),
+    }
+}
+
+fn get_u32(md: &HashMap<String, gguf_file::Value>, key: &str) -> Result<u32, String> {
+    match md.get(key) {
+        Some(v) => v.to_u32().map_err(|e| format!("{key}: {e}")),
+        None => Err(format!("missing {key}")),
+    }
+}
+
+/// In-place softmax, shifted by the maximum so large logits cannot overflow.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    x.iter_mut().for_each(|v| *v /= sum);
+}
+
+/// Index of the largest value (the first one on ties, so results are reproducible).
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn tiny_model() -> HashBag {
+        let features = FeatureConfig {
+            buckets: 64,
+            seed: 3,
+            word_ngrams: 2,
+            char_min: 2,
+            char_max: 3,
+        };
+        let dim = 16;
+        let embedding = (0..64 * dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+        HashBag {
+            task: "spam".into(),
+            labels: vec!["ham".into(), "spam".into()],
+            features,
+            dim,
+            pooling: Pooling::Sqrt,
+            embedding,
+            head_weight: (0..2 * dim).map(|i| (i as f32 - 16.0) / 8.0).collect(),
+            head_bias: vec![0.25, -0.25],
+        }
+    }
+
+    #[test]
+    fn gguf_round_trip_f32_is_exact() {
+        let model = tiny_model();
+        let bytes = model.to_gguf(GgmlDType::F32, &Vec::new()).unwrap();
+        let (back, meta) = HashBag::from_gguf(&bytes, "test").unwrap();
+        assert_eq!(back.embedding, model.embedding);
+        assert_eq!(back.head_weight, model.head_weight);
+        assert_eq!(back.features, model.features);
+        assert_eq!(back.labels, model.labels);
+        assert!(meta.iter().any(|(k, _)| k == "edgebot.hash.seed"));
+    }
+
+    #[test]
+    fn gguf_round_trip_q8_0_is_close() {
+        let model = tiny_model();
+        let bytes = model.to_gguf(GgmlDType::Q8_0, &Vec::new()).unwrap();
+        let (back, _) = HashBag::from_gguf(&bytes, "test").unwrap();
+        let max_err = back
+            .embedding
+            .iter()
+            .zip(&model.embedding)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(max_err < 0.01, "max error {max_err}");
+        let mut ids = Vec::new();
+        let p = back.probabilities("free prize, call now", &mut ids);
+        let q = model.probabilities("free prize, call now", &mut ids);
+        assert!((p[1] - q[1]).abs() < 0.01);
+    }
+
+    #[test]
+    fn corrupt_file_error_names_it() {
+        let model = tiny_model();
+        let mut bytes = model.to_gguf(GgmlDType::Q8_0, &Vec::new()).unwrap();
+        bytes.truncate(bytes.len() / 2);
+        let err = HashBag::from_gguf(&bytes, "models/spam.gguf").unwrap_err();
+        assert!(err.to_string().contains("models/spam.gguf"), "{err}");
+        let err = HashBag::from_gguf(b"not a model", "x/y.gguf").unwrap_err();
+        assert!(err.to_string().contains("x/y.gguf"), "{err}");
+    }
+
+    #[test]
+    fn probabilities_sum_to_one_even_for_empty_text() {
+        let model = tiny_model();
+        let mut ids = Vec::new();
+        for text in ["", "   ", "hello there"] {
+            let p = model.probabilities(text, &mut ids);
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+}

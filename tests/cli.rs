@@ -1,0 +1,168 @@
+//! The real binary as a process: a scripted `chat` session through stdin and stdout,
+//! state that survives a restart, and one-line errors for bad input.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn edgebot(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgebot"))
+        .current_dir(dir)
+        .env_remove("EDGEBOT_DATA_DIR")
+        .env_remove("EDGEBOT_TOKEN")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the edgebot binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn a_scripted_chat_remembers_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = ["chat", "--name", "Ada", "--user-id", "42", "--lang", "de"];
+    let first = stdout(&edgebot(
+        dir.path(),
+        &chat,
+        "/start\n/help\n/profile\n/about\n1\nwhat is this\n/quit\n/profile\n",
+    ));
+    assert!(
+        first.contains("Welcome, Ada! You are registered."),
+        "{first}"
+    );
+    assert!(
+        first.contains("/profile — What the bot knows about you"),
+        "{first}"
+    );
+    assert!(first.contains("Messages sent: 3"), "{first}");
+    assert!(first.contains("Language: de"), "{first}");
+    assert!(first.contains("[1] Yes  [2] Not really"), "{first}");
+    assert!(
+        first.contains("Thanks for telling me, Ada!"),
+        "the button press: {first}"
+    );
+    assert!(first.contains("I did not understand that"), "{first}");
+    assert_eq!(
+        first.matches("Your profile").count(),
+        1,
+        "/quit stops reading: {first}"
+    );
+    assert!(dir.path().join("data/edgebot.redb").exists());
+
+    let second = stdout(&edgebot(dir.path(), &chat, "/start\n/profile\n"));
+    assert!(second.contains("Welcome back, Ada!"), "{second}");
+    assert!(
+        second.contains("Messages sent: 7"),
+        "4 earlier texts + 2 now + /about: {second}"
+    );
+
+    let export = stdout(&edgebot(dir.path(), &["users", "export"], ""));
+    let user: serde_json::Value = serde_json::from_str(export.trim()).unwrap();
+    assert_eq!(user["id"], 42);
+    assert_eq!(user["first_name"], "Ada");
+    assert_eq!(user["language_code"], "de");
+    assert_eq!(user["message_count"], 7);
+    assert_eq!(user["status"], "active");
+    assert_eq!(user["role"], "user");
+    for field in [
+        "username",
+        "last_name",
+        "first_seen",
+        "last_seen",
+        "referrer",
+    ] {
+        assert!(user.get(field).is_some(), "missing {field}");
+    }
+}
+
+#[test]
+fn a_referral_link_credits_the_referrer() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(&edgebot(
+        dir.path(),
+        &["chat", "--user-id", "1", "--name", "Ref"],
+        "/start\n",
+    ));
+    stdout(&edgebot(
+        dir.path(),
+        &["chat", "--user-id", "2", "--name", "New"],
+        "/start ref_1\n",
+    ));
+    let profile = stdout(&edgebot(
+        dir.path(),
+        &["chat", "--user-id", "1"],
+        "/profile\n",
+    ));
+    assert!(profile.contains("Referrals: 1"), "{profile}");
+    let shown = stdout(&edgebot(dir.path(), &["users", "show", "2"], ""));
+    assert!(shown.contains("\"referrer\": 1"), "{shown}");
+}
+
+#[test]
+fn init_then_check_prints_redacted_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(&edgebot(dir.path(), &["init"], ""));
+    assert!(dir.path().join("edgebot.toml").exists());
+    let again = edgebot(dir.path(), &["init"], "");
+    assert!(!again.status.success(), "init refuses to overwrite");
+
+    let mut check = Command::new(env!("CARGO_BIN_EXE_edgebot"));
+    check
+        .current_dir(dir.path())
+        .env("EDGEBOT_TOKEN", "123:TOPSECRET")
+        .arg("check");
+    let printed = stdout(&check.output().unwrap());
+    assert!(printed.contains("valid"), "{printed}");
+    assert!(printed.contains("<redacted>"), "{printed}");
+    assert!(!printed.contains("TOPSECRET"), "{printed}");
+}
+
+#[test]
+fn errors_are_one_line_and_a_failure_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[limits.inbound]\nburst = \"five\"\n",
+    )
+    .unwrap();
+    let out = edgebot(dir.path(), &["--config", "bad.toml", "check"], "");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("edgebot: bad.toml:2:"), "{err}");
+    assert!(err.contains("limits.inbound.burst"), "{err}");
+
+    let out = edgebot(dir.path(), &["--config", "missing.toml", "check"], "");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("missing.toml")
+    );
+
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/edgebot.redb"), vec![7u8; 8192]).unwrap();
+    let out = edgebot(dir.path(), &["users", "list"], "");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
