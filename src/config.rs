@@ -229,6 +229,19 @@ pub enum HandlerName {
     Ignore,
 }
 
+impl HandlerName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerName::Start => "start",
+            HandlerName::Help => "help",
+            HandlerName::Profile => "profile",
+            HandlerName::Feedback => "feedback",
+            HandlerName::Fallback => "fallback",
+            HandlerName::Ignore => "ignore",
+        }
+    }
+}
+
 /// A reply written in the config: text with placeholders such as `{first_name}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -47,6 +47,22 @@ enum Command {
     /// Look after the store file
     #[command(subcommand)]
     Db(DbCommand),
+    /// Run against Telegram: webhook when a webhook URL is set, else long polling
+    Serve,
+    /// Feed recorded updates (JSON lines) through the bot against the built-in fake
+    /// Bot API and print the API calls it makes as JSON lines
+    Replay { file: PathBuf },
+    /// Run the fake Bot API server, to test a bot (this one or yours) without Telegram
+    FakeApi {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+    },
+    /// Exit 0 when a running instance answers its health check, 1 otherwise
+    Health {
+        /// Check readiness (store, Telegram, models) instead of liveness
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 #[derive(Args)]
@@ -136,8 +152,73 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Chat(args) => chat(&loaded.config, args).await,
             Command::Users(command) => users(&loaded.config, command),
             Command::Db(command) => db(&loaded.config, command),
+            Command::Serve => serve(&loaded.config).await,
+            Command::Replay { file } => replay(&loaded.config, &file).await,
+            Command::FakeApi { listen } => fake_api(listen).await,
+            Command::Health { ready } => {
+                let timeout = std::time::Duration::from_secs(3);
+                Ok(edgebot::http::probe::probe(loaded.config.admin.listen, ready, timeout).await?)
+            }
         }
     })
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    init_logging();
+    let (trigger, shutdown) = edgebot::shutdown::channel();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down");
+        trigger.fire();
+    });
+    edgebot::serve::serve(config, shutdown).await?;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM, whichever comes first.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEBOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn replay(config: &Config, file: &Path) -> anyhow::Result<()> {
+    let input = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut out = std::io::stdout().lock();
+    let summary = edgebot::replay::replay(config, std::io::BufReader::new(input), &mut out).await?;
+    eprintln!(
+        "replayed {} updates ({} unparsable): {} API calls",
+        summary.updates, summary.unparsable, summary.calls
+    );
+    Ok(())
+}
+
+async fn fake_api(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
+    let api = FakeBotApi::bind(listen, FakeConfig::default())
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!("fake Bot API on {}; Ctrl-C stops it", api.base_url());
+    api.run_until(wait_for_signal()).await;
+    Ok(())
 }
 
 fn init(path: &Path, force: bool) -> anyhow::Result<()> {

@@ -7,8 +7,12 @@
 
 pub mod action;
 pub mod context;
+pub mod dispatcher;
 pub mod guard;
+pub mod inbox;
+pub mod lanes;
 pub mod router;
+pub mod sender;
 pub mod template;
 
 use crate::config::Config;
@@ -19,10 +23,12 @@ use crate::store::records::{
 use crate::store::{Finish, Finished, Store, StoreError, now_secs};
 use crate::telegram::command::{CommandParse, parse_message};
 use crate::telegram::types::{CallbackQuery, ChatKind, Message, Update, UpdateKind, User};
+use crate::telemetry::metrics::Metrics;
 use action::{Action, AnswerCallbackQuery};
 use context::{Context, Outcome};
 use guard::{Guard, Verdict};
-use router::{Incoming, Router, RouterError};
+use router::{Incoming, Router, RouterError, Target};
+use std::sync::Arc;
 
 /// The notice a flooding user gets, once per cooldown.
 const SLOW_DOWN: &str =
@@ -30,6 +36,7 @@ const SLOW_DOWN: &str =
 
 pub struct Engine {
     store: Store,
+    metrics: Arc<Metrics>,
     router: Router,
     guard: Guard,
     bot_username: Option<String>,
@@ -44,6 +51,7 @@ impl Engine {
     ) -> Result<Engine, RouterError> {
         Ok(Engine {
             store,
+            metrics: Arc::new(Metrics::new()),
             router: Router::from_config(config)?,
             guard: Guard::new(&config.limits.inbound),
             bot_username: bot_username
@@ -51,6 +59,12 @@ impl Engine {
                 .map(|u| u.trim_start_matches('@').to_owned()),
             session_ttl_secs: config.storage.session_ttl_secs as i64,
         })
+    }
+
+    /// Records into `metrics` instead of a private registry.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
+        self.metrics = metrics;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -133,7 +147,7 @@ impl Engine {
                 }));
                 ctx.args = command.args;
                 if let Some(target) = self.router.route(Incoming::Command(&command.name)) {
-                    handlers::run(target, &ctx, &mut out).await;
+                    self.run(target, &ctx, &mut out).await;
                 }
             }
             CommandParse::NotACommand => match message.text_or_caption() {
@@ -149,7 +163,7 @@ impl Engine {
                                 chat: message.chat.kind,
                             };
                             if let Some(target) = self.router.route(incoming) {
-                                handlers::run(target, &ctx, &mut out).await;
+                                self.run(target, &ctx, &mut out).await;
                             }
                         }
                     }
@@ -159,7 +173,7 @@ impl Engine {
                         chat: message.chat.kind,
                     };
                     if let Some(target) = self.router.route(incoming) {
-                        handlers::run(target, &ctx, &mut out).await;
+                        self.run(target, &ctx, &mut out).await;
                     }
                 }
             },
@@ -196,7 +210,7 @@ impl Engine {
             data: data.to_owned(),
         }));
         match self.router.route(Incoming::Callback(data)) {
-            Some(target) => handlers::run(target, &ctx, &mut out).await,
+            Some(target) => self.run(target, &ctx, &mut out).await,
             // A stale or foreign button: stop the client's spinner, say nothing.
             None => out
                 .actions
@@ -231,6 +245,7 @@ impl Engine {
         match self.guard.check(delta.id) {
             Verdict::Pass => Some((delta.apply(before), is_new)),
             verdict => {
+                self.metrics.inbound_dropped.inc();
                 if verdict == Verdict::Notify {
                     finish.outbox.push(Action::send(chat_id, SLOW_DOWN));
                     finish.events.push(crate::store::records::Event {
@@ -244,6 +259,18 @@ impl Engine {
                 None
             }
         }
+    }
+
+    /// Runs the handler of a route and records how long it took, by route.
+    async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
+        let started = std::time::Instant::now();
+        handlers::run(target, ctx, out).await;
+        let route = match target {
+            Target::Handler(name) => name.as_str(),
+            Target::Reply(_) => "reply",
+        };
+        self.metrics
+            .handler_done(route, started.elapsed().as_secs_f64());
     }
 
     fn context<'a>(

@@ -228,10 +228,41 @@ impl Store {
         .await
     }
 
-    /// Keeps a body that did not parse, for inspection; returns its sequence number.
-    pub async fn record_malformed(&self, record: MalformedUpdate) -> Result<u64, StoreError> {
+    /// Durably records a batch of updates in one transaction: each is new or a duplicate.
+    pub async fn append_inbox_batch(
+        &self,
+        items: Vec<(i64, bytes::Bytes)>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        self.write(move |t| {
+            let mut outcomes = Vec::with_capacity(items.len());
+            for (update_id, raw) in &items {
+                let seen =
+                    t.inbox.get(*update_id)?.is_some() || t.processed.get(*update_id)?.is_some();
+                if seen {
+                    outcomes.push(Appended::Duplicate);
+                } else {
+                    t.inbox.insert(*update_id, raw.as_ref())?;
+                    outcomes.push(Appended::New);
+                }
+            }
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    /// Keeps a body that did not parse, for inspection; returns its sequence number. When
+    /// its `update_id` could still be read, the id counts as finished, so a redelivery is
+    /// skipped and long polling moves past it.
+    pub async fn record_malformed(
+        &self,
+        record: MalformedUpdate,
+        update_id: Option<i64>,
+    ) -> Result<u64, StoreError> {
         let value = codec::encode(&record);
         self.write(move |t| {
+            if let Some(id) = update_id {
+                t.processed.insert(id, record.received_at)?;
+            }
             let seq = t.seq.malformed;
             t.malformed.insert(seq, value.as_slice())?;
             t.seq.malformed += 1;
@@ -298,6 +329,39 @@ impl Store {
                     .retain_in(..id.saturating_sub(PROCESSED_WINDOW), |_, _| false)?;
             }
             Ok(Finished::Committed(entries))
+        })
+        .await
+    }
+
+    /// Commits actions that no update caused (an admin's message) to the outbox.
+    pub async fn enqueue_outbox(
+        &self,
+        actions: Vec<Action>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let encoded: Vec<(Action, Vec<u8>)> = actions
+            .into_iter()
+            .map(|action| {
+                let value = codec_json(&OutboxEntry {
+                    seq: 0,
+                    update_id: 0,
+                    action: action.clone(),
+                })?;
+                Ok((action, value))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.write(move |t| {
+            let mut entries = Vec::with_capacity(encoded.len());
+            for (action, value) in &encoded {
+                let seq = t.seq.outbox;
+                t.outbox.insert(seq, value.as_slice())?;
+                t.seq.outbox += 1;
+                entries.push(OutboxEntry {
+                    seq,
+                    update_id: 0,
+                    action: action.clone(),
+                });
+            }
+            Ok(entries)
         })
         .await
     }
@@ -411,6 +475,14 @@ impl Store {
         };
         let session: Session = codec::decode(value.value())?;
         Ok((session.expires_at > now).then_some(session))
+    }
+
+    /// Where long polling resumes: past every update received, finished or not.
+    pub fn poll_offset(&self) -> Result<i64, StoreError> {
+        let txn = self.db().begin_read()?;
+        let inbox = txn.open_table(INBOX)?.last()?.map(|(k, _)| k.value());
+        let processed = txn.open_table(PROCESSED)?.last()?.map(|(k, _)| k.value());
+        Ok(inbox.max(processed).map_or(0, |id| id + 1))
     }
 
     /// Updates received but not finished, in id order: replayed at start.

@@ -1,0 +1,155 @@
+//! The inbox: where every transport hands over what Telegram sent.
+//!
+//! An update is parsed, committed to the store (deduplicated by `update_id`, group
+//! committed with its neighbours) and only then acknowledged and dispatched. A body that
+//! does not parse is acknowledged too — Telegram would otherwise redeliver it forever —
+//! and kept in the store for inspection.
+
+use super::dispatcher::Dispatcher;
+use crate::store::records::MalformedUpdate;
+use crate::store::{Appended, Store, StoreError, now_secs};
+use crate::telegram::types::Update;
+use crate::telemetry::metrics::Metrics;
+use bytes::Bytes;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// What became of one delivered body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    New,
+    Duplicate,
+    Malformed,
+}
+
+#[derive(Clone)]
+pub struct Inbox {
+    store: Store,
+    dispatcher: Dispatcher,
+    metrics: Arc<Metrics>,
+}
+
+impl Inbox {
+    pub fn new(store: Store, dispatcher: Dispatcher, metrics: Arc<Metrics>) -> Inbox {
+        Inbox {
+            store,
+            dispatcher,
+            metrics,
+        }
+    }
+
+    /// Commits one body, then dispatches it. Resolves once the update is durable, which
+    /// is when the transport may acknowledge it.
+    pub async fn accept(
+        &self,
+        raw: Bytes,
+        transport: &'static str,
+    ) -> Result<Accepted, StoreError> {
+        let update = match Update::from_json(&raw) {
+            Ok(update) => update,
+            Err(e) => return self.keep_malformed(raw, e.to_string()).await,
+        };
+        self.metrics.update_received(update.kind.name(), transport);
+        let span = tracing::info_span!("inbox.append", update_id = update.update_id);
+        match self
+            .store
+            .append_inbox(update.update_id, raw)
+            .instrument(span)
+            .await?
+        {
+            Appended::New => {
+                self.dispatcher.submit(update).await;
+                Ok(Accepted::New)
+            }
+            Appended::Duplicate => {
+                self.metrics.updates_duplicate.inc();
+                Ok(Accepted::Duplicate)
+            }
+        }
+    }
+
+    /// Commits a batch from getUpdates, with the poll offset that confirms it, in one
+    /// transaction; then dispatches the new ones in order.
+    pub async fn accept_batch(
+        &self,
+        raws: Vec<Bytes>,
+        transport: &'static str,
+    ) -> Result<i64, StoreError> {
+        let mut parsed = Vec::with_capacity(raws.len());
+        let mut malformed = Vec::new();
+        for raw in raws {
+            match Update::from_json(&raw) {
+                Ok(update) => {
+                    self.metrics.update_received(update.kind.name(), transport);
+                    parsed.push((update, raw));
+                }
+                Err(e) => malformed.push((raw, e.to_string())),
+            }
+        }
+        let mut next_offset = 0;
+        for (raw, error) in malformed {
+            if let Some(id) = update_id_of(&raw) {
+                next_offset = next_offset.max(id + 1);
+            }
+            self.keep_malformed(raw, error).await?;
+        }
+        let items = parsed
+            .iter()
+            .map(|(u, raw)| (u.update_id, raw.clone()))
+            .collect();
+        let outcomes = self.store.append_inbox_batch(items).await?;
+        for ((update, _), outcome) in parsed.into_iter().zip(outcomes) {
+            next_offset = next_offset.max(update.update_id + 1);
+            match outcome {
+                Appended::New => self.dispatcher.submit(update).await,
+                Appended::Duplicate => {
+                    self.metrics.updates_duplicate.inc();
+                }
+            }
+        }
+        Ok(next_offset)
+    }
+
+    /// Re-dispatches what was received but not finished before the last stop.
+    pub async fn replay_pending(&self) -> Result<usize, StoreError> {
+        let pending = self.store.pending_inbox()?;
+        let count = pending.len();
+        for (update_id, raw) in pending {
+            match Update::from_json(&raw) {
+                Ok(update) => self.dispatcher.submit(update).await,
+                Err(e) => {
+                    tracing::error!(update_id, error = %e, "a stored update no longer parses")
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    async fn keep_malformed(&self, raw: Bytes, error: String) -> Result<Accepted, StoreError> {
+        self.metrics.updates_malformed.inc();
+        tracing::warn!(error = %error, bytes = raw.len(), "acknowledged an unparsable update and kept it for inspection");
+        let update_id = update_id_of(&raw);
+        self.store
+            .record_malformed(
+                MalformedUpdate {
+                    received_at: now_secs(),
+                    error,
+                    raw: raw.to_vec(),
+                },
+                update_id,
+            )
+            .await?;
+        Ok(Accepted::Malformed)
+    }
+}
+
+/// The `update_id` of a body that is not a valid update, if it still has one.
+fn update_id_of(raw: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        update_id: i64,
+    }
+    serde_json::from_slice::<IdOnly>(raw)
+        .ok()
+        .map(|u| u.update_id)
+}

@@ -1,0 +1,258 @@
+//! The outbox sender: committed actions go to Telegram in order per chat, under the
+//! flood limits, until Telegram accepts or permanently refuses them.
+//!
+//! * Limits (governor): about 30 writes/s overall, 1/s per private chat, 20/min per group,
+//!   counting every method that writes to a chat. Each quota allows no burst, so no
+//!   window of the limit's length ever holds more than the limit.
+//! * `429 retry_after` pauses that chat; 429s for two chats at once pause all of them.
+//! * 5xx, timeouts and lost connections are retried with exponential backoff and jitter.
+//! * 403 (the user blocked the bot) marks the user blocked; other 4xx are logged and
+//!   dropped: sending them again would fail again.
+//!
+//! An action leaves the outbox table only once settled, so a crash resends at most the
+//! actions that were in flight.
+
+use super::action::Action;
+use super::lanes::Lanes;
+use crate::config::OutboundLimits;
+use crate::store::records::{Event, EventKind, UserDelta, UserStatus};
+use crate::store::{OutboxEntry, Store, StoreError, now_ms, now_secs};
+use crate::telegram::client::{ApiError, Client};
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// The lane of actions that write to no chat (answering a callback query).
+const NO_CHAT: i64 = 0;
+
+/// Added to each per-chat interval so that network jitter between two calls never makes
+/// Telegram see them closer than its limit.
+const JITTER_MARGIN: f64 = 1.02;
+
+/// Backoff after transient failures: 250 ms doubling to at most 30 s, with jitter.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+struct Limits {
+    global: DefaultDirectRateLimiter,
+    private: DefaultKeyedRateLimiter<i64>,
+    group: DefaultKeyedRateLimiter<i64>,
+}
+
+impl Limits {
+    fn new(config: &OutboundLimits) -> Limits {
+        let every = |period: Duration| {
+            Quota::with_period(period.mul_f64(JITTER_MARGIN)).expect("a positive period")
+        };
+        Limits {
+            global: RateLimiter::direct(every(
+                Duration::from_secs(1) / config.global_per_second.get(),
+            )),
+            private: RateLimiter::keyed(every(
+                Duration::from_secs(1) / config.private_per_second.get(),
+            )),
+            group: RateLimiter::keyed(every(
+                Duration::from_secs(60) / config.group_per_minute.get(),
+            )),
+        }
+    }
+
+    async fn wait(&self, chat_id: i64) {
+        // Private chats have positive ids; groups and channels negative ones.
+        if chat_id > 0 {
+            self.private.until_key_ready(&chat_id).await;
+        } else {
+            self.group.until_key_ready(&chat_id).await;
+        }
+        self.global.until_ready().await;
+    }
+}
+
+struct Sender {
+    client: Client,
+    store: Store,
+    limits: Option<Limits>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    /// Until when every chat waits, after Telegram limited the whole bot.
+    global_pause: Mutex<Option<Instant>>,
+    /// The chat and time of the last 429, to tell a chat's limit from the bot's.
+    last_limited: Mutex<Option<(i64, Instant)>>,
+}
+
+/// The handle through which committed actions reach the sender.
+#[derive(Clone)]
+pub struct Outbox {
+    lanes: Arc<Lanes<OutboxEntry>>,
+    store: Store,
+}
+
+impl Outbox {
+    /// Starts the sender. `limits: None` switches the flood limits off.
+    pub fn start(
+        client: Client,
+        store: Store,
+        limits: Option<&OutboundLimits>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Outbox {
+        let sender = Arc::new(Sender {
+            client,
+            store: store.clone(),
+            limits: limits.map(Limits::new),
+            metrics,
+            health,
+            global_pause: Mutex::new(None),
+            last_limited: Mutex::new(None),
+        });
+        let lanes = Lanes::new(move |lane, entry: OutboxEntry| {
+            let sender = sender.clone();
+            async move { sender.deliver(lane, entry).await }
+        });
+        Outbox { lanes, store }
+    }
+
+    /// Hands committed entries to their chats' lanes.
+    pub fn push(&self, entries: impl IntoIterator<Item = OutboxEntry>) {
+        for entry in entries {
+            let lane = entry.action.chat_id().unwrap_or(NO_CHAT);
+            self.lanes.push(lane, entry);
+        }
+    }
+
+    /// Commits actions that no update caused (an admin's message) and sends them.
+    pub async fn enqueue(&self, actions: Vec<Action>) -> Result<(), StoreError> {
+        let entries = self.store.enqueue_outbox(actions).await?;
+        self.push(entries);
+        Ok(())
+    }
+
+    /// Actions waiting or in flight.
+    pub fn pending(&self) -> usize {
+        self.lanes.pending()
+    }
+
+    /// Resolves when everything handed over so far is settled.
+    pub async fn drained(&self) {
+        self.lanes.drained().await;
+    }
+}
+
+impl Sender {
+    async fn deliver(&self, lane: i64, entry: OutboxEntry) {
+        let method = entry.action.method();
+        let span = tracing::info_span!("outbound.call", method, update_id = entry.update_id);
+        async {
+            let body = entry.action.params_json();
+            let mut backoff = BACKOFF_START;
+            loop {
+                self.wait_turn(&entry.action).await;
+                let started = Instant::now();
+                let result = self
+                    .client
+                    .call_raw(method, body.clone(), self.client.timeout())
+                    .await;
+                let seconds = started.elapsed().as_secs_f64();
+                match result {
+                    Ok(_) => {
+                        self.health.api_succeeded(now_secs());
+                        self.metrics.outbound_call(method, "ok", seconds);
+                        break;
+                    }
+                    Err(ApiError::Telegram {
+                        code: 429,
+                        retry_after,
+                        ..
+                    }) => {
+                        self.metrics.outbound_call(method, "rate_limited", seconds);
+                        self.metrics.rate_limited.inc();
+                        let wait = Duration::from_secs(u64::from(retry_after.unwrap_or(1).max(1)));
+                        tracing::warn!(method, retry_after_secs = wait.as_secs(), "Telegram asked to slow down");
+                        self.pause(lane, wait);
+                        self.metrics.rate_limit_wait_seconds.inc_by(wait.as_secs_f64());
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(e) if e.is_transient() => {
+                        self.health.api_failed(now_secs());
+                        self.metrics.outbound_call(method, "retry", seconds);
+                        tracing::warn!(method, error = %e, backoff_ms = backoff.as_millis() as u64, "call failed, retrying");
+                        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                    Err(e) => {
+                        self.health.api_succeeded(now_secs());
+                        self.refused(&entry, &e, seconds).await;
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = self.store.outbox_done(entry.seq).await {
+                tracing::error!(error = %e, seq = entry.seq, "could not clear a sent action; it will be sent again after a restart");
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Waits for the global pause and the flood limits of the action's chat.
+    async fn wait_turn(&self, action: &Action) {
+        let paused = *self.global_pause.lock().expect("pause lock");
+        if let Some(until) = paused {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        if let (Some(limits), Some(chat_id)) = (&self.limits, action.chat_id()) {
+            limits.wait(chat_id).await;
+        }
+    }
+
+    /// After a 429: a second chat limited within the wait means the whole bot is.
+    fn pause(&self, lane: i64, wait: Duration) {
+        let now = Instant::now();
+        let mut last = self.last_limited.lock().expect("limited lock");
+        let whole_bot = lane == NO_CHAT
+            || matches!(*last, Some((other, at)) if other != lane && now - at < wait);
+        *last = Some((lane, now));
+        if whole_bot {
+            let mut pause = self.global_pause.lock().expect("pause lock");
+            *pause = Some(pause.map_or(now + wait, |p| p.max(now + wait)));
+        }
+    }
+
+    /// Telegram refused the action for good.
+    async fn refused(&self, entry: &OutboxEntry, error: &ApiError, seconds: f64) {
+        let method = entry.action.method();
+        let chat_id = entry.action.chat_id();
+        match (error.code(), chat_id) {
+            (Some(403), Some(chat_id)) if chat_id > 0 => {
+                self.metrics.outbound_call(method, "blocked", seconds);
+                tracing::info!(
+                    method,
+                    chat_id,
+                    "the user blocked the bot; marking them blocked"
+                );
+                let mut delta = UserDelta::new(chat_id, now_secs());
+                delta.status = Some(UserStatus::Blocked);
+                let marked = self.store.update_user(delta).await;
+                let logged = self
+                    .store
+                    .append_events(vec![Event {
+                        at_ms: now_ms(),
+                        user_id: Some(chat_id),
+                        chat_id: Some(chat_id),
+                        kind: EventKind::BlockedBot,
+                    }])
+                    .await;
+                if let Err(e) = marked.and(logged) {
+                    tracing::error!(error = %e, "could not record a blocked user");
+                }
+            }
+            _ => {
+                self.metrics.outbound_call(method, "failed", seconds);
+                tracing::warn!(method, error = %error, "Telegram refused an action; dropping it");
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The long-polling transport: getUpdates in a loop, for bots without a public URL.
+//!
+//! The offset is derived from the store (past every update received, finished or not),
+//! and a batch is committed to the inbox before the next call confirms it to Telegram, so
+//! a restart neither loses nor repeats an update. Network errors back off with jitter;
+//! 409 (another poller, or a webhook still set) is explained, not just retried.
+
+use super::client::{ApiError, Client};
+use crate::engine::inbox::Inbox;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, now_secs};
+use crate::telemetry::health::Health;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Updates per getUpdates call; Telegram's maximum.
+const BATCH: u8 = 100;
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("Telegram refused the token (401 Unauthorized); check EDGEBOT_TOKEN")]
+    Unauthorized,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+pub struct Poller {
+    pub client: Client,
+    pub store: Store,
+    pub inbox: Inbox,
+    pub health: Arc<Health>,
+    pub timeout_secs: u32,
+    pub allowed_updates: Vec<&'static str>,
+}
+
+impl Poller {
+    /// Polls until `shutdown` resolves. An update already fetched is committed before the
+    /// loop stops.
+    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), PollError> {
+        let mut offset = self.store.poll_offset()?;
+        let mut backoff = Duration::from_millis(500);
+        tracing::info!(offset, "long polling started");
+        loop {
+            let poll =
+                self.client
+                    .get_updates(offset, BATCH, self.timeout_secs, &self.allowed_updates);
+            let result = tokio::select! {
+                result = poll => result,
+                () = shutdown.wait() => return Ok(()),
+            };
+            match result {
+                Ok(updates) => {
+                    self.health.api_succeeded(now_secs());
+                    backoff = Duration::from_millis(500);
+                    if updates.is_empty() {
+                        continue;
+                    }
+                    let raws = updates
+                        .into_iter()
+                        .map(|raw| Bytes::from(raw.get().to_owned()))
+                        .collect();
+                    let span = tracing::info_span!("update", transport = "polling");
+                    let next = self
+                        .inbox
+                        .accept_batch(raws, "polling")
+                        .instrument(span)
+                        .await?;
+                    offset = offset.max(next);
+                }
+                Err(ApiError::Telegram { code: 401, .. }) => return Err(PollError::Unauthorized),
+                Err(ApiError::Telegram {
+                    code: 409,
+                    description,
+                    ..
+                }) => {
+                    self.health.api_failed(now_secs());
+                    tracing::error!(
+                        %description,
+                        "Telegram refused getUpdates (409): another instance of this bot is polling, or a webhook is set; retrying in 5 s"
+                    );
+                    sleep_or(Duration::from_secs(5), &mut shutdown).await;
+                }
+                Err(e) => {
+                    self.health.api_failed(now_secs());
+                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "getUpdates failed");
+                    sleep_or(backoff.mul_f64(0.5 + fastrand::f64()), &mut shutdown).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_or(duration: Duration, shutdown: &mut Shutdown) {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        () = shutdown.wait() => {}
+    }
+}

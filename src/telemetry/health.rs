@@ -1,0 +1,61 @@
+//! What readiness is made of: facts the running parts report as they work.
+//!
+//! The sender and the poller mark each call to Telegram; the model loader marks the
+//! models. `/health/ready` reads these, and probes the store itself.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+/// How long after its last success Telegram still counts as reachable.
+pub const API_FRESHNESS_SECS: i64 = 120;
+
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Unix seconds of the last successful call to the Bot API; 0 before the first.
+    last_api_success: AtomicI64,
+    /// Unix seconds of the last failed call (network error or 5xx); 0 before the first.
+    last_api_failure: AtomicI64,
+    models_loaded: AtomicBool,
+}
+
+impl Health {
+    pub fn api_succeeded(&self, now: i64) {
+        self.last_api_success.store(now, Ordering::Relaxed);
+    }
+
+    pub fn api_failed(&self, now: i64) {
+        self.last_api_failure.store(now, Ordering::Relaxed);
+    }
+
+    pub fn set_models_loaded(&self, loaded: bool) {
+        self.models_loaded.store(loaded, Ordering::Relaxed);
+    }
+
+    /// Telegram is reachable when a call succeeded recently and no failure came after it.
+    pub fn api_reachable(&self, now: i64) -> bool {
+        let success = self.last_api_success.load(Ordering::Relaxed);
+        let failure = self.last_api_failure.load(Ordering::Relaxed);
+        success > 0 && success >= failure && now - success <= API_FRESHNESS_SECS
+    }
+
+    pub fn models_loaded(&self) -> bool {
+        self.models_loaded.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reachability_follows_the_latest_outcome() {
+        let health = Health::default();
+        assert!(!health.api_reachable(100), "nothing succeeded yet");
+        health.api_succeeded(100);
+        assert!(health.api_reachable(110));
+        health.api_failed(111);
+        assert!(!health.api_reachable(112));
+        health.api_succeeded(113);
+        assert!(health.api_reachable(114));
+        assert!(!health.api_reachable(113 + API_FRESHNESS_SECS + 1), "stale");
+    }
+}

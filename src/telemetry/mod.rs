@@ -1,0 +1,4 @@
+//! Telemetry: metrics and the health facts behind readiness.
+
+pub mod health;
+pub mod metrics;
