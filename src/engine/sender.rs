@@ -1,9 +1,9 @@
 //! The outbox sender: committed actions go to Telegram in order per chat, under the
 //! flood limits, until Telegram accepts or permanently refuses them.
 //!
-//! * Limits (governor): about 30 writes/s overall, 1/s per private chat, 20/min per group,
-//!   counting every method that writes to a chat. Each quota allows no burst, so no
-//!   window of the limit's length ever holds more than the limit.
+//! * Limits: about 30 writes/s overall (governor), 1/s per private chat, 20/min per group
+//!   (spacing within the chat's lane), counting every method that writes to a chat. No
+//!   limit allows a burst, so no window of the limit's length holds more than the limit.
 //! * `429 retry_after` pauses that chat; 429s for two chats at once pause all of them.
 //! * 5xx, timeouts and lost connections are retried with exponential backoff and jitter.
 //! * 403 (the user blocked the bot) marks the user blocked; other 4xx are logged and
@@ -20,7 +20,8 @@ use crate::store::{OutboxEntry, Store, StoreError, now_ms, now_secs};
 use crate::telegram::client::{ApiError, Client};
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -38,36 +39,57 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 struct Limits {
     global: DefaultDirectRateLimiter,
-    private: DefaultKeyedRateLimiter<i64>,
-    group: DefaultKeyedRateLimiter<i64>,
+    private_interval: Duration,
+    group_interval: Duration,
+    /// When each chat was last written to. A chat's lane is sequential, so spacing its
+    /// writes needs no more than this; it outlives the lane, which ends when idle.
+    last_write: Mutex<HashMap<i64, Instant>>,
 }
+
+/// Entries of `last_write` kept before the ones that no longer matter are forgotten.
+const FORGET_AFTER: usize = 65_536;
 
 impl Limits {
     fn new(config: &OutboundLimits) -> Limits {
-        let every = |period: Duration| {
-            Quota::with_period(period.mul_f64(JITTER_MARGIN)).expect("a positive period")
-        };
+        let per =
+            |period: Duration, n: std::num::NonZeroU32| (period / n.get()).mul_f64(JITTER_MARGIN);
+        let global = Quota::with_period(per(Duration::from_secs(1), config.global_per_second))
+            .expect("a positive period");
         Limits {
-            global: RateLimiter::direct(every(
-                Duration::from_secs(1) / config.global_per_second.get(),
-            )),
-            private: RateLimiter::keyed(every(
-                Duration::from_secs(1) / config.private_per_second.get(),
-            )),
-            group: RateLimiter::keyed(every(
-                Duration::from_secs(60) / config.group_per_minute.get(),
-            )),
+            global: RateLimiter::direct(global),
+            private_interval: per(Duration::from_secs(1), config.private_per_second),
+            group_interval: per(Duration::from_secs(60), config.group_per_minute),
+            last_write: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Waits until `chat_id` may be written to, then takes a place under the global
+    /// limit. The global place is taken last, right before the call, so that waits for
+    /// one chat never bunch up other chats' calls.
     async fn wait(&self, chat_id: i64) {
         // Private chats have positive ids; groups and channels negative ones.
-        if chat_id > 0 {
-            self.private.until_key_ready(&chat_id).await;
+        let interval = if chat_id > 0 {
+            self.private_interval
         } else {
-            self.group.until_key_ready(&chat_id).await;
+            self.group_interval
+        };
+        let last = self
+            .last_write
+            .lock()
+            .expect("limits lock")
+            .get(&chat_id)
+            .copied();
+        if let Some(last) = last {
+            tokio::time::sleep_until((last + interval).into()).await;
         }
         self.global.until_ready().await;
+        let now = Instant::now();
+        let mut last_write = self.last_write.lock().expect("limits lock");
+        if last_write.len() >= FORGET_AFTER {
+            let horizon = self.private_interval.max(self.group_interval);
+            last_write.retain(|_, at| now.duration_since(*at) < horizon);
+        }
+        last_write.insert(chat_id, now);
     }
 }
 

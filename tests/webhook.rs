@@ -1,0 +1,164 @@
+//! The webhook listener of `serve`, in process, over real HTTP: the secret is required,
+//! bodies over the limit are refused, garbage is acknowledged and kept, a redelivered
+//! update is answered once, and shutdown is clean.
+
+use edgebot::config::{Config, Secret};
+use edgebot::shutdown;
+use edgebot::store::Store;
+use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns the status code and body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_guards_its_door_and_loses_nothing() {
+    let api = FakeBotApi::start(FakeConfig::default()).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let admin = free_port();
+    let mut config = Config::default();
+    config.bot.token = Some(Secret::new("1:token"));
+    config.telegram.api_url = api.base_url();
+    config.telegram.webhook_url = Some(format!("http://{listen}/hook"));
+    config.telegram.webhook_secret = Some(Secret::new("s3cret"));
+    config.telegram.listen = listen;
+    config.telegram.max_body_bytes = 4096;
+    config.admin.listen = admin;
+    config.storage.data_dir = data.path().to_owned();
+    config.limits.inbound.enabled = false;
+    config.limits.outbound.enabled = false;
+
+    let (trigger, stop) = shutdown::channel();
+    let server = tokio::spawn({
+        let config = config.clone();
+        async move { edgebot::serve::serve(&config, stop).await }
+    });
+    assert!(
+        api.wait_for(
+            |c| c.iter().any(|c| c.method == "setWebhook"),
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    let webhook = api.webhook().expect("setWebhook took effect");
+    assert_eq!(webhook.secret_token.as_deref(), Some("s3cret"));
+    let allowed = webhook.allowed_updates.unwrap();
+    assert!(
+        allowed.contains(&"message".to_owned()) && allowed.contains(&"callback_query".to_owned())
+    );
+
+    let update = br#"{"update_id":77,"message":{"message_id":1,"date":1,"chat":{"id":5,"type":"private"},"from":{"id":5,"first_name":"Ann"},"text":"/start","entities":[{"type":"bot_command","offset":0,"length":6}]}}"#;
+    let secret = [("x-telegram-bot-api-secret-token", "s3cret")];
+    let wrong = [("x-telegram-bot-api-secret-token", "s3cres")];
+    assert_eq!(request(listen, "POST", "/hook", &[], update).await.0, 401);
+    assert_eq!(
+        request(listen, "POST", "/hook", &wrong, update).await.0,
+        401
+    );
+    assert_eq!(
+        request(listen, "POST", "/other", &secret, update).await.0,
+        404
+    );
+    assert_eq!(request(listen, "GET", "/hook", &secret, b"").await.0, 405);
+    assert_eq!(
+        request(listen, "POST", "/hook", &secret, &vec![b' '; 5000])
+            .await
+            .0,
+        413
+    );
+    assert_eq!(
+        request(listen, "POST", "/hook", &secret, b"{not json")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        request(listen, "POST", "/hook", &secret, update).await.0,
+        200
+    );
+    assert_eq!(
+        request(listen, "POST", "/hook", &secret, update).await.0,
+        200,
+        "a redelivery"
+    );
+
+    assert!(
+        api.wait_for(
+            |c| c.iter().any(|c| c.method == "sendMessage"),
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    let (status, metrics) = request(admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("edgebot_updates_malformed_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgebot_updates_duplicate_total 1"),
+        "{metrics}"
+    );
+
+    trigger.fire();
+    tokio::time::timeout(Duration::from_secs(15), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        api.delivered_calls("sendMessage").len(),
+        1,
+        "answered exactly once"
+    );
+
+    let store = Store::open(data.path()).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.processed, 1, "only the authorised update was stored");
+    assert_eq!(stats.inbox, 0);
+    let kept = store.malformed(10).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].1.raw, b"{not json");
+    assert_eq!(store.user(5).unwrap().unwrap().message_count, 1);
+}
