@@ -1,0 +1,129 @@
+//! The hyper layer of the admin listener: reads a request off the socket, hands it to
+//! [`Admin::handle`] and writes the reply. Nothing else happens here.
+
+use super::AdminState;
+use super::routes::{Admin, ApiError, Reply, Request, Verb};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Request bodies (a PATCH, a message to send) are small; anything larger is refused.
+const MAX_BODY: usize = 64 * 1024;
+/// A client has this long to send its headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// After shutdown is asked for, requests in flight get this long to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves the admin listener until `shutdown` resolves, then lets requests in flight
+/// finish (up to a few seconds) and returns. Warns at start when the API has no token.
+pub async fn serve_admin(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if state.token.is_none() {
+        tracing::warn!(
+            %addr,
+            "admin API is off: no admin.token / EDGEBOT_ADMIN_TOKEN configured; /api/v1 answers 403"
+        );
+    }
+    let admin = Arc::new(Admin::new(state));
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                // Accept errors (e.g. out of file descriptors) are transient.
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let admin = Arc::clone(&admin);
+                let mut stopped = stopped.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let admin = Arc::clone(&admin);
+                        async move { Ok::<_, Infallible>(respond(&admin, req).await) }
+                    });
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stopped.changed() => {
+                            // Finish the request in flight, then close.
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn respond(admin: &Admin, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return into_response(
+                ApiError::new(
+                    413,
+                    "body_too_large",
+                    format!("request bodies are limited to {MAX_BODY} bytes"),
+                )
+                .reply(),
+            );
+        }
+    };
+    let request = Request {
+        verb: Verb::parse(parts.method.as_str()),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        authorization: parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+        body: &body,
+    };
+    into_response(admin.handle(request).await)
+}
+
+fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}

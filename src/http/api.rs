@@ -1,0 +1,495 @@
+//! The admin API's handlers: users, events, statistics and sending a message.
+//!
+//! Plain functions from the store (and the outbox) and parsed parameters to JSON, so
+//! they are tested without a socket. Scans that may touch many records run on the
+//! blocking pool, and each request scans a bounded number of records: a filter that
+//! matches little returns fewer items and a cursor to go on from.
+
+use super::routes::{ApiError, Query};
+use crate::engine::action::Action;
+use crate::engine::sender::Outbox;
+use crate::store::records::{Event, EventKind, Role, UserDelta, UserRecord, UserStatus};
+use crate::store::{Store, codec, now_ms};
+use redb::ReadableTable;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 1000;
+/// The most records one request looks at before it returns what it found so far.
+const SCAN_BUDGET: usize = 20_000;
+/// Records read per store call while scanning.
+const PAGE: usize = 500;
+pub const DEFAULT_STATS_DAYS: u32 = 7;
+pub const MAX_STATS_DAYS: u32 = 366;
+/// Telegram's limit on the text of one message, in characters.
+const MAX_TEXT_CHARS: usize = 4096;
+const DAY_MS: i64 = 86_400_000;
+
+/// Runs a store scan on the blocking pool: a long scan must not hold up a runtime thread.
+async fn blocking<T, F>(store: &Store, scan: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || scan(&store))
+        .await
+        .map_err(|e| ApiError::new(500, "internal", e.to_string()))?
+}
+
+fn limit(query: &Query) -> Result<usize, ApiError> {
+    match query.number::<usize>("limit")? {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "limit={n}: between 1 and {MAX_LIMIT}"
+        ))),
+    }
+}
+
+/// `GET /api/v1/users`: paging, search and status filter.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub limit: usize,
+    pub after: Option<i64>,
+    /// Lowercased; matched against the username and the full name.
+    pub q: Option<String>,
+    pub status: Option<UserStatus>,
+}
+
+impl UserFilter {
+    pub fn from_query(query: &Query) -> Result<UserFilter, ApiError> {
+        let status = match query.get("status") {
+            None => None,
+            Some("active") => Some(UserStatus::Active),
+            Some("banned") => Some(UserStatus::Banned),
+            Some("blocked") => Some(UserStatus::Blocked),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "status={other}: one of active, banned, blocked"
+                )));
+            }
+        };
+        Ok(UserFilter {
+            limit: limit(query)?,
+            after: query.number("after")?,
+            q: query
+                .get("q")
+                .map(|q| q.trim_start_matches('@').to_lowercase()),
+            status,
+        })
+    }
+
+    fn matches(&self, user: &UserRecord) -> bool {
+        if self.status.is_some_and(|s| s != user.status) {
+            return false;
+        }
+        let Some(q) = &self.q else { return true };
+        let username = user.username.as_deref().unwrap_or_default();
+        let name = match &user.last_name {
+            Some(last) => format!("{} {last}", user.first_name),
+            None => user.first_name.clone(),
+        };
+        username.to_lowercase().contains(q) || name.to_lowercase().contains(q)
+    }
+}
+
+pub async fn list_users(store: &Store, filter: UserFilter) -> Result<Value, ApiError> {
+    blocking(store, move |store| {
+        let mut found = Vec::new();
+        let mut cursor = filter.after;
+        let mut scanned = 0;
+        let next = loop {
+            let page = store.users(cursor, PAGE)?;
+            let end = page.len() < PAGE;
+            for user in page {
+                cursor = Some(user.id);
+                scanned += 1;
+                if filter.matches(&user) {
+                    found.push(user);
+                    if found.len() == filter.limit {
+                        break;
+                    }
+                }
+            }
+            if found.len() == filter.limit || scanned >= SCAN_BUDGET {
+                break cursor;
+            }
+            if end {
+                break None;
+            }
+        };
+        Ok(json!({ "users": found, "next_after": next }))
+    })
+    .await
+}
+
+pub fn get_user(store: &Store, id: i64) -> Result<Value, ApiError> {
+    let user = store.user(id)?.ok_or_else(|| unknown_user(id))?;
+    Ok(json!(user))
+}
+
+fn unknown_user(id: i64) -> ApiError {
+    ApiError::not_found(format!("no user with id {id}"))
+}
+
+/// The body of `PATCH /api/v1/users/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub status: Option<SettableStatus>,
+}
+
+/// An admin bans and unbans; only Telegram says a user blocked the bot.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettableStatus {
+    Active,
+    Banned,
+}
+
+/// Applies `change` to an existing user and returns the result. Unlike
+/// [`Store::update_user`] it neither creates a missing user nor moves `last_seen`: the
+/// lookup and the change share one transaction, and an admin's action is not the user
+/// being seen.
+pub async fn patch_user(store: &Store, id: i64, change: UserChange) -> Result<Value, ApiError> {
+    if change.role.is_none() && change.status.is_none() {
+        return Err(ApiError::new(
+            422,
+            "invalid_body",
+            "nothing to change: give `role` and/or `status`",
+        ));
+    }
+    let status = change.status.map(|s| match s {
+        SettableStatus::Active => UserStatus::Active,
+        SettableStatus::Banned => UserStatus::Banned,
+    });
+    let updated = store
+        .write(move |t| {
+            let before: UserRecord = match t.users.get(id)? {
+                Some(value) => codec::decode(value.value())?,
+                None => return Ok(None),
+            };
+            let mut delta = UserDelta::new(id, before.last_seen);
+            delta.role = change.role;
+            delta.status = status;
+            let after = delta.apply(Some(before));
+            t.users.insert(id, codec::encode(&after).as_slice())?;
+            Ok(Some(after))
+        })
+        .await?;
+    let user = updated.ok_or_else(|| unknown_user(id))?;
+    tracing::info!(user_id = id, role = ?user.role, status = ?user.status, "admin API: user changed");
+    Ok(json!(user))
+}
+
+pub async fn delete_user(store: &Store, id: i64) -> Result<(), ApiError> {
+    if store.delete_user(id).await? {
+        tracing::info!(user_id = id, "admin API: user deleted");
+        Ok(())
+    } else {
+        Err(unknown_user(id))
+    }
+}
+
+/// `GET /api/v1/events`: paging by sequence number, filter by type and time.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub limit: usize,
+    pub after: u64,
+    /// An [`EventKind::name`].
+    pub kind: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub since_ms: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub until_ms: Option<i64>,
+}
+
+impl EventFilter {
+    pub fn from_query(query: &Query) -> Result<EventFilter, ApiError> {
+        Ok(EventFilter {
+            limit: limit(query)?,
+            after: query.number("after")?.unwrap_or(0),
+            kind: query.get("type").map(str::to_owned),
+            since_ms: query.number("since_ms")?,
+            until_ms: query.number("until_ms")?,
+        })
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        self.kind.as_deref().is_none_or(|k| k == event.kind.name())
+            && self.since_ms.is_none_or(|since| event.at_ms >= since)
+            && self.until_ms.is_none_or(|until| event.at_ms < until)
+    }
+}
+
+/// An event as the API shows it: the kind's name as `type`, its fields as `data`.
+pub fn event_json(seq: u64, event: &Event) -> Value {
+    let data = match serde_json::to_value(&event.kind) {
+        // Variants with fields serialize as `{"name": {fields}}`, unit variants as a string.
+        Ok(Value::Object(map)) => map.into_iter().next().map_or(Value::Null, |(_, v)| v),
+        _ => Value::Null,
+    };
+    json!({
+        "seq": seq,
+        "at_ms": event.at_ms,
+        "user_id": event.user_id,
+        "chat_id": event.chat_id,
+        "type": event.kind.name(),
+        "data": data,
+    })
+}
+
+pub async fn list_events(store: &Store, filter: EventFilter) -> Result<Value, ApiError> {
+    blocking(store, move |store| {
+        let mut found = Vec::new();
+        let mut cursor = filter.after;
+        let mut scanned = 0;
+        let next = loop {
+            let page = store.events(cursor, PAGE)?;
+            let end = page.len() < PAGE;
+            for (seq, event) in page {
+                cursor = seq;
+                scanned += 1;
+                if filter.matches(&event) {
+                    found.push(event_json(seq, &event));
+                    if found.len() == filter.limit {
+                        break;
+                    }
+                }
+            }
+            if found.len() == filter.limit || scanned >= SCAN_BUDGET {
+                break Some(cursor);
+            }
+            if end {
+                break None;
+            }
+        };
+        Ok(json!({ "events": found, "next_after": next }))
+    })
+    .await
+}
+
+/// Whether an event stands for a message the user sent. Exhaustive on purpose: a new kind
+/// of event must be placed here when it is added.
+fn is_message(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Command { .. } | EventKind::Feedback { .. } => true,
+        EventKind::UserJoined { .. }
+        | EventKind::Callback { .. }
+        | EventKind::RateLimited
+        | EventKind::BlockedBot => false,
+    }
+}
+
+/// The sentiment label an event carries. None does yet: the models will add it to the
+/// events of messages, and this match must learn the new kind then (it is exhaustive for
+/// that reason).
+fn sentiment(kind: &EventKind) -> Option<&str> {
+    match kind {
+        EventKind::UserJoined { .. }
+        | EventKind::Command { .. }
+        | EventKind::Callback { .. }
+        | EventKind::Feedback { .. }
+        | EventKind::RateLimited
+        | EventKind::BlockedBot => None,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Day {
+    new_users: u64,
+    active: HashSet<i64>,
+    messages: u64,
+}
+
+/// `GET /api/v1/stats?days=N`: the last N UTC days, today included.
+pub async fn stats(store: &Store, days: u32) -> Result<Value, ApiError> {
+    if !(1..=MAX_STATS_DAYS).contains(&days) {
+        return Err(ApiError::bad_request(format!(
+            "days={days}: between 1 and {MAX_STATS_DAYS}"
+        )));
+    }
+    let today = now_ms().div_euclid(DAY_MS);
+    blocking(store, move |store| {
+        stats_between(store, today - i64::from(days) + 1, today)
+    })
+    .await
+}
+
+/// Statistics over the UTC days `first..=last` (days since the Unix epoch).
+fn stats_between(store: &Store, first: i64, last: i64) -> Result<Value, ApiError> {
+    let mut per_day: Vec<Day> = (first..=last).map(|_| Day::default()).collect();
+    let slot = |at_ms: i64| {
+        let day = at_ms.div_euclid(DAY_MS);
+        (first..=last)
+            .contains(&day)
+            .then(|| (day - first) as usize)
+    };
+    let mut commands: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sentiments: BTreeMap<String, u64> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = store.events(after, PAGE)?;
+        let end = page.len() < PAGE;
+        for (seq, event) in page {
+            after = seq;
+            let Some(i) = slot(event.at_ms) else { continue };
+            let day = &mut per_day[i];
+            if let Some(user) = event.user_id {
+                day.active.insert(user);
+            }
+            if is_message(&event.kind) {
+                day.messages += 1;
+            }
+            if let EventKind::Command { name } = &event.kind {
+                *commands.entry(name.clone()).or_default() += 1;
+            }
+            if let Some(label) = sentiment(&event.kind) {
+                *sentiments.entry(label.to_owned()).or_default() += 1;
+            }
+        }
+        if end {
+            break;
+        }
+    }
+    let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    let mut cursor = None;
+    loop {
+        let page = store.users(cursor, PAGE)?;
+        let end = page.len() < PAGE;
+        for user in page {
+            cursor = Some(user.id);
+            total += 1;
+            *by_status.entry(status_name(user.status)).or_default() += 1;
+            if let Some(i) = slot(user.first_seen * 1000) {
+                per_day[i].new_users += 1;
+            }
+            // Not every message leaves an event; last_seen covers the user's latest day.
+            if let Some(i) = slot(user.last_seen * 1000) {
+                per_day[i].active.insert(user.id);
+            }
+        }
+        if end {
+            break;
+        }
+    }
+    let days: Vec<Value> = per_day
+        .iter()
+        .zip(first..)
+        .map(|(day, n)| {
+            json!({
+                "date": civil_date(n),
+                "new_users": day.new_users,
+                "active_users": day.active.len(),
+                "messages": day.messages,
+            })
+        })
+        .collect();
+    let active: HashSet<i64> = per_day
+        .iter()
+        .flat_map(|d| d.active.iter().copied())
+        .collect();
+    Ok(json!({
+        "from": civil_date(first),
+        "to": civil_date(last),
+        "users": {
+            "total": total,
+            "by_status": by_status,
+            "new": per_day.iter().map(|d| d.new_users).sum::<u64>(),
+            "active": active.len(),
+        },
+        "messages": per_day.iter().map(|d| d.messages).sum::<u64>(),
+        "per_day": days,
+        "commands": commands,
+        "sentiment": sentiments,
+    }))
+}
+
+fn status_name(status: UserStatus) -> &'static str {
+    match status {
+        UserStatus::Active => "active",
+        UserStatus::Banned => "banned",
+        UserStatus::Blocked => "blocked",
+    }
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
+pub fn civil_date(days: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The body of `POST /api/v1/messages`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub user_id: i64,
+    pub text: String,
+}
+
+/// Queues a message to a user's private chat (whose id is the user's id). The outbox
+/// makes it durable before this answers; the sender delivers it under the flood limits.
+pub async fn send_message(
+    store: &Store,
+    outbox: Option<&Outbox>,
+    message: NewMessage,
+) -> Result<Value, ApiError> {
+    let chars = message.text.chars().count();
+    if message.text.trim().is_empty() || chars > MAX_TEXT_CHARS {
+        return Err(ApiError::new(
+            422,
+            "invalid_body",
+            format!("`text` must have 1 to {MAX_TEXT_CHARS} characters (it has {chars})"),
+        ));
+    }
+    let user = store
+        .user(message.user_id)?
+        .ok_or_else(|| unknown_user(message.user_id))?;
+    if user.status == UserStatus::Blocked {
+        return Err(ApiError::new(
+            409,
+            "user_blocked",
+            format!("user {} blocked the bot; Telegram would refuse", user.id),
+        ));
+    }
+    let Some(outbox) = outbox else {
+        return Err(ApiError::new(
+            503,
+            "no_sender",
+            "no sender runs in this process, so nothing could be delivered",
+        ));
+    };
+    outbox
+        .enqueue(vec![Action::send(user.id, message.text)])
+        .await
+        .map_err(ApiError::from)?;
+    tracing::info!(user_id = user.id, "admin API: message queued");
+    Ok(json!({ "queued": true, "chat_id": user.id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(-1), "1969-12-31");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+        assert_eq!(civil_date(20_454), "2026-01-01");
+    }
+}

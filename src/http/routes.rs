@@ -1,0 +1,460 @@
+//! The route table of the admin listener, and the request and reply it deals in.
+//!
+//! Every path the listener serves is one line of [`ROUTES`]; matching is a walk over that
+//! table, never a chain of `if`s, so the OpenAPI document can be checked against it. The
+//! types here carry no socket and no hyper body: a test builds a [`Request`], hands it to
+//! [`Admin::handle`] and looks at the [`Reply`].
+
+use super::scrape::ActiveUsersCache;
+use super::{AdminState, api, openapi, ready, scrape};
+use crate::store::StoreError;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Everything under this prefix needs the bearer token.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// The HTTP methods the table uses; anything else is `Other` and gets a 405.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Patch,
+    Delete,
+    Other,
+}
+
+impl Verb {
+    pub fn parse(method: &str) -> Verb {
+        match method {
+            "GET" => Verb::Get,
+            "POST" => Verb::Post,
+            "PATCH" => Verb::Patch,
+            "DELETE" => Verb::Delete,
+            _ => Verb::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+            Verb::Other => "OTHER",
+        }
+    }
+}
+
+/// What a route does; [`Admin::handle`] runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+    ListUsers,
+    GetUser,
+    PatchUser,
+    DeleteUser,
+    Stats,
+    Events,
+    SendMessage,
+}
+
+/// One line of the table. Patterns use OpenAPI's syntax: `{name}` stands for one path
+/// segment.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub verb: Verb,
+    pub pattern: &'static str,
+    pub endpoint: Endpoint,
+}
+
+const fn route(verb: Verb, pattern: &'static str, endpoint: Endpoint) -> Route {
+    Route {
+        verb,
+        pattern,
+        endpoint,
+    }
+}
+
+/// Every route of the admin listener.
+pub const ROUTES: &[Route] = &[
+    route(Verb::Get, "/health", Endpoint::Health),
+    route(Verb::Get, "/health/ready", Endpoint::Ready),
+    route(Verb::Get, "/metrics", Endpoint::Metrics),
+    route(Verb::Get, "/api/v1/openapi.json", Endpoint::OpenApi),
+    route(Verb::Get, "/api/v1/users", Endpoint::ListUsers),
+    route(Verb::Get, "/api/v1/users/{id}", Endpoint::GetUser),
+    route(Verb::Patch, "/api/v1/users/{id}", Endpoint::PatchUser),
+    route(Verb::Delete, "/api/v1/users/{id}", Endpoint::DeleteUser),
+    route(Verb::Get, "/api/v1/stats", Endpoint::Stats),
+    route(Verb::Get, "/api/v1/events", Endpoint::Events),
+    route(Verb::Post, "/api/v1/messages", Endpoint::SendMessage),
+];
+
+/// The `{name}` segments a pattern captured.
+#[derive(Debug, Default)]
+pub struct Params<'a>(Vec<(&'static str, &'a str)>);
+
+impl<'a> Params<'a> {
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+/// Matches `path` against `pattern`, segment by segment.
+pub fn match_pattern<'a>(pattern: &'static str, path: &'a str) -> Option<Params<'a>> {
+    let mut params = Params::default();
+    let mut want = pattern.split('/');
+    let mut have = path.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(h)) => match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                Some(name) if !h.is_empty() => params.0.push((name, h)),
+                Some(_) => return None,
+                None if w == h => {}
+                None => return None,
+            },
+            _ => return None,
+        }
+    }
+}
+
+/// A request as the handlers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub verb: Verb,
+    pub path: &'a str,
+    /// The raw query string, without the `?`.
+    pub query: &'a str,
+    /// The value of the `Authorization` header.
+    pub authorization: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A GET without a body, as tests and probes make them.
+    pub fn get(path: &'a str, query: &'a str, authorization: Option<&'a [u8]>) -> Request<'a> {
+        Request {
+            verb: Verb::Get,
+            path,
+            query,
+            authorization,
+            body: &[],
+        }
+    }
+}
+
+/// What goes back: a status, a content type, a body and any extra headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+pub const JSON: &str = "application/json";
+/// What prometheus-client's text encoder writes (it ends with `# EOF`).
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+impl Reply {
+    pub fn json(status: u16, value: &Value) -> Reply {
+        Reply {
+            status,
+            content_type: JSON,
+            body: serde_json::to_vec(value).unwrap_or_default(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            content_type: JSON,
+            body: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The body parsed as JSON; `Value::Null` when it is not JSON. For tests and probes.
+    pub fn json_body(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A failed request, rendered as `{"error":{"code":…,"message":…}}`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "not_found", message)
+    }
+
+    pub fn reply(&self) -> Reply {
+        Reply::json(
+            self.status,
+            &json!({ "error": { "code": self.code, "message": self.message } }),
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "admin API: store error");
+        ApiError::new(500, "store_error", e.to_string())
+    }
+}
+
+/// The admin listener's request handling, without the socket.
+pub struct Admin {
+    state: Arc<AdminState>,
+    active_users: ActiveUsersCache,
+}
+
+impl Admin {
+    pub fn new(state: Arc<AdminState>) -> Admin {
+        Admin {
+            state,
+            active_users: ActiveUsersCache::default(),
+        }
+    }
+
+    pub fn state(&self) -> &AdminState {
+        &self.state
+    }
+
+    pub async fn handle(&self, req: Request<'_>) -> Reply {
+        let is_api = req.path == API_PREFIX
+            || req
+                .path
+                .strip_prefix(API_PREFIX)
+                .is_some_and(|rest| rest.starts_with('/'));
+        if is_api && let Err(e) = self.authorize(req.authorization) {
+            let mut reply = e.reply();
+            if e.status == 401 {
+                reply
+                    .headers
+                    .push(("www-authenticate", "Bearer realm=\"edgebot\"".into()));
+            }
+            return reply;
+        }
+        let mut allowed = Vec::new();
+        for route in ROUTES {
+            let Some(params) = match_pattern(route.pattern, req.path) else {
+                continue;
+            };
+            if route.verb != req.verb {
+                allowed.push(route.verb.as_str());
+                continue;
+            }
+            return match self.run(route.endpoint, &params, req).await {
+                Ok(reply) => reply,
+                Err(e) => e.reply(),
+            };
+        }
+        if allowed.is_empty() {
+            return ApiError::not_found(format!("no such path: {}", req.path)).reply();
+        }
+        let mut reply = ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("{} takes {}", req.path, allowed.join(", ")),
+        )
+        .reply();
+        reply.headers.push(("allow", allowed.join(", ")));
+        reply
+    }
+
+    fn authorize(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+        let Some(token) = &self.state.token else {
+            return Err(ApiError::new(
+                403,
+                "api_disabled",
+                "the admin API is off: set admin.token or EDGEBOT_ADMIN_TOKEN to turn it on",
+            ));
+        };
+        let presented = authorization.and_then(|value| value.strip_prefix(b"Bearer ".as_slice()));
+        // The comparison is constant-time; only its outcome is observable.
+        match presented {
+            Some(candidate) if token.matches(candidate) => Ok(()),
+            _ => Err(ApiError::new(
+                401,
+                "unauthorized",
+                "a valid `Authorization: Bearer <token>` header is required",
+            )),
+        }
+    }
+
+    async fn run(
+        &self,
+        endpoint: Endpoint,
+        params: &Params<'_>,
+        req: Request<'_>,
+    ) -> Result<Reply, ApiError> {
+        let state = &self.state;
+        let query = Query::parse(req.query);
+        let id = || user_id(params);
+        Ok(match endpoint {
+            Endpoint::Health => Reply::json(200, &json!({ "status": "ok" })),
+            Endpoint::Ready => ready::check(state).await.reply(),
+            Endpoint::Metrics => Reply {
+                status: 200,
+                content_type: OPENMETRICS,
+                body: scrape::render(state, &self.active_users).await.into_bytes(),
+                headers: Vec::new(),
+            },
+            Endpoint::OpenApi => Reply {
+                status: 200,
+                content_type: JSON,
+                body: openapi::DOCUMENT.as_bytes().to_vec(),
+                headers: Vec::new(),
+            },
+            Endpoint::ListUsers => {
+                let filter = api::UserFilter::from_query(&query)?;
+                Reply::json(200, &api::list_users(&state.store, filter).await?)
+            }
+            Endpoint::GetUser => Reply::json(200, &api::get_user(&state.store, id()?)?),
+            Endpoint::PatchUser => {
+                let change = parse_body(req.body)?;
+                Reply::json(200, &api::patch_user(&state.store, id()?, change).await?)
+            }
+            Endpoint::DeleteUser => {
+                api::delete_user(&state.store, id()?).await?;
+                Reply::empty(204)
+            }
+            Endpoint::Stats => {
+                let days = query.number("days")?.unwrap_or(api::DEFAULT_STATS_DAYS);
+                Reply::json(200, &api::stats(&state.store, days).await?)
+            }
+            Endpoint::Events => {
+                let filter = api::EventFilter::from_query(&query)?;
+                Reply::json(200, &api::list_events(&state.store, filter).await?)
+            }
+            Endpoint::SendMessage => {
+                let message = parse_body(req.body)?;
+                Reply::json(
+                    202,
+                    &api::send_message(&state.store, state.outbox.as_ref(), message).await?,
+                )
+            }
+        })
+    }
+}
+
+fn user_id(params: &Params<'_>) -> Result<i64, ApiError> {
+    let raw = params.get("id").unwrap_or_default();
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("`{raw}` is not a user id")))
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(422, "invalid_body", format!("the JSON body: {e}")))
+}
+
+/// The decoded `name=value` pairs of a query string.
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Query {
+        Query(
+            raw.split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(name), percent_decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    /// The last value given for `name`; an empty value counts as absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::bad_request(format!("`{name}={v}` is not a number")))
+            })
+            .transpose()
+    }
+}
+
+/// `%XX` and `+` decoding; invalid escapes are kept as written.
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_capture_one_segment() {
+        let params = match_pattern("/api/v1/users/{id}", "/api/v1/users/42").unwrap();
+        assert_eq!(params.get("id"), Some("42"));
+        assert!(match_pattern("/api/v1/users/{id}", "/api/v1/users/").is_none());
+        assert!(match_pattern("/api/v1/users/{id}", "/api/v1/users/4/x").is_none());
+        assert!(match_pattern("/api/v1/users", "/api/v1/users/").is_none());
+        assert!(match_pattern("/health", "/health").is_some());
+    }
+
+    #[test]
+    fn queries_decode_escapes_and_plus() {
+        let q = Query::parse("q=J%C3%BCrgen+M&limit=5&after=&x");
+        assert_eq!(q.get("q"), Some("Jürgen M"));
+        assert_eq!(q.number::<usize>("limit").unwrap(), Some(5));
+        assert_eq!(q.get("after"), None);
+        assert!(q.number::<usize>("q").is_err());
+        assert_eq!(Query::parse("q=100%").get("q"), Some("100%"));
+        assert_eq!(Query::parse("q=%4").get("q"), Some("%4"));
+    }
+}
