@@ -224,6 +224,9 @@ pub enum HandlerName {
     Help,
     Profile,
     Feedback,
+    /// Spam and sentiment of a text, in plain words.
+    Analyze,
+    /// The nearest FAQ answer, or "I did not understand".
     Fallback,
     /// Swallow the update without answering.
     Ignore,
@@ -236,6 +239,7 @@ impl HandlerName {
             HandlerName::Help => "help",
             HandlerName::Profile => "profile",
             HandlerName::Feedback => "feedback",
+            HandlerName::Analyze => "analyze",
             HandlerName::Fallback => "fallback",
             HandlerName::Ignore => "ignore",
         }

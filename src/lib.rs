@@ -28,6 +28,7 @@ pub mod console;
 pub mod engine;
 pub mod handlers;
 pub mod http;
+pub mod ml;
 pub mod replay;
 pub mod serve;
 pub mod shutdown;

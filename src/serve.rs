@@ -10,6 +10,7 @@ use crate::config::{Config, Secret};
 use crate::engine::Engine;
 use crate::engine::dispatcher::{DEFAULT_CAPACITY, Dispatcher};
 use crate::engine::inbox::Inbox;
+use crate::engine::ml::{MlLoadError, load_if_enabled};
 use crate::engine::router::RouterError;
 use crate::engine::sender::Outbox;
 use crate::http::{AdminState, serve_admin};
@@ -45,6 +46,8 @@ pub enum ServeError {
     Router(#[from] RouterError),
     #[error(transparent)]
     Poll(#[from] PollError),
+    #[error(transparent)]
+    Models(#[from] MlLoadError),
 }
 
 /// The update kinds the routing table reacts to: Telegram sends nothing else.
@@ -81,10 +84,13 @@ pub async fn serve(config: &Config, shutdown: Shutdown) -> Result<(), ServeError
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     health.api_succeeded(crate::store::now_secs());
+    let mut engine =
+        Engine::new(config, store.clone(), me.username.clone())?.with_metrics(metrics.clone());
+    if let Some(ml) = load_if_enabled(config, &store, metrics.clone()).await? {
+        engine = engine.with_ml(ml);
+    }
     health.set_models_loaded(true);
-    let engine = Arc::new(
-        Engine::new(config, store.clone(), me.username.clone())?.with_metrics(metrics.clone()),
-    );
+    let engine = Arc::new(engine);
     let limits = config
         .limits
         .outbound

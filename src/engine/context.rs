@@ -4,6 +4,7 @@
 //! a socket or a transport. The engine commits the outcome atomically with the update.
 
 use super::action::{Action, ReplyParameters, SendMessage};
+use super::ml::MlService;
 use super::router::Router;
 use super::template::{Field, Values, push_number};
 use crate::store::records::{Event, EventKind, SessionChange, UserRecord};
@@ -25,6 +26,8 @@ pub struct Context<'a> {
     /// Whether this update registers the sender.
     pub is_new_user: bool,
     pub router: &'a Router,
+    /// The models, when they are switched on.
+    pub ml: Option<&'a MlService>,
     pub bot_username: Option<&'a str>,
     /// Unix seconds.
     pub now: i64,

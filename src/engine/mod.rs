@@ -11,6 +11,7 @@ pub mod dispatcher;
 pub mod guard;
 pub mod inbox;
 pub mod lanes;
+pub mod ml;
 pub mod router;
 pub mod sender;
 pub mod template;
@@ -36,6 +37,7 @@ const SLOW_DOWN: &str =
 
 pub struct Engine {
     store: Store,
+    ml: Option<Arc<ml::MlService>>,
     metrics: Arc<Metrics>,
     router: Router,
     guard: Guard,
@@ -51,6 +53,7 @@ impl Engine {
     ) -> Result<Engine, RouterError> {
         Ok(Engine {
             store,
+            ml: None,
             metrics: Arc::new(Metrics::new()),
             router: Router::from_config(config)?,
             guard: Guard::new(&config.limits.inbound),
@@ -64,6 +67,12 @@ impl Engine {
     /// Records into `metrics` instead of a private registry.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
         self.metrics = metrics;
+        self
+    }
+
+    /// Uses the models for /analyze, FAQ answers and the analytics of texts.
+    pub fn with_ml(mut self, ml: Arc<ml::MlService>) -> Engine {
+        self.ml = Some(ml);
         self
     }
 
@@ -152,6 +161,15 @@ impl Engine {
             }
             CommandParse::NotACommand => match message.text_or_caption() {
                 Some(text) => {
+                    if let Some(ml) = &self.ml
+                        && let Some(analysis) = ml.analyze(text).await
+                    {
+                        out.events.push(ctx.event(EventKind::Text {
+                            sentiment: analysis.sentiment.label.to_owned(),
+                            sentiment_score: analysis.sentiment.score,
+                            spam_score: analysis.spam_probability(),
+                        }));
+                    }
                     let session = self.store.session(message.chat.id, from.id, now)?;
                     match session.map(|s| s.state) {
                         Some(ConversationState::AwaitingFeedback) => {
@@ -291,6 +309,7 @@ impl Engine {
             user: Some(user),
             is_new_user: false,
             router: &self.router,
+            ml: self.ml.as_deref(),
             bot_username: self.bot_username.as_deref(),
             now,
             session_ttl_secs: self.session_ttl_secs,

@@ -81,6 +81,7 @@ pub fn builtin_routes() -> Vec<RouteConfig> {
         handler("help", HandlerName::Help, "List the commands"),
         handler("profile", HandlerName::Profile, "What the bot knows about you"),
         handler("feedback", HandlerName::Feedback, "Send a note to the bot's owner"),
+        handler("analyze", HandlerName::Analyze, "Spam and sentiment of a text (or reply to a message)"),
         RouteConfig {
             trigger: Trigger::Command("about".into()),
             target: TargetConfig::Reply(ReplyTemplate {
@@ -269,7 +270,10 @@ mod tests {
         ));
         assert!(r.route(Incoming::Callback("stale")).is_none());
         let names: Vec<_> = r.commands().iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["start", "help", "profile", "feedback", "about"]);
+        assert_eq!(
+            names,
+            ["start", "help", "profile", "feedback", "analyze", "about"]
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! what to say and what to record, and leaves sending and storing to the engine, so each
 //! one is tested without a store, a network or a transport.
 
+mod analyze;
+mod fallback;
 mod feedback;
 mod help;
 mod profile;
@@ -23,18 +25,11 @@ pub async fn run(target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
         Target::Handler(HandlerName::Help) => help::handle(ctx, out).await,
         Target::Handler(HandlerName::Profile) => profile::handle(ctx, out).await,
         Target::Handler(HandlerName::Feedback) => feedback::handle(ctx, out).await,
-        Target::Handler(HandlerName::Fallback) => fallback(ctx, out).await,
+        Target::Handler(HandlerName::Analyze) => analyze::handle(ctx, out).await,
+        Target::Handler(HandlerName::Fallback) => fallback::handle(ctx, out).await,
         Target::Handler(HandlerName::Ignore) => {}
         Target::Reply(reply) => reply::handle(reply, ctx, out).await,
     }
-}
-
-/// The answer when nothing else matched.
-async fn fallback(ctx: &Context<'_>, out: &mut Outcome) {
-    out.send(
-        ctx,
-        "I did not understand that. Send /help to see what I can do.".into(),
-    );
 }
 
 #[cfg(test)]
@@ -92,6 +87,7 @@ pub(crate) mod testing {
             user: Some(user),
             is_new_user,
             router: &router,
+            ml: None,
             bot_username: Some("edgebot"),
             now: 1_700_000_200,
             session_ttl_secs: 600,

@@ -182,7 +182,12 @@ pub async fn patch_user(store: &Store, id: i64, change: UserChange) -> Result<Va
         })
         .await?;
     let user = updated.ok_or_else(|| unknown_user(id))?;
-    tracing::info!(user_id = id, role = ?user.role, status = ?user.status, "admin API: user changed");
+    tracing::info!(
+        user_id = id,
+        role = ?user.role,
+        status = ?user.status,
+        "admin API: user changed"
+    );
     Ok(json!(user))
 }
 
@@ -277,7 +282,7 @@ pub async fn list_events(store: &Store, filter: EventFilter) -> Result<Value, Ap
 /// of event must be placed here when it is added.
 fn is_message(kind: &EventKind) -> bool {
     match kind {
-        EventKind::Command { .. } | EventKind::Feedback { .. } => true,
+        EventKind::Command { .. } | EventKind::Feedback { .. } | EventKind::Text { .. } => true,
         EventKind::UserJoined { .. }
         | EventKind::Callback { .. }
         | EventKind::RateLimited
@@ -285,11 +290,11 @@ fn is_message(kind: &EventKind) -> bool {
     }
 }
 
-/// The sentiment label an event carries. None does yet: the models will add it to the
-/// events of messages, and this match must learn the new kind then (it is exhaustive for
-/// that reason).
+/// The sentiment label an event carries: the models add it to the events of text
+/// messages. Exhaustive on purpose, like `is_message`.
 fn sentiment(kind: &EventKind) -> Option<&str> {
     match kind {
+        EventKind::Text { sentiment, .. } => Some(sentiment),
         EventKind::UserJoined { .. }
         | EventKind::Command { .. }
         | EventKind::Callback { .. }

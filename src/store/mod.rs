@@ -16,7 +16,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tables::{EVENTS, INBOX, MALFORMED, META, MetaKey, OUTBOX, PROCESSED, SESSIONS, USERS};
+use tables::{
+    EMBEDDINGS, EVENTS, INBOX, MALFORMED, META, MetaKey, OUTBOX, PROCESSED, SESSIONS, USERS,
+};
 pub use writer::Tables;
 
 /// The layout version this build writes. Files of a lower version are migrated at open.
@@ -477,6 +479,33 @@ impl Store {
         Ok((session.expires_at > now).then_some(session))
     }
 
+    /// A cached embedding of a text under a model, if one was stored.
+    pub fn embedding(&self, model: u64, text: u64) -> Result<Option<Vec<f32>>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(EMBEDDINGS)?;
+        let value = table.get((model, text))?;
+        Ok(value.map(|v| {
+            v.value()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        }))
+    }
+
+    pub async fn put_embedding(
+        &self,
+        model: u64,
+        text: u64,
+        vector: &[f32],
+    ) -> Result<(), StoreError> {
+        let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.write(move |t| {
+            t.embeddings.insert((model, text), bytes.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Where long polling resumes: past every update received, finished or not.
     pub fn poll_offset(&self) -> Result<i64, StoreError> {
         let txn = self.db().begin_read()?;
@@ -581,6 +610,7 @@ impl Store {
         copy_table(&snapshot, &out, MALFORMED)?;
         copy_table(&snapshot, &out, EVENTS)?;
         copy_table(&snapshot, &out, OUTBOX)?;
+        copy_table(&snapshot, &out, EMBEDDINGS)?;
         out.commit()?;
         Ok(())
     }
@@ -754,5 +784,6 @@ fn create_tables_v1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MALFORMED)?;
     txn.open_table(EVENTS)?;
     txn.open_table(OUTBOX)?;
+    txn.open_table(EMBEDDINGS)?;
     Ok(())
 }

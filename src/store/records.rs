@@ -174,6 +174,12 @@ pub enum EventKind {
     RateLimited,
     /// Telegram said the user blocked the bot.
     BlockedBot,
+    /// What the models made of a text message (never the text itself).
+    Text {
+        sentiment: String,
+        sentiment_score: f32,
+        spam_score: f32,
+    },
 }
 
 impl EventKind {
@@ -185,6 +191,7 @@ impl EventKind {
             EventKind::Feedback { .. } => "feedback",
             EventKind::RateLimited => "rate_limited",
             EventKind::BlockedBot => "blocked_bot",
+            EventKind::Text { .. } => "text",
         }
     }
 }

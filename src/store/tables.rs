@@ -22,6 +22,10 @@ pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// sequence → `OutboxEntry`: an action committed but not yet accepted by Telegram.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// (model digest, text digest) → the text's embedding as little-endian f32s: FAQ
+/// questions are embedded once per model, not at every start.
+pub const EMBEDDINGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("embeddings");
+
 /// The keys of [`META`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]

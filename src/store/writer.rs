@@ -7,7 +7,9 @@
 //! a bad job never takes the others down with it.
 
 use super::StoreError;
-use super::tables::{EVENTS, INBOX, MALFORMED, META, OUTBOX, PROCESSED, SESSIONS, USERS};
+use super::tables::{
+    EMBEDDINGS, EVENTS, INBOX, MALFORMED, META, OUTBOX, PROCESSED, SESSIONS, USERS,
+};
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -25,6 +27,7 @@ pub struct Tables<'txn> {
     pub malformed: Table<'txn, u64, &'static [u8]>,
     pub events: Table<'txn, u64, &'static [u8]>,
     pub outbox: Table<'txn, u64, &'static [u8]>,
+    pub embeddings: Table<'txn, (u64, u64), &'static [u8]>,
     pub seq: &'txn mut Sequences,
 }
 
@@ -171,6 +174,7 @@ fn open_tables<'txn>(
         malformed: txn.open_table(MALFORMED)?,
         events: txn.open_table(EVENTS)?,
         outbox: txn.open_table(OUTBOX)?,
+        embeddings: txn.open_table(EMBEDDINGS)?,
         seq,
     })
 }

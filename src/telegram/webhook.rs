@@ -76,29 +76,57 @@ impl WebhookServer {
             };
             let _ = stream.set_nodelay(true);
             let server = self.clone();
+            let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let server = server.clone();
-                    async move { Ok::<_, std::convert::Infallible>(server.handle(request).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "webhook connection ended");
-                }
+                server.serve(stream, Some(shutdown)).await;
                 drop(permit);
             });
             while tasks.try_join_next().is_some() {}
         }
         self.closing.store(true, Ordering::SeqCst);
-        // Requests in progress get their answer; idle keep-alive connections get 503 on
-        // their next request until the process ends.
+        // Each connection closes once its request in progress is answered; idle
+        // keep-alive connections close at once.
         let finish = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(BODY_TIMEOUT, finish).await.is_err() {
             tracing::debug!("closing webhook connections that stayed open");
+        }
+    }
+
+    /// Serves one connection (a TCP stream, or any byte stream: the fuzzer feeds raw
+    /// request bytes through an in-memory pipe) until it closes.
+    pub async fn serve_connection<I>(self: Arc<Self>, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        self.serve(io, None).await;
+    }
+
+    async fn serve<I>(self: Arc<Self>, io: I, shutdown: Option<Shutdown>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = hyper::service::service_fn(move |request| {
+            let server = self.clone();
+            async move { Ok::<_, std::convert::Infallible>(server.handle(request).await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let outcome = match shutdown {
+            Some(mut shutdown) => tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                () = shutdown.wait() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            },
+            None => connection.await,
+        };
+        if let Err(e) = outcome {
+            tracing::debug!(error = %e, "webhook connection ended");
         }
     }
 

@@ -1,0 +1,188 @@
+//! The models as the bot uses them: text analysis (spam, sentiment) and FAQ answers by
+//! meaning.
+//!
+//! The model library (`crate::ml`) knows nothing of Telegram or the store; this is where
+//! it is wired up. Inference runs on the models' own threads, batching concurrent
+//! requests, so a burst of messages never stalls the async runtime. FAQ questions are
+//! embedded once per model and cached in the store.
+
+use crate::config::{FaqEntry, ModelsConfig};
+use crate::ml::features::Fnv1a;
+use crate::ml::minilm::{EmbedError, EmbedPool, Embedder, cosine};
+use crate::ml::{Analysis, InferencePool, MlError, Models};
+use crate::store::{Store, StoreError};
+use crate::telemetry::metrics::{Metrics, ModelLabels};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MlLoadError {
+    #[error("models: {0}")]
+    Classifiers(#[from] MlError),
+    #[error("models: {0}")]
+    Embedder(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "models: no embedding model is compiled into this build; set models.dir to a directory with {EMBEDDER_FILE}"
+    )]
+    NotEmbedded,
+}
+
+/// The embedding model file inside `models.dir`, or compiled in.
+pub const EMBEDDER_FILE: &str = "minilm-l6-v2-q8.gguf";
+
+#[cfg(feature = "embedded-models")]
+const EMBEDDED_EMBEDDER: &[u8] = include_bytes!("../../models/minilm-l6-v2-q8.gguf");
+
+/// Requests one inference thread batches together at most.
+const MAX_BATCH: usize = 64;
+
+pub struct MlService {
+    classifiers: InferencePool,
+    faq: Option<Faq>,
+    metrics: Arc<Metrics>,
+}
+
+struct Faq {
+    embedder: EmbedPool,
+    questions: Vec<(Vec<f32>, String)>,
+    threshold: f32,
+}
+
+/// The models for a bot whose config switches them on; `None` when switched off.
+pub async fn load_if_enabled(
+    config: &crate::config::Config,
+    store: &Store,
+    metrics: Arc<Metrics>,
+) -> Result<Option<Arc<MlService>>, MlLoadError> {
+    if !config.models.enabled {
+        return Ok(None);
+    }
+    let service = MlService::load(&config.models, &config.faq, store, metrics).await?;
+    Ok(Some(Arc::new(service)))
+}
+
+impl MlService {
+    /// Loads the models (compiled in, or from `models.dir`) and embeds the FAQ questions,
+    /// using the store's cache.
+    pub async fn load(
+        config: &ModelsConfig,
+        faq: &[FaqEntry],
+        store: &Store,
+        metrics: Arc<Metrics>,
+    ) -> Result<MlService, MlLoadError> {
+        let models = Arc::new(Models::load(config.dir.as_deref())?);
+        let classifiers = InferencePool::new(models, 1, 4096);
+        let faq = if faq.is_empty() {
+            None
+        } else {
+            Some(Faq::load(config, faq, store).await?)
+        };
+        Ok(MlService {
+            classifiers,
+            faq,
+            metrics,
+        })
+    }
+
+    /// Spam and sentiment of a text; `None` only if the inference threads are gone.
+    pub async fn analyze(&self, text: &str) -> Option<Analysis> {
+        let started = Instant::now();
+        let analysis = self.classifiers.analyze(text.to_owned()).await;
+        self.metrics
+            .inference_seconds
+            .get_or_create(&ModelLabels {
+                model: "classifiers",
+            })
+            .observe(started.elapsed().as_secs_f64());
+        match analysis {
+            Ok(analysis) => Some(analysis),
+            Err(e) => {
+                tracing::error!(error = %e, "text analysis failed");
+                None
+            }
+        }
+    }
+
+    /// The answer of the FAQ question nearest in meaning to `text`, when it is near
+    /// enough.
+    pub async fn faq_answer(&self, text: &str) -> Option<&str> {
+        let faq = self.faq.as_ref()?;
+        let started = Instant::now();
+        let embedded = faq.embedder.embed(text.to_owned()).await;
+        self.metrics
+            .inference_seconds
+            .get_or_create(&ModelLabels { model: "embedder" })
+            .observe(started.elapsed().as_secs_f64());
+        let vector = match embedded {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "embedding failed");
+                return None;
+            }
+        };
+        let (similarity, answer) = faq
+            .questions
+            .iter()
+            .map(|(q, answer)| (cosine(q, &vector), answer))
+            .max_by(|a, b| a.0.total_cmp(&b.0))?;
+        tracing::debug!(similarity, "nearest FAQ entry");
+        (similarity >= faq.threshold).then_some(answer.as_str())
+    }
+}
+
+impl Faq {
+    async fn load(
+        config: &ModelsConfig,
+        entries: &[FaqEntry],
+        store: &Store,
+    ) -> Result<Faq, MlLoadError> {
+        let bytes = match &config.dir {
+            Some(dir) => {
+                let path = dir.join(EMBEDDER_FILE);
+                std::fs::read(&path).map_err(|source| EmbedError::Io { path, source })?
+            }
+            None => embedded_embedder()?.to_vec(),
+        };
+        let model = digest(&bytes);
+        let embedder = Arc::new(Embedder::from_gguf_bytes(&bytes)?);
+        let mut questions = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let key = digest(entry.question.as_bytes());
+            let vector = match store.embedding(model, key)? {
+                Some(cached) => cached,
+                None => {
+                    let fresh = embedder
+                        .embed(&[entry.question.as_str()])?
+                        .pop()
+                        .expect("one vector per text");
+                    store.put_embedding(model, key, &fresh).await?;
+                    fresh
+                }
+            };
+            questions.push((vector, entry.answer.clone()));
+        }
+        Ok(Faq {
+            embedder: EmbedPool::new(embedder, 1, MAX_BATCH),
+            questions,
+            threshold: config.faq_threshold,
+        })
+    }
+}
+
+#[cfg(feature = "embedded-models")]
+fn embedded_embedder() -> Result<&'static [u8], MlLoadError> {
+    Ok(EMBEDDED_EMBEDDER)
+}
+
+#[cfg(not(feature = "embedded-models"))]
+fn embedded_embedder() -> Result<&'static [u8], MlLoadError> {
+    Err(MlLoadError::NotEmbedded)
+}
+
+fn digest(bytes: &[u8]) -> u64 {
+    let mut hash = Fnv1a::new();
+    hash.write(bytes);
+    hash.finish()
+}
