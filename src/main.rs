@@ -201,15 +201,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
-    init_logging();
+    let logging = edgebot::telemetry::logging::init(None)?;
     let (trigger, shutdown) = edgebot::shutdown::channel();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("signal received; shutting down");
         trigger.fire();
     });
-    edgebot::serve::serve(config, shutdown).await?;
-    Ok(())
+    let served = edgebot::serve::serve(config, shutdown).await;
+    // Flushes the traces still queued for export before the process ends.
+    if let Err(e) = logging.shutdown() {
+        eprintln!("edgebot: traces not flushed: {e}");
+    }
+    Ok(served?)
 }
 
 /// SIGINT or SIGTERM, whichever comes first.
@@ -226,15 +230,6 @@ async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEBOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// `edgebot analyze`: one JSON object per line of stdin, in batches for speed.

@@ -17,6 +17,8 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// One update on its way through a lane; its permit frees a place when it is done.
 struct Queued {
     update: Update,
+    /// The transport's span, so the handling joins the update's trace.
+    span: tracing::Span,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -33,6 +35,7 @@ impl Dispatcher {
             let outbox = outbox.clone();
             async move {
                 let span = tracing::info_span!(
+                    parent: &queued.span,
                     "handle",
                     update_id = queued.update.update_id,
                     kind = queued.update.kind.name()
@@ -68,6 +71,7 @@ impl Dispatcher {
             lane,
             Queued {
                 update,
+                span: tracing::Span::current(),
                 _permit: permit,
             },
         );

@@ -50,6 +50,7 @@ impl Inbox {
             Err(e) => return self.keep_malformed(raw, e.to_string()).await,
         };
         self.metrics.update_received(update.kind.name(), transport);
+        tracing::Span::current().record("update_id", update.update_id);
         let span = tracing::info_span!("inbox.append", update_id = update.update_id);
         match self
             .store

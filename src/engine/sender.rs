@@ -108,7 +108,9 @@ struct Sender {
 /// The handle through which committed actions reach the sender.
 #[derive(Clone)]
 pub struct Outbox {
-    lanes: Arc<Lanes<OutboxEntry>>,
+    /// Each entry with the span of the update that caused it, so its calls join that
+    /// update's trace.
+    lanes: Arc<Lanes<(OutboxEntry, tracing::Span)>>,
     store: Store,
 }
 
@@ -130,9 +132,9 @@ impl Outbox {
             global_pause: Mutex::new(None),
             last_limited: Mutex::new(None),
         });
-        let lanes = Lanes::new(move |lane, entry: OutboxEntry| {
+        let lanes = Lanes::new(move |lane, (entry, parent): (OutboxEntry, tracing::Span)| {
             let sender = sender.clone();
-            async move { sender.deliver(lane, entry).await }
+            async move { sender.deliver(lane, entry, &parent).await }
         });
         Outbox { lanes, store }
     }
@@ -141,7 +143,7 @@ impl Outbox {
     pub fn push(&self, entries: impl IntoIterator<Item = OutboxEntry>) {
         for entry in entries {
             let lane = entry.action.chat_id().unwrap_or(NO_CHAT);
-            self.lanes.push(lane, entry);
+            self.lanes.push(lane, (entry, tracing::Span::current()));
         }
     }
 
@@ -164,9 +166,14 @@ impl Outbox {
 }
 
 impl Sender {
-    async fn deliver(&self, lane: i64, entry: OutboxEntry) {
+    async fn deliver(&self, lane: i64, entry: OutboxEntry, parent: &tracing::Span) {
         let method = entry.action.method();
-        let span = tracing::info_span!("outbound.call", method, update_id = entry.update_id);
+        let span = tracing::info_span!(
+            parent: parent,
+            "outbound.call",
+            method,
+            update_id = entry.update_id
+        );
         async {
             let body = entry.action.params_json();
             let mut backoff = BACKOFF_START;

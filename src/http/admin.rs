@@ -111,7 +111,14 @@ async fn respond(admin: &Admin, req: hyper::Request<Incoming>) -> Response<Full<
         authorization: parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
         body: &body,
     };
-    into_response(admin.handle(request).await)
+    let reply = admin.handle(request).await;
+    tracing::debug!(
+        method = %parts.method,
+        path = parts.uri.path(),
+        status = reply.status,
+        "admin request"
+    );
+    into_response(reply)
 }
 
 fn into_response(reply: Reply) -> Response<Full<Bytes>> {

@@ -53,7 +53,8 @@ pub async fn probe(addr: SocketAddr, ready: bool, timeout: Duration) -> Result<(
 async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Option<(u16, String)>> {
     let mut stream = TcpStream::connect(addr).await?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: edgebot-probe\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         User-Agent: edgebot-probe\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut answer = Vec::new();

@@ -60,7 +60,8 @@ pub async fn check(state: &AdminState) -> Readiness {
         Ok(())
     } else {
         Err(format!(
-            "no successful call to the Bot API in the last {API_FRESHNESS_SECS} s, or the latest call failed"
+            "no successful call to the Bot API in the last {API_FRESHNESS_SECS} s, \
+             or the latest call failed"
         ))
     };
     let models = if state.health.models_loaded() {
@@ -89,7 +90,7 @@ async fn probe_store(store: &Store) -> Result<(), String> {
     }
     match tokio::time::timeout(STORE_PROBE_TIMEOUT, store.write(|_| Ok(()))).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("a commit failed: {e}")),
+        Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!(
             "a commit did not finish within {} s",
             STORE_PROBE_TIMEOUT.as_secs()

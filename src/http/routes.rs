@@ -135,19 +135,6 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-impl<'a> Request<'a> {
-    /// A GET without a body, as tests and probes make them.
-    pub fn get(path: &'a str, query: &'a str, authorization: Option<&'a [u8]>) -> Request<'a> {
-        Request {
-            verb: Verb::Get,
-            path,
-            query,
-            authorization,
-            body: &[],
-        }
-    }
-}
-
 /// What goes back: a status, a content type, a body and any extra headers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
@@ -178,11 +165,6 @@ impl Reply {
             body: Vec::new(),
             headers: Vec::new(),
         }
-    }
-
-    /// The body parsed as JSON; `Value::Null` when it is not JSON. For tests and probes.
-    pub fn json_body(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 }
 
@@ -241,10 +223,6 @@ impl Admin {
         }
     }
 
-    pub fn state(&self) -> &AdminState {
-        &self.state
-    }
-
     pub async fn handle(&self, req: Request<'_>) -> Reply {
         let is_api = req.path == API_PREFIX
             || req
@@ -295,7 +273,11 @@ impl Admin {
                 "the admin API is off: set admin.token or EDGEBOT_ADMIN_TOKEN to turn it on",
             ));
         };
-        let presented = authorization.and_then(|value| value.strip_prefix(b"Bearer ".as_slice()));
+        // The scheme is case-insensitive (RFC 9110); the token is not.
+        let presented = authorization
+            .and_then(|value| value.split_at_checked(7))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
+            .map(|(_, token)| token.trim_ascii());
         // The comparison is constant-time; only its outcome is observable.
         match presented {
             Some(candidate) if token.matches(candidate) => Ok(()),
@@ -445,6 +427,55 @@ mod tests {
         assert!(match_pattern("/api/v1/users/{id}", "/api/v1/users/4/x").is_none());
         assert!(match_pattern("/api/v1/users", "/api/v1/users/").is_none());
         assert!(match_pattern("/health", "/health").is_some());
+    }
+
+    fn admin_over_temp_store(token: Option<&str>) -> (Admin, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AdminState {
+            store: crate::store::Store::open(dir.path()).unwrap(),
+            metrics: Arc::default(),
+            health: Arc::default(),
+            token: token.map(crate::config::Secret::new),
+            outbox: None,
+        };
+        (Admin::new(Arc::new(state)), dir)
+    }
+
+    fn request<'a>(verb: Verb, path: &'a str, authorization: Option<&'a [u8]>) -> Request<'a> {
+        Request {
+            verb,
+            path,
+            query: "",
+            authorization,
+            body: b"",
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_are_handled_without_a_socket() {
+        let (admin, _dir) = admin_over_temp_store(Some("tok"));
+        let users = |auth: &'static [u8]| request(Verb::Get, "/api/v1/users", Some(auth));
+        assert_eq!(admin.handle(users(b"Bearer tok")).await.status, 200);
+        assert_eq!(admin.handle(users(b"bearer  tok ")).await.status, 200);
+        assert_eq!(admin.handle(users(b"Bearer to")).await.status, 401);
+        assert_eq!(admin.handle(users(b"Basic tok")).await.status, 401);
+        assert_eq!(admin.handle(users(b"tok")).await.status, 401);
+        let wrong_verb = admin
+            .handle(request(Verb::Other, "/api/v1/users/5", Some(b"Bearer tok")))
+            .await;
+        assert_eq!(wrong_verb.status, 405);
+        assert_eq!(
+            wrong_verb.headers,
+            vec![("allow", "GET, PATCH, DELETE".to_owned())]
+        );
+
+        let (off, _dir) = admin_over_temp_store(None);
+        let reply = off.handle(request(Verb::Get, "/api/v1/users", None)).await;
+        assert_eq!(reply.status, 403);
+        assert_eq!(
+            off.handle(request(Verb::Get, "/health", None)).await.status,
+            200
+        );
     }
 
     #[test]

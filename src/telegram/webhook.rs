@@ -164,7 +164,11 @@ impl WebhookServer {
             Ok(Err(_)) => return reply(StatusCode::BAD_REQUEST, "unreadable body"),
             Ok(Ok(collected)) => collected.to_bytes(),
         };
-        let span = tracing::info_span!("update", transport = "webhook");
+        let span = tracing::info_span!(
+            "update",
+            transport = "webhook",
+            update_id = tracing::field::Empty
+        );
         match self.inbox.accept(body, "webhook").instrument(span).await {
             Ok(Accepted::New | Accepted::Duplicate | Accepted::Malformed) => {
                 reply(StatusCode::OK, "")

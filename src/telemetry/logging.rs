@@ -57,11 +57,6 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Whether traces are being exported.
-    pub fn exporting(&self) -> bool {
-        self.otel.is_some()
-    }
-
     /// Flushes the last spans and reports whether that worked (dropping does the same
     /// silently).
     pub fn shutdown(mut self) -> Result<(), TelemetryError> {
