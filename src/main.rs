@@ -16,8 +16,22 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `edgebot --version`: the version, the commit and the features it was built with.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EDGEBOT_GIT_COMMIT"),
+    ", features: ",
+    env!("EDGEBOT_FEATURES"),
+    ", ",
+    env!("EDGEBOT_TARGET"),
+    ", ",
+    env!("EDGEBOT_PROFILE"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "edgebot", version, about = "A Telegram bot in one binary")]
+#[command(name = "edgebot", version = VERSION, about = "A Telegram bot in one binary")]
 struct Cli {
     /// The configuration file [default: ./edgebot.toml; optional unless given here]
     #[arg(long, global = true, value_name = "PATH")]
