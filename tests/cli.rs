@@ -166,3 +166,43 @@ fn errors_are_one_line_and_a_failure_exit() {
     assert!(err.contains("corrupt"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn replay_prints_the_calls_the_bot_would_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let recording = [
+        r#"{"update_id":1,"message":{"message_id":1,"date":1,"chat":{"id":5,"type":"private"},"from":{"id":5,"first_name":"Ann"},"text":"/start","entities":[{"type":"bot_command","offset":0,"length":6}]}}"#,
+        "not json at all",
+        r#"{"update_id":2,"callback_query":{"id":"q1","from":{"id":5,"first_name":"Ann"},"data":"about:yes","message":{"message_id":2,"date":1,"chat":{"id":5,"type":"private"}}}}"#,
+        r#"{"update_id":3,"poll":{"id":"p"}}"#,
+    ];
+    std::fs::write(dir.path().join("updates.jsonl"), recording.join("\n")).unwrap();
+    let out = stdout(&edgebot(dir.path(), &["replay", "updates.jsonl"], ""));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0]["method"], "sendMessage");
+    assert_eq!(lines[0]["params"]["chat_id"], 5);
+    assert!(
+        lines[0]["params"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Welcome, Ann!")
+    );
+    assert_eq!(
+        lines[1]["line"], 2,
+        "the unparsable line is reported: {out}"
+    );
+    let mut second: Vec<&str> = lines[2..]
+        .iter()
+        .map(|l| l["method"].as_str().unwrap())
+        .collect();
+    second.sort_unstable();
+    assert_eq!(second, ["answerCallbackQuery", "sendMessage"]);
+    assert!(
+        !dir.path().join("data").exists(),
+        "replay leaves the real store alone"
+    );
+}

@@ -162,3 +162,27 @@ async fn the_webhook_guards_its_door_and_loses_nothing() {
     assert_eq!(kept[0].1.raw, b"{not json");
     assert_eq!(store.user(5).unwrap().unwrap().message_count, 1);
 }
+
+#[tokio::test]
+async fn a_refused_token_stops_serve_with_a_clear_error() {
+    let api = FakeBotApi::start(FakeConfig {
+        valid_tokens: vec!["1:right".into()],
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.bot.token = Some(Secret::new("1:wrong"));
+    config.telegram.api_url = api.base_url();
+    config.storage.data_dir = data.path().to_owned();
+    config.admin.listen = free_port();
+    let (_trigger, stop) = shutdown::channel();
+    let err = edgebot::serve::serve(&config, stop).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    assert!(err.to_string().contains("EDGEBOT_TOKEN"), "{err}");
+    assert!(
+        !err.to_string().contains("1:wrong"),
+        "the token is not printed"
+    );
+}
