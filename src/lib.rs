@@ -23,6 +23,7 @@
 //! * The configuration ([`config`]) builds the routing table; with no file at all the
 //!   built-in routes make a useful bot.
 
+pub mod calendar;
 pub mod config;
 pub mod console;
 pub mod engine;

@@ -6,6 +6,7 @@
 //! matches little returns fewer items and a cursor to go on from.
 
 use super::routes::{ApiError, Query};
+use crate::calendar::civil_date;
 use crate::engine::action::Action;
 use crate::engine::sender::Outbox;
 use crate::store::records::{Event, EventKind, Role, UserDelta, UserRecord, UserStatus};
@@ -423,21 +424,6 @@ fn status_name(status: UserStatus) -> &'static str {
     }
 }
 
-/// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
-pub fn civil_date(days: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 /// The body of `POST /api/v1/messages`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -484,17 +470,4 @@ pub async fn send_message(
         .map_err(ApiError::from)?;
     tracing::info!(user_id = user.id, "admin API: message queued");
     Ok(json!({ "queued": true, "chat_id": user.id }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(-1), "1969-12-31");
-        assert_eq!(civil_date(11_016), "2000-02-29");
-        assert_eq!(civil_date(20_454), "2026-01-01");
-    }
 }
