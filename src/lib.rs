@@ -30,6 +30,7 @@ pub mod engine;
 pub mod handlers;
 pub mod http;
 pub mod ml;
+pub mod net;
 pub mod replay;
 pub mod serve;
 pub mod shutdown;

@@ -10,7 +10,6 @@ use crate::telegram::types::User;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -77,12 +76,10 @@ struct ResponseParameters {
     migrate_to_chat_id: Option<i64>,
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
 /// A Bot API client for one bot token. Cheap to clone; clones share the pool.
 #[derive(Clone)]
 pub struct Client {
-    http: HyperClient<Connector, Full<Bytes>>,
+    http: HyperClient<crate::net::Connector, Full<Bytes>>,
     /// `{api_url}/bot{token}/`
     base: String,
     timeout: Duration,
@@ -96,15 +93,8 @@ impl Client {
                 "`{api_url}` must start with https:// or http://"
             )));
         }
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::net::https_connector(timeout)
+            .map_err(|e| ApiError::Network(format!("name resolution is unusable: {e}")))?;
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)

@@ -4,5 +4,6 @@ pub mod client;
 pub mod command;
 pub mod fake;
 pub mod polling;
+pub mod resolver;
 pub mod types;
 pub mod webhook;

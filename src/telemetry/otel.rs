@@ -15,7 +15,6 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
@@ -43,6 +42,8 @@ pub enum OtelError {
     Runtime(std::io::Error),
     #[error("OpenTelemetry: flushing the last spans failed: {0}")]
     Flush(#[from] opentelemetry_sdk::error::OTelSdkError),
+    #[error("OpenTelemetry: name resolution is unusable: {0}")]
+    Resolver(String),
 }
 
 /// The export pipeline: hand [`Pipeline::layer`] to the subscriber, and keep the
@@ -119,7 +120,7 @@ fn traces_url(base: &str) -> String {
 /// OTLP over hyper (http or https, rustls with the webpki roots), on a runtime of its own.
 #[derive(Debug)]
 struct ExportClient {
-    http: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: HyperClient<crate::net::Connector, Full<Bytes>>,
     runtime: OwnedRuntime,
 }
 
@@ -144,14 +145,8 @@ impl ExportClient {
             .enable_all()
             .build()
             .map_err(OtelError::Runtime)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(EXPORT_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::net::https_connector(EXPORT_TIMEOUT)
+            .map_err(|e| OtelError::Resolver(e.to_string()))?;
         Ok(ExportClient {
             http: HyperClient::builder(TokioExecutor::new()).build(connector),
             runtime: OwnedRuntime(Some(runtime)),
