@@ -82,6 +82,10 @@ pub async fn serve(config: &Config, shutdown: Shutdown) -> Result<(), ServeError
 
     let store = Store::open(&config.storage.data_dir)?;
     let metrics = Arc::new(Metrics::new());
+    let commits = metrics.clone();
+    store.observe_commits(Arc::new(move |took, _jobs| {
+        commits.store_commit_seconds.observe(took.as_secs_f64());
+    }));
     let health = Arc::new(Health::default());
     health.api_succeeded(crate::store::now_secs());
     let mut engine =

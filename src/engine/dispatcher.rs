@@ -77,11 +77,6 @@ impl Dispatcher {
         );
     }
 
-    /// Updates queued or being handled.
-    pub fn pending(&self) -> usize {
-        self.lanes.pending()
-    }
-
     /// Resolves when every submitted update is finished.
     pub async fn drained(&self) {
         self.lanes.drained().await;

@@ -21,7 +21,6 @@ pub enum Verdict {
 
 pub struct Guard {
     limits: Option<Limits>,
-    dropped: AtomicU64,
 }
 
 struct Limits {
@@ -47,10 +46,7 @@ impl Guard {
                 checks: AtomicU64::new(0),
             }
         });
-        Guard {
-            limits,
-            dropped: AtomicU64::new(0),
-        }
+        Guard { limits }
     }
 
     pub fn check(&self, user_id: i64) -> Verdict {
@@ -64,16 +60,10 @@ impl Guard {
         if limits.per_user.check_key(&user_id).is_ok() {
             return Verdict::Pass;
         }
-        self.dropped.fetch_add(1, Ordering::Relaxed);
         match limits.notices.check_key(&user_id) {
             Ok(()) => Verdict::Notify,
             Err(_) => Verdict::Drop,
         }
-    }
-
-    /// Updates held back since start.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -107,7 +97,6 @@ mod tests {
             Verdict::Pass,
             "another user has their own bucket"
         );
-        assert_eq!(guard.dropped(), 3);
     }
 
     #[test]

@@ -84,10 +84,6 @@ impl Engine {
         &self.router
     }
 
-    pub fn guard(&self) -> &Guard {
-        &self.guard
-    }
-
     /// Handles one update and commits its effects. An update finished before is not
     /// handled again.
     pub async fn process(&self, update: &Update) -> Result<Finished, StoreError> {

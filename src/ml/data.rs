@@ -165,7 +165,10 @@ fn parse(
         let mut cols = line.split('\t');
         let (a, b) = (cols.next().unwrap_or(""), cols.next());
         let Some(b) = b else {
-            return Err(bad(n + 1, "expected at least two tab-separated columns".into()));
+            return Err(bad(
+                n + 1,
+                "expected at least two tab-separated columns".into(),
+            ));
         };
         match task {
             Task::Spam => {

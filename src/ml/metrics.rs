@@ -93,7 +93,13 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 impl fmt::Display for Confusion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self.labels.iter().map(String::len).max().unwrap_or(5).max(9);
+        let width = self
+            .labels
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(5)
+            .max(9);
         writeln!(
             f,
             "examples: {}  accuracy: {:.4}  macro-F1: {:.4}",

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod data;
 pub mod features;
 pub mod metrics;
+pub mod minilm;
 pub mod model;
 mod pool;
 pub mod train;
@@ -35,7 +36,9 @@ pub enum MlError {
         line: usize,
         reason: String,
     },
-    #[error("no models are compiled into this build (feature `embedded-models` is off); give a model directory")]
+    #[error(
+        "no models are compiled into this build (feature `embedded-models` is off); give a model directory"
+    )]
     NotEmbedded,
     #[error("{0}")]
     Invalid(String),
@@ -122,21 +125,18 @@ impl Models {
     pub fn load(dir: Option<&Path>) -> Result<Models, MlError> {
         match dir {
             Some(dir) => {
-                let read = |name: &str| {
+                // Read and parse one file at a time so an error names the file at fault.
+                let load = |name: &str, task: Task| {
                     let path = dir.join(name);
-                    std::fs::read(&path)
-                        .map(|bytes| (bytes, path.display().to_string()))
-                        .map_err(|source| MlError::Io { path, source })
+                    let bytes = std::fs::read(&path).map_err(|source| MlError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    Classifier::from_bytes(&bytes, &path.display().to_string(), task)
                 };
-                let (spam, spam_name) = read("spam.gguf")?;
-                let (sentiment, sentiment_name) = read("sentiment.gguf")?;
                 Ok(Models {
-                    spam: Classifier::from_bytes(&spam, &spam_name, Task::Spam)?,
-                    sentiment: Classifier::from_bytes(
-                        &sentiment,
-                        &sentiment_name,
-                        Task::Sentiment,
-                    )?,
+                    spam: load("spam.gguf", Task::Spam)?,
+                    sentiment: load("sentiment.gguf", Task::Sentiment)?,
                 })
             }
             None => Self::embedded(),
@@ -208,9 +208,8 @@ mod tests {
     #[test]
     fn embedded_models_classify_obvious_messages() {
         let models = Models::load(None).unwrap();
-        let spam = models.analyze(
-            "WINNER!! You have won a £1000 cash prize. Call 09061701461 now to claim",
-        );
+        let spam = models
+            .analyze("WINNER!! You have won a £1000 cash prize. Call 09061701461 now to claim");
         assert_eq!(spam.spam.label, "spam");
         assert!(spam.spam_probability() > 0.5);
         let ham = models.analyze("ok, see you at lunch tomorrow");
@@ -219,5 +218,56 @@ mod tests {
         let batch = models.analyze_batch(&["I love this, thank you so much!", "this is awful"]);
         assert_eq!(batch[0].sentiment.label, "positive");
         assert_eq!(batch[1].sentiment.label, "negative");
+    }
+
+    /// Accuracy floors of the shipped models on the shared data, a little under the figures in
+    /// models/*.md so that a retrained model that got worse fails here.
+    #[cfg(feature = "embedded-models")]
+    #[test]
+    fn shipped_models_keep_their_accuracy() {
+        use crate::ml::data::{Split, load};
+        use crate::ml::train::evaluate;
+
+        let root = std::env::var_os("EDGEBOT_DATA_DIR").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+            PathBuf::from,
+        );
+        if !root.is_dir() {
+            println!(
+                "SKIPPED: accuracy floors need the shared data at {} (or EDGEBOT_DATA_DIR)",
+                root.display()
+            );
+            return;
+        }
+        let models = Models::load(None).unwrap();
+        let file = |p: &str| root.join(p).to_string_lossy().into_owned();
+        // GoEmotions dev was never trained on: a true held-out figure.
+        let dev = load(
+            Task::Sentiment,
+            &[file("sentiment/goemotions-dev.tsv")],
+            Split::All,
+            5,
+        )
+        .unwrap();
+        let acc = evaluate(
+            models.model(Task::Sentiment),
+            Task::Sentiment,
+            &dev.examples,
+        )
+        .accuracy();
+        assert!(acc >= 0.71, "sentiment dev accuracy {acc}");
+        // The shipped spam model is trained on all spam data, so these rows guard against
+        // regressions only; the held-out figures are in models/spam.md.
+        for (files, floor) in [
+            (vec![file("spam/sms-train.tsv")], 0.985),
+            (
+                vec![file("spam/tg-spam-spam.txt"), file("spam/tg-spam-ham.txt")],
+                0.97,
+            ),
+        ] {
+            let data = load(Task::Spam, &files, Split::Dev, 5).unwrap();
+            let acc = evaluate(models.model(Task::Spam), Task::Spam, &data.examples).accuracy();
+            assert!(acc >= floor, "spam accuracy {acc} on {files:?}");
+        }
     }
 }

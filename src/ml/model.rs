@@ -48,7 +48,7 @@ impl Pooling {
 }
 
 /// A trained classifier, ready for inference.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HashBag {
     pub task: String,
     pub labels: Vec<String>,
@@ -64,6 +64,19 @@ pub struct HashBag {
 
 /// Everything in a model file besides the weights, for `model eval` to show and for tests.
 pub type Metadata = Vec<(String, gguf_file::Value)>;
+
+// Millions of weights are no use in a log line or a test failure.
+impl std::fmt::Debug for HashBag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashBag")
+            .field("task", &self.task)
+            .field("labels", &self.labels)
+            .field("features", &self.features)
+            .field("dim", &self.dim)
+            .field("pooling", &self.pooling)
+            .finish_non_exhaustive()
+    }
+}
 
 impl HashBag {
     pub fn classes(&self) -> usize {
@@ -126,8 +139,14 @@ impl HashBag {
         use gguf_file::Value;
         let f = &self.features;
         let mut meta: Metadata = vec![
-            ("general.architecture".into(), Value::String(ARCHITECTURE.into())),
-            ("general.name".into(), Value::String(format!("edgebot-{}", self.task))),
+            (
+                "general.architecture".into(),
+                Value::String(ARCHITECTURE.into()),
+            ),
+            (
+                "general.name".into(),
+                Value::String(format!("edgebot-{}", self.task)),
+            ),
             ("edgebot.format_version".into(), Value::U32(FORMAT_VERSION)),
             ("edgebot.task".into(), Value::String(self.task.clone())),
             (
@@ -135,8 +154,14 @@ impl HashBag {
                 Value::Array(self.labels.iter().cloned().map(Value::String).collect()),
             ),
             ("edgebot.dim".into(), Value::U32(self.dim as u32)),
-            ("edgebot.pooling".into(), Value::String(self.pooling.name().into())),
-            ("edgebot.hash.algorithm".into(), Value::String("fnv1a64".into())),
+            (
+                "edgebot.pooling".into(),
+                Value::String(self.pooling.name().into()),
+            ),
+            (
+                "edgebot.hash.algorithm".into(),
+                Value::String("fnv1a64".into()),
+            ),
             ("edgebot.hash.seed".into(), Value::U64(f.seed)),
             ("edgebot.hash.buckets".into(), Value::U32(f.buckets)),
             ("edgebot.hash.word_ngrams".into(), Value::U32(f.word_ngrams)),
@@ -149,7 +174,11 @@ impl HashBag {
         gguf_file::write(
             &mut out,
             &meta_refs,
-            &[(EMBEDDING, &emb), (HEAD_WEIGHT, &head_w), (HEAD_BIAS, &head_b)],
+            &[
+                (EMBEDDING, &emb),
+                (HEAD_WEIGHT, &head_w),
+                (HEAD_BIAS, &head_b),
+            ],
         )?;
         Ok(out.into_inner())
     }
@@ -179,7 +208,7 @@ impl HashBag {
         let labels = match md.get("edgebot.labels") {
             Some(gguf_file::Value::Array(items)) => items
                 .iter()
-                .map(|v| v.to_string().map(Clone::clone).map_err(|e| e.to_string()))
+                .map(|v| v.to_string().cloned().map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()?,
             _ => return Err("missing edgebot.labels".into()),
         };
@@ -288,7 +317,7 @@ pub fn argmax(x: &[f32]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn tiny_model() -> HashBag {
@@ -300,7 +329,9 @@ mod tests {
             char_max: 3,
         };
         let dim = 16;
-        let embedding = (0..64 * dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+        let embedding = (0..64 * dim)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
         HashBag {
             task: "spam".into(),
             labels: vec!["ham".into(), "spam".into()],

@@ -120,7 +120,9 @@ mod tests {
     async fn concurrent_requests_get_their_own_answers() {
         let models = models();
         let pool = Arc::new(InferencePool::new(Arc::clone(&models), 2, 8));
-        let texts: Vec<String> = (0..100).map(|i| format!("message number {i} hello")).collect();
+        let texts: Vec<String> = (0..100)
+            .map(|i| format!("message number {i} hello"))
+            .collect();
         let tasks: Vec<_> = texts
             .iter()
             .cloned()

@@ -202,10 +202,7 @@ pub fn cross_validate(
     let mut total = Confusion::new(task.labels());
     let mut per_fold = Vec::with_capacity(k);
     for f in 0..k {
-        let (fit, held): (Vec<_>, Vec<_>) = data
-            .iter()
-            .zip(&fold)
-            .partition(|(_, fi)| **fi != f);
+        let (fit, held): (Vec<_>, Vec<_>) = data.iter().zip(&fold).partition(|(_, fi)| **fi != f);
         let fit: Vec<Example> = fit.into_iter().map(|(e, _)| e.clone()).collect();
         let held: Vec<Example> = held.into_iter().map(|(e, _)| e.clone()).collect();
         progress.reset();

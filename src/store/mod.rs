@@ -141,6 +141,7 @@ pub struct Store {
 
 struct Inner {
     db: Arc<Database>,
+    observer: Arc<std::sync::Mutex<Option<writer::CommitObserver>>>,
     writer: Option<writer::Writer>,
     thread: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
@@ -183,10 +184,12 @@ impl Store {
             .map_err(|e| open_error(&path, e))?;
         migrate(&db, &path)?;
         let db = Arc::new(db);
-        let (writer, thread) = writer::Writer::start(db.clone(), 8192)?;
+        let observer = Arc::new(std::sync::Mutex::new(None));
+        let (writer, thread) = writer::Writer::start(db.clone(), 8192, observer.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
+                observer,
                 writer: Some(writer),
                 thread: Some(thread),
                 path,
@@ -196,6 +199,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Reports each group commit's duration and size to `observer` from now on.
+    pub fn observe_commits(&self, observer: writer::CommitObserver) {
+        *self.inner.observer.lock().expect("observer lock") = Some(observer);
     }
 
     fn db(&self) -> &Database {

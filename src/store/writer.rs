@@ -83,6 +83,9 @@ impl<T: Send> Job for Pending<T> {
     }
 }
 
+/// Told the duration and job count of every commit (for the metrics).
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
+
 /// The handle through which tasks submit writes.
 #[derive(Clone)]
 pub struct Writer {
@@ -95,12 +98,13 @@ impl Writer {
     pub fn start(
         db: Arc<Database>,
         queue: usize,
+        observer: Arc<std::sync::Mutex<Option<CommitObserver>>>,
     ) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
         let seq = Sequences::read(&db)?;
         let (jobs, rx) = mpsc::channel(queue);
         let thread = std::thread::Builder::new()
             .name("edgebot-store-writer".into())
-            .spawn(move || run(db, rx, seq))
+            .spawn(move || run(db, rx, seq, observer))
             .map_err(StoreError::Thread)?;
         Ok((Writer { jobs }, thread))
     }
@@ -125,7 +129,12 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn Job>>, mut seq: Sequences) {
+fn run(
+    db: Arc<Database>,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    mut seq: Sequences,
+    observer: Arc<std::sync::Mutex<Option<CommitObserver>>>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -135,7 +144,12 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn Job>>, mut seq: Sequenc
                 Err(_) => break,
             }
         }
-        match commit(&db, &mut batch, &mut seq) {
+        let started = std::time::Instant::now();
+        let committed = commit(&db, &mut batch, &mut seq);
+        if let Some(observe) = observer.lock().expect("observer lock").as_ref() {
+            observe(started.elapsed(), batch.len());
+        }
+        match committed {
             Ok(()) => batch.drain(..).for_each(|job| job.complete(Ok(()))),
             Err(BatchError::Commit(e)) => {
                 tracing::error!(error = %e, jobs = batch.len(), "store commit failed");

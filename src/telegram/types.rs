@@ -237,12 +237,6 @@ pub enum ChatKind {
     Other,
 }
 
-impl ChatKind {
-    pub fn is_group(self) -> bool {
-        matches!(self, ChatKind::Group | ChatKind::Supergroup)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Chat {
     pub id: i64,

@@ -137,14 +137,9 @@ pub fn import_minilm(
 /// lookup, go to Q8_0; biases, norms and the small position table stay f32.
 fn is_quantized(name: &str) -> bool {
     name == names::WORD
-        || [
-            names::QKV,
-            names::ATTN_OUT,
-            names::FFN_UP,
-            names::FFN_DOWN,
-        ]
-        .iter()
-        .any(|part| name.ends_with(&format!(".{part}.weight")))
+        || [names::QKV, names::ATTN_OUT, names::FFN_UP, names::FFN_DOWN]
+            .iter()
+            .any(|part| name.ends_with(&format!(".{part}.weight")))
 }
 
 fn read_json(path: &Path) -> Result<Json, EmbedError> {
@@ -159,9 +154,8 @@ fn read_json(path: &Path) -> Result<Json, EmbedError> {
 }
 
 fn field<'a>(json: &'a Json, path: &Path, key: &str) -> Result<&'a Json, EmbedError> {
-    json.get(key).ok_or_else(|| {
-        EmbedError::Format(format!("{} has no field {key:?}", path.display()))
-    })
+    json.get(key)
+        .ok_or_else(|| EmbedError::Format(format!("{} has no field {key:?}", path.display())))
 }
 
 fn usize_field(json: &Json, path: &Path, key: &str) -> Result<usize, EmbedError> {
@@ -329,16 +323,34 @@ fn read_weights(dir: &Path, cfg: &BertConfig) -> Result<HashMap<String, Tensor>,
         Ok(())
     };
     put(names::WORD.into(), "embeddings.word_embeddings.weight")?;
-    put(names::POSITION.into(), "embeddings.position_embeddings.weight")?;
-    put(names::TOKEN_TYPE.into(), "embeddings.token_type_embeddings.weight")?;
-    put(format!("{}.weight", names::EMB_NORM), "embeddings.LayerNorm.weight")?;
-    put(format!("{}.bias", names::EMB_NORM), "embeddings.LayerNorm.bias")?;
+    put(
+        names::POSITION.into(),
+        "embeddings.position_embeddings.weight",
+    )?;
+    put(
+        names::TOKEN_TYPE.into(),
+        "embeddings.token_type_embeddings.weight",
+    )?;
+    put(
+        format!("{}.weight", names::EMB_NORM),
+        "embeddings.LayerNorm.weight",
+    )?;
+    put(
+        format!("{}.bias", names::EMB_NORM),
+        "embeddings.LayerNorm.bias",
+    )?;
     for i in 0..cfg.layers {
         let hf = |part: &str| format!("encoder.layer.{i}.{part}");
         for kind in ["weight", "bias"] {
             let g = |part: &str| names::block(i, &format!("{part}.{kind}"));
-            put(g(names::ATTN_OUT), &hf(&format!("attention.output.dense.{kind}")))?;
-            put(g(names::ATTN_NORM), &hf(&format!("attention.output.LayerNorm.{kind}")))?;
+            put(
+                g(names::ATTN_OUT),
+                &hf(&format!("attention.output.dense.{kind}")),
+            )?;
+            put(
+                g(names::ATTN_NORM),
+                &hf(&format!("attention.output.LayerNorm.{kind}")),
+            )?;
             put(g(names::FFN_UP), &hf(&format!("intermediate.dense.{kind}")))?;
             put(g(names::FFN_DOWN), &hf(&format!("output.dense.{kind}")))?;
             put(g(names::OUT_NORM), &hf(&format!("output.LayerNorm.{kind}")))?;
@@ -390,7 +402,10 @@ fn hidden_order(peaks: &[f32]) -> Vec<usize> {
 /// Reorders the hidden dimension of every tensor that touches the residual stream. Attention
 /// heads live in the q/k/v output dimensions, which stay put, so the network is unchanged up
 /// to the order of its hidden units; the runtime restores the original order after pooling.
-fn permute_hidden(weights: &mut HashMap<String, Tensor>, cfg: &BertConfig) -> Result<(), EmbedError> {
+fn permute_hidden(
+    weights: &mut HashMap<String, Tensor>,
+    cfg: &BertConfig,
+) -> Result<(), EmbedError> {
     let index: Vec<u32> = cfg.hidden_order.iter().map(|&d| d as u32).collect();
     let index = Tensor::from_vec(index, cfg.hidden, &Device::Cpu)?;
     let mut permute = |name: String, dim: usize| -> Result<(), EmbedError> {

@@ -168,9 +168,13 @@ impl Bert {
             Ok(checked(name, &[len])?.dequantize(&dev)?.to_vec1()?)
         };
         let param = |i: usize, part: &str, kind: &str| names::block(i, &format!("{part}.{kind}"));
-        let proj = |i: usize, part: &str, out: usize, inp: usize| -> Result<Projection, EmbedError> {
-            Ok(Projection::new(checked(&param(i, part, "weight"), &[out, inp])?)?)
-        };
+        let proj =
+            |i: usize, part: &str, out: usize, inp: usize| -> Result<Projection, EmbedError> {
+                Ok(Projection::new(checked(
+                    &param(i, part, "weight"),
+                    &[out, inp],
+                )?)?)
+            };
         let add_norm = |i: usize, part: &str, norm: &str| -> Result<AddNorm, EmbedError> {
             Ok(AddNorm {
                 bias: vector(&param(i, part, "bias"), h)?,
@@ -277,7 +281,10 @@ impl Bert {
         let h = self.cfg.hidden;
         self.encode(seqs, &lens, &mut |x| {
             let col_max = x.narrow(1, 0, h)?.abs()?.max(0)?.to_vec1::<f32>()?;
-            peaks.iter_mut().zip(col_max).for_each(|(p, m)| *p = p.max(m));
+            peaks
+                .iter_mut()
+                .zip(col_max)
+                .for_each(|(p, m)| *p = p.max(m));
             Ok(())
         })?;
         Ok(peaks)

@@ -88,7 +88,9 @@ impl TokenizerSettings {
         self.vocab
             .get(id as usize)
             .map(String::as_str)
-            .ok_or_else(|| EmbedError::Format(format!("special token id {id} is not in the vocabulary")))
+            .ok_or_else(|| {
+                EmbedError::Format(format!("special token id {id} is not in the vocabulary"))
+            })
     }
 }
 
