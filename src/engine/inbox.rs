@@ -40,7 +40,23 @@ impl Inbox {
 
     /// Commits one body, then dispatches it. Resolves once the update is durable, which
     /// is when the transport may acknowledge it.
+    ///
+    /// The work runs in its own task: a client that goes away mid-request (Telegram
+    /// giving up on a slow answer) must not cancel it between the commit and the
+    /// dispatch, or the update would wait in the inbox until the next start.
     pub async fn accept(
+        &self,
+        raw: Bytes,
+        transport: &'static str,
+    ) -> Result<Accepted, StoreError> {
+        let inbox = self.clone();
+        let work = async move { inbox.accept_to_the_end(raw, transport).await };
+        tokio::spawn(work.instrument(tracing::Span::current()))
+            .await
+            .expect("accepting an update does not panic")
+    }
+
+    async fn accept_to_the_end(
         &self,
         raw: Bytes,
         transport: &'static str,
