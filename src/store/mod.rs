@@ -377,12 +377,16 @@ impl Store {
     }
 
     /// Removes an action Telegram accepted (or permanently refused) from the outbox.
+    /// Lazily durable: after a crash an action may be sent once more, never lost.
     pub async fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
-        self.write(move |t| {
+        let work = move |t: &mut Tables<'_>| {
             t.outbox.remove(seq)?;
             Ok(())
-        })
-        .await
+        };
+        match &self.inner.writer {
+            Some(writer) => writer.write_lazily(work).await,
+            None => Err(StoreError::WriterGone),
+        }
     }
 
     /// Applies an administrative change to a user and returns the result.

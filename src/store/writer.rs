@@ -10,7 +10,7 @@ use super::StoreError;
 use super::tables::{
     EMBEDDINGS, EVENTS, INBOX, MALFORMED, META, OUTBOX, PROCESSED, SESSIONS, USERS,
 };
-use redb::{Database, ReadableTable, Table, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -61,15 +61,22 @@ type Work<T> = Box<dyn for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> +
 trait Job: Send {
     fn apply(&mut self, tables: &mut Tables<'_>) -> Result<(), StoreError>;
     fn complete(self: Box<Self>, outcome: Result<(), StoreError>);
+    /// Whether the job needs an fsync before it completes.
+    fn durable(&self) -> bool;
 }
 
 struct Pending<T> {
     work: Work<T>,
     output: Option<T>,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    durable: bool,
 }
 
 impl<T: Send> Job for Pending<T> {
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
     fn apply(&mut self, tables: &mut Tables<'_>) -> Result<(), StoreError> {
         self.output = Some((self.work)(tables)?);
         Ok(())
@@ -115,11 +122,31 @@ impl Writer {
         T: Send + 'static,
         F: for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(work, true).await
+    }
+
+    /// Runs `work` inside the next group commit without waiting for the disk: it becomes
+    /// durable with the next durable commit. For writes whose loss in a crash is harmless
+    /// (forgetting that an action was sent only means sending it again).
+    pub async fn write_lazily<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    async fn submit<T, F>(&self, work: F, durable: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, result) = oneshot::channel();
         let job = Box::new(Pending {
             work: Box::new(work),
             output: None,
             reply,
+            durable,
         });
         self.jobs
             .send(job)
@@ -198,7 +225,11 @@ fn commit(
     batch: &mut [Box<dyn Job>],
     seq: &mut Sequences,
 ) -> Result<(), BatchError> {
-    let txn = db.begin_write().map_err(|e| BatchError::Commit(e.into()))?;
+    let mut txn = db.begin_write().map_err(|e| BatchError::Commit(e.into()))?;
+    if !batch.iter().any(|job| job.durable()) {
+        txn.set_durability(Durability::None)
+            .map_err(|e| BatchError::Commit(StoreError::CommitFailed(e.to_string())))?;
+    }
     let mut staged = *seq;
     {
         let mut tables = open_tables(&txn, &mut staged).map_err(BatchError::Commit)?;
@@ -214,7 +245,11 @@ fn commit(
 }
 
 fn commit_one(db: &Database, job: &mut dyn Job, seq: &mut Sequences) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
+    let mut txn = db.begin_write()?;
+    if !job.durable() {
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::CommitFailed(e.to_string()))?;
+    }
     let mut staged = *seq;
     {
         let mut tables = open_tables(&txn, &mut staged)?;

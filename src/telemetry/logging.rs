@@ -107,10 +107,15 @@ where
 /// whole process. `filter` overrides `EDGEBOT_LOG`, e.g. from a command-line flag.
 pub fn init(filter: Option<&str>) -> Result<Guard, TelemetryError> {
     let otel = Pipeline::from_env()?;
+    // Each layer has its own filter: `EDGEBOT_LOG=warn` quiets the log, not the traces,
+    // whose spans are at info level.
     tracing_subscriber::registry()
-        .with(env_filter(filter)?)
-        .with(fmt_layer(Format::for_stderr(), std::io::stderr))
-        .with(otel.as_ref().map(|pipeline| pipeline.layer()))
+        .with(fmt_layer(Format::for_stderr(), std::io::stderr).with_filter(env_filter(filter)?))
+        .with(otel.as_ref().map(|pipeline| {
+            let ours = tracing_subscriber::filter::Targets::new()
+                .with_target("edgebot", tracing::Level::INFO);
+            pipeline.layer().with_filter(ours)
+        }))
         .try_init()?;
     if otel.is_some() {
         tracing::info!("exporting traces over OTLP/HTTP");

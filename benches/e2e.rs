@@ -1,0 +1,662 @@
+//! End to end: the release `edgebot serve` as a child process, in webhook mode with its
+//! limits off and a fresh store, fed over loopback keep-alive connections the way
+//! Telegram feeds a webhook, answering to the in-process fake Bot API, which notes when
+//! each reply arrives. Every update is durably committed before its 200 and costs one
+//! `sendMessage` (a welcome for `/start`, the fallback for a text).
+//!
+//! It prints closed-loop throughput, open-loop latency at a fixed rate (from each
+//! update's *scheduled* send time to its reply's arrival at the fake, so a stalled
+//! server cannot hide its backlog), the server's CPU seconds per 1,000 updates (from
+//! `/proc/<pid>/stat`) and its resident memory after the load.
+//!
+//! A plain `harness = false` main rather than criterion: criterion times a closure it
+//! may call any number of times in one process, while this measures another process
+//! under a load with a fixed size and schedule, and reports CPU and memory figures that
+//! criterion has no place for.
+//!
+//! Environment:
+//! * `E2E_UPDATES` (20000): updates in the closed-loop phase;
+//! * `E2E_USERS` (5000): distinct users in the closed-loop phase;
+//! * `E2E_RATE` (2000) and `E2E_SECONDS` (5): the open-loop phase;
+//! * `E2E_CONNECTIONS` (48): webhook connections, one request in flight on each;
+//! * `E2E_LOG` (`warn`): the server's `EDGEBOT_LOG`;
+//! * `E2E_OTEL=1`: export traces to a loopback OTLP/HTTP sink started here.
+
+use bytes::Bytes;
+use edgebot::telegram::fake::{FakeBotApi, FakeConfig, RecordedCall};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, mpsc};
+
+const TOKEN: &str = "123456:E2E-BENCH";
+const SECRET: &str = "e2e-bench-secret";
+const CONFIG: &str = "[limits.inbound]\nenabled = false\n\n[limits.outbound]\nenabled = false\n";
+/// Longest wait for the server to start or for the last replies of a phase.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// After the last reply, the server still clears the sent actions from its outbox;
+/// the CPU sample waits for that.
+const SETTLE: Duration = Duration::from_millis(250);
+
+struct Settings {
+    updates: usize,
+    users: usize,
+    rate: u64,
+    seconds: u64,
+    connections: usize,
+    log: String,
+    otel: bool,
+}
+
+fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={v} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        Settings {
+            updates: env_or("E2E_UPDATES", 20_000),
+            users: env_or("E2E_USERS", 5_000usize).max(1),
+            rate: env_or("E2E_RATE", 2_000u64).max(1),
+            seconds: env_or("E2E_SECONDS", 5),
+            connections: env_or("E2E_CONNECTIONS", 48usize).max(1),
+            log: env_or("E2E_LOG", "warn".to_owned()),
+            otel: env_or("E2E_OTEL", 0u8) == 1,
+        }
+    }
+}
+
+/// One update as Telegram sends it: `/start` with its entity, or a plain text, from a
+/// user in their private chat.
+fn update(update_id: u64, user: u64, start: bool) -> Bytes {
+    let text = if start {
+        r#""text":"/start","entities":[{"type":"bot_command","offset":0,"length":6}]"#.to_owned()
+    } else {
+        format!(r#""text":"hello number {update_id}""#)
+    };
+    Bytes::from(format!(
+        r#"{{"update_id":{update_id},"message":{{"message_id":{update_id},"date":1732000000,"chat":{{"id":{user},"type":"private","first_name":"Ada"}},"from":{{"id":{user},"is_bot":false,"first_name":"Ada","language_code":"en"}},{text}}}}}"#
+    ))
+}
+
+/// One keep-alive webhook connection with at most one request in flight, as Telegram
+/// uses its connections.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    async fn open(port: u16) -> Conn {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("the webhook listener accepts");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("an HTTP/1.1 handshake");
+        tokio::spawn(connection);
+        Conn {
+            sender,
+            host: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    async fn post(&mut self, body: Bytes) {
+        self.sender.ready().await.expect("the connection stays up");
+        let request = hyper::Request::post("/webhook")
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header("x-telegram-bot-api-secret-token", SECRET)
+            .body(Full::new(body))
+            .expect("a valid request");
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .expect("the webhook answers");
+        assert_eq!(response.status(), 200, "the webhook refused an update");
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("the answer's body");
+    }
+}
+
+/// The server process; killed if the bench panics, so no server outlives it.
+struct Server {
+    child: Child,
+    pid: u32,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The command name may hold spaces; the fields after it are plain.
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// A process's CPU seconds, from a `/proc` reading to now.
+struct CpuMeter {
+    pid: String,
+    start: u64,
+}
+
+impl CpuMeter {
+    fn start(pid: &str) -> CpuMeter {
+        CpuMeter {
+            pid: pid.to_owned(),
+            start: cpu_ticks(pid),
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        (cpu_ticks(&self.pid) - self.start) as f64 / clock_ticks_per_second()
+    }
+}
+
+/// `VmRSS` and `VmHWM` of a process, in MiB.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+/// Waits until the fake has recorded `n` calls since it was last drained, then drains
+/// it and returns the replies. Counting instead of scanning keeps the wait cheap.
+async fn collect_replies(api: &FakeBotApi, n: usize) -> Vec<RecordedCall> {
+    let deadline = Instant::now() + PATIENCE;
+    while api.call_count() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let calls: Vec<RecordedCall> = api
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.method == "sendMessage" && c.delivered())
+        .collect();
+    assert_eq!(calls.len(), n, "replies missing after {PATIENCE:?}");
+    calls
+}
+
+/// Sends `count` updates over every connection as fast as they are answered.
+async fn closed_loop(
+    conns: Vec<Conn>,
+    next_id: &Arc<AtomicU64>,
+    count: usize,
+    first_user: u64,
+    users: usize,
+) -> Vec<Conn> {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let issued = issued.clone();
+        let next_id = next_id.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = issued.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return conn;
+                }
+                // A user's first update is /start, the later ones texts.
+                let user = first_user + (i % users) as u64;
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                conn.post(update(id, user, i < users)).await;
+            }
+        }));
+    }
+    let mut conns = Vec::new();
+    for task in tasks {
+        conns.push(task.await.expect("a sender task"));
+    }
+    conns
+}
+
+/// When each open-loop update was due, went out and was acknowledged.
+struct Timing {
+    due: Instant,
+    sent: Instant,
+    acked: Instant,
+}
+
+/// Sends `count` updates at `rate` per second on a schedule fixed in advance, each from
+/// a user of its own (`first_user + i`), whichever connection is free.
+async fn open_loop(
+    conns: Vec<Conn>,
+    next_id: &Arc<AtomicU64>,
+    count: usize,
+    rate: u64,
+    first_user: u64,
+) -> (Vec<Conn>, Vec<Timing>) {
+    let start = Instant::now() + Duration::from_millis(50);
+    let due = move |i: usize| start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
+    let (tx, rx) = mpsc::unbounded_channel();
+    // A thread of its own paces the schedule: the runtime's timer only has millisecond
+    // resolution, which would add up to a millisecond to every latency.
+    let pacer = std::thread::spawn(move || {
+        for i in 0..count {
+            let wait = due(i).saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+            if tx.send(i).is_err() {
+                return;
+            }
+        }
+    });
+    let rx = Arc::new(Mutex::new(rx));
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let rx = rx.clone();
+        let next_id = next_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut timings = Vec::new();
+            loop {
+                let Some(i) = rx.lock().await.recv().await else {
+                    return (conn, timings);
+                };
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let sent = Instant::now();
+                conn.post(update(id, first_user + i as u64, i % 2 == 0))
+                    .await;
+                timings.push((
+                    i,
+                    Timing {
+                        due: due(i),
+                        sent,
+                        acked: Instant::now(),
+                    },
+                ));
+            }
+        }));
+    }
+    let mut conns = Vec::new();
+    let mut timings: Vec<Option<Timing>> = (0..count).map(|_| None).collect();
+    for task in tasks {
+        let (conn, done) = task.await.expect("a sender task");
+        conns.push(conn);
+        for (i, timing) in done {
+            timings[i] = Some(timing);
+        }
+    }
+    pacer.join().expect("the pacer");
+    let timings = timings
+        .into_iter()
+        .map(|t| t.expect("every scheduled update was sent"))
+        .collect();
+    (conns, timings)
+}
+
+/// p50, p99, p99.9 and max of durations, in milliseconds.
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[i].as_secs_f64() * 1e3
+    };
+    format!(
+        "p50 {:7.3} ms   p99 {:7.3} ms   p99.9 {:7.3} ms   max {:7.3} ms",
+        at(0.50),
+        at(0.99),
+        at(0.999),
+        at(1.0)
+    )
+}
+
+/// A stand-in OTLP/HTTP collector: answers 200 to every POST and counts them.
+async fn start_otlp_sink(exports: Arc<AtomicU64>, bytes: Arc<AtomicU64>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the OTLP sink");
+    let port = listener.local_addr().expect("its address").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (exports, bytes) = (exports.clone(), bytes.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (exports, bytes) = (exports.clone(), bytes.clone());
+                        async move {
+                            let is_export = request.method() == hyper::Method::POST
+                                && request.uri().path() == "/v1/traces";
+                            let body = request.into_body().collect().await?.to_bytes();
+                            if is_export {
+                                exports.fetch_add(1, Ordering::Relaxed);
+                                bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                            }
+                            let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                            if !is_export {
+                                *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+                            }
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// The disk's durable-write latency where the store lives: every reply waits for at
+/// least two commits (the inbox, then the update's effects), so this is about the floor
+/// under the open-loop latencies. It overwrites a block in place, as the store does in
+/// its preallocated file, so no file-size change adds a journal commit.
+fn fdatasync_latency(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("fsync-probe");
+    let file = std::fs::File::create(&path).expect("a probe file");
+    file.write_all_at(&[0u8; 4096], 0).expect("a write");
+    file.sync_all().expect("fsync");
+    let samples = (0..100u8)
+        .map(|i| {
+            file.write_all_at(&[i; 4096], 0).expect("a write");
+            let started = Instant::now();
+            file.sync_data().expect("fdatasync");
+            started.elapsed()
+        })
+        .collect();
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    percentiles(samples)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument would mean nothing here.
+    let settings = Settings::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    runtime.block_on(run(settings));
+}
+
+async fn run(settings: Settings) {
+    let api = FakeBotApi::start(FakeConfig::default())
+        .await
+        .expect("the fake Bot API starts");
+    // Under target/, not /tmp: /tmp may be a tmpfs, where fsync costs nothing and the
+    // figures would not be those of a durable bot.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
+    let config = dir.path().join("edgebot.toml");
+    std::fs::write(&config, CONFIG).expect("the config is written");
+    let data = dir.path().join("data");
+    let disk = fdatasync_latency(dir.path());
+    let exports = Arc::new(AtomicU64::new(0));
+    let export_bytes = Arc::new(AtomicU64::new(0));
+
+    let port = free_port();
+    let log = dir.path().join("serve.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgebot"));
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve")
+        .env("EDGEBOT_TOKEN", TOKEN)
+        .env("EDGEBOT_API_URL", api.base_url())
+        .env(
+            "EDGEBOT_WEBHOOK_URL",
+            format!("http://127.0.0.1:{port}/webhook"),
+        )
+        .env("EDGEBOT_WEBHOOK_SECRET", SECRET)
+        .env("EDGEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EDGEBOT_ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("EDGEBOT_LOG", &settings.log)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("the log file"));
+    if settings.otel {
+        let sink = start_otlp_sink(exports.clone(), export_bytes.clone()).await;
+        command.env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{sink}"),
+        );
+    }
+    let child = command.spawn().expect("edgebot serve starts");
+    let mut server = Server {
+        pid: child.id(),
+        child,
+        log,
+    };
+    let ready = api
+        .wait_for(
+            |calls| calls.iter().any(|c| c.method == "setWebhook"),
+            PATIENCE,
+        )
+        .await;
+    assert!(
+        ready,
+        "the server never set its webhook:\n{}",
+        server.log_tail()
+    );
+    // For attaching a profiler (`perf record -g -p PID`) while the load runs.
+    println!("server pid {}", server.pid);
+    api.take_calls();
+    let pid = server.pid.to_string();
+    let bench_pid = std::process::id().to_string();
+    let next_id = Arc::new(AtomicU64::new(1));
+
+    let mut conns = Vec::new();
+    for _ in 0..settings.connections {
+        conns.push(Conn::open(port).await);
+    }
+
+    // Warm-up: connections, the store file's first pages, the allocator's arenas.
+    let warm = 1_000;
+    conns = closed_loop(conns, &next_id, warm, 900_000_000, 500).await;
+    collect_replies(&api, warm).await;
+
+    // (a) Closed loop.
+    let server_cpu = CpuMeter::start(&pid);
+    let bench_cpu = CpuMeter::start(&bench_pid);
+    let started = Instant::now();
+    conns = closed_loop(
+        conns,
+        &next_id,
+        settings.updates,
+        1_000_000_000,
+        settings.users,
+    )
+    .await;
+    let acked = started.elapsed();
+    let replies = collect_replies(&api, settings.updates).await;
+    let last = replies.iter().map(|c| c.at).max().expect("replies");
+    let closed_wall = last.duration_since(started);
+    tokio::time::sleep(SETTLE).await;
+    let closed_cpu = (server_cpu.seconds(), bench_cpu.seconds());
+
+    // (b) Open loop.
+    let count = (settings.rate * settings.seconds) as usize;
+    let first_user = 2_000_000_000;
+    let server_cpu = CpuMeter::start(&pid);
+    let bench_cpu = CpuMeter::start(&bench_pid);
+    let (conns, timings) = open_loop(conns, &next_id, count, settings.rate, first_user).await;
+    let replies = collect_replies(&api, count).await;
+    tokio::time::sleep(SETTLE).await;
+    let open_cpu = (server_cpu.seconds(), bench_cpu.seconds());
+    let mut reply_latency = Vec::with_capacity(count);
+    let mut seen = vec![false; count];
+    for call in &replies {
+        let i = (call.chat_id.expect("a chat") - first_user as i64) as usize;
+        assert!(!seen[i], "update {i} answered twice");
+        seen[i] = true;
+        reply_latency.push(call.at.saturating_duration_since(timings[i].due));
+    }
+    let ack_latency = timings.iter().map(|t| t.acked - t.due).collect();
+    let send_lag = timings.iter().map(|t| t.sent - t.due).collect();
+    let open_wall = timings
+        .iter()
+        .map(|t| t.acked)
+        .max()
+        .expect("timings")
+        .duration_since(timings[0].due);
+
+    // (d) Memory, still under the load's footprint.
+    let (rss, peak) = memory_mib(server.pid);
+    drop(conns);
+
+    println!();
+    println!(
+        "edgebot e2e: {} binary, webhook, limits off, EDGEBOT_LOG={}, tracing {}, {} connections",
+        // The binary is built with the bench's own profile.
+        if cfg!(debug_assertions) {
+            "DEBUG (figures only from `cargo bench`)"
+        } else {
+            "release"
+        },
+        settings.log,
+        if settings.otel {
+            "on (OTLP sink)"
+        } else {
+            "off"
+        },
+        settings.connections
+    );
+    println!(
+        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>13} {:>11}",
+        "phase", "updates", "wall s", "updates/s", "server CPU s", "CPU s/1k upd", "bench CPU s"
+    );
+    let row = |name: &str, n: usize, wall: Duration, cpu: (f64, f64)| {
+        println!(
+            "{:<34} {:>8} {:>8.2} {:>10.0} {:>12.2} {:>13.4} {:>11.2}",
+            name,
+            n,
+            wall.as_secs_f64(),
+            n as f64 / wall.as_secs_f64(),
+            cpu.0,
+            cpu.0 / (n as f64 / 1000.0),
+            cpu.1
+        );
+    };
+    row(
+        &format!("(a) closed loop, {} users", settings.users),
+        settings.updates,
+        closed_wall,
+        closed_cpu,
+    );
+    row(
+        &format!("(b) open loop {}/s x {} s", settings.rate, settings.seconds),
+        count,
+        open_wall,
+        open_cpu,
+    );
+    println!(
+        "(a) all {} acknowledged (200) after {:.2} s; replies in {:.2} s",
+        settings.updates,
+        acked.as_secs_f64(),
+        closed_wall.as_secs_f64()
+    );
+    println!(
+        "(b) scheduled send -> reply at fake:  {}",
+        percentiles(reply_latency)
+    );
+    println!(
+        "(b) scheduled send -> 200 from bot:   {}",
+        percentiles(ack_latency)
+    );
+    println!(
+        "(b) send lag (client side):          {}",
+        percentiles(send_lag)
+    );
+    println!("disk: 4 KiB overwrite + fdatasync:   {disk}");
+    println!("(d) server RSS after the load: {rss:.1} MiB (peak {peak:.1} MiB)");
+    println!(
+        "CPU from /proc/<pid>/stat utime+stime at {} ticks/s; bench CPU = load generator and fake Bot API",
+        clock_ticks_per_second()
+    );
+
+    // Stop it as an operator would, then check the store kept the closed-loop counts.
+    // SAFETY: kill(2) on the child we spawned and have not reaped.
+    unsafe { libc::kill(server.pid as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.child.try_wait().expect("waitpid").is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = server.child.try_wait().expect("waitpid");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the server did not stop cleanly: {status:?}\n{}",
+        server.log_tail()
+    );
+    let shown = Command::new(env!("CARGO_BIN_EXE_edgebot"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["users", "show", "1000000000"])
+        .output()
+        .expect("edgebot users show");
+    let user: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("a user as JSON");
+    let expected = settings.updates.div_ceil(settings.users);
+    println!(
+        "durable: user 1000000000 has message_count {} (sent {expected})",
+        user["message_count"]
+    );
+    if settings.otel {
+        println!(
+            "OTLP sink: {} exports, {} bytes{}",
+            exports.load(Ordering::Relaxed),
+            export_bytes.load(Ordering::Relaxed),
+            if exports.load(Ordering::Relaxed) == 0 {
+                " (the server exported nothing)"
+            } else {
+                ""
+            }
+        );
+    }
+}

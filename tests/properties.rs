@@ -1,0 +1,538 @@
+//! Properties checked over random inputs rather than chosen examples:
+//!
+//! * every record the store keeps, and every outbox entry, reads back as it was written;
+//! * the inbox neither loses nor repeats an update, whatever the order of appends,
+//!   finishes, redeliveries and crash-restarts;
+//! * the sender keeps every flood limit under random schedules of actions over a few
+//!   chats, measured from the fake Bot API's arrival times.
+//!
+//! Failing cases are printed, shrunk, but not persisted: the minimal case in the failure
+//! message is what becomes an example test.
+
+use edgebot::config::{OutboundLimits, Secret};
+use edgebot::engine::action::{
+    Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ReplyParameters,
+    SendMessage,
+};
+use edgebot::engine::sender::Outbox;
+use edgebot::store::codec::{self, CodecError};
+use edgebot::store::records::{
+    ConversationState, Event, EventKind, MalformedUpdate, Role, Session, UserDelta, UserRecord,
+    UserStatus,
+};
+use edgebot::store::{Appended, Finish, Finished, OutboxEntry, Store};
+use edgebot::telegram::client::Client;
+use edgebot::telegram::fake::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::telegram::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+use edgebot::telemetry::health::Health;
+use edgebot::telemetry::metrics::Metrics;
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------
+// Encoding round trips
+
+fn user_record() -> impl Strategy<Value = UserRecord> {
+    (
+        (
+            any::<i64>(),
+            any::<Option<String>>(),
+            any::<String>(),
+            any::<Option<String>>(),
+            any::<Option<String>>(),
+        ),
+        (
+            prop_oneof![Just(Role::User), Just(Role::Admin)],
+            prop_oneof![
+                Just(UserStatus::Active),
+                Just(UserStatus::Banned),
+                Just(UserStatus::Blocked)
+            ],
+            any::<Option<i64>>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<i64>(),
+            any::<i64>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (id, username, first_name, last_name, language_code),
+                (role, status, referrer, referrals, message_count, first_seen, last_seen),
+            )| UserRecord {
+                id,
+                username,
+                first_name,
+                last_name,
+                language_code,
+                role,
+                status,
+                referrer,
+                referrals,
+                message_count,
+                first_seen,
+                last_seen,
+            },
+        )
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    let kind = prop_oneof![
+        any::<Option<i64>>().prop_map(|referrer| EventKind::UserJoined { referrer }),
+        any::<String>().prop_map(|name| EventKind::Command { name }),
+        any::<String>().prop_map(|data| EventKind::Callback { data }),
+        any::<String>().prop_map(|text| EventKind::Feedback { text }),
+        Just(EventKind::RateLimited),
+        Just(EventKind::BlockedBot),
+    ];
+    (
+        any::<i64>(),
+        any::<Option<i64>>(),
+        any::<Option<i64>>(),
+        kind,
+    )
+        .prop_map(|(at_ms, user_id, chat_id, kind)| Event {
+            at_ms,
+            user_id,
+            chat_id,
+            kind,
+        })
+}
+
+fn keyboard() -> impl Strategy<Value = Option<InlineKeyboardMarkup>> {
+    let button = (
+        any::<String>(),
+        any::<Option<String>>(),
+        any::<Option<String>>(),
+    )
+        .prop_map(|(text, callback_data, url)| InlineKeyboardButton {
+            text,
+            callback_data,
+            url,
+        });
+    proptest::option::of(
+        proptest::collection::vec(proptest::collection::vec(button, 0..3), 0..3)
+            .prop_map(|inline_keyboard| InlineKeyboardMarkup { inline_keyboard }),
+    )
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let reply = proptest::option::of((any::<i64>(), any::<bool>()).prop_map(
+        |(message_id, allow_sending_without_reply)| ReplyParameters {
+            message_id,
+            allow_sending_without_reply,
+        },
+    ));
+    prop_oneof![
+        (any::<i64>(), any::<String>(), reply, keyboard()).prop_map(
+            |(chat_id, text, reply_parameters, reply_markup)| {
+                Action::SendMessage(SendMessage {
+                    chat_id,
+                    text,
+                    reply_parameters,
+                    reply_markup,
+                })
+            }
+        ),
+        (any::<i64>(), any::<i64>(), any::<String>(), keyboard()).prop_map(
+            |(chat_id, message_id, text, reply_markup)| {
+                Action::EditMessageText(EditMessageText {
+                    chat_id,
+                    message_id,
+                    text,
+                    reply_markup,
+                })
+            }
+        ),
+        (any::<String>(), any::<Option<String>>()).prop_map(|(callback_query_id, text)| {
+            Action::AnswerCallbackQuery(AnswerCallbackQuery {
+                callback_query_id,
+                text,
+            })
+        }),
+        (any::<i64>(), any::<i64>()).prop_map(|(chat_id, message_id)| {
+            Action::DeleteMessage(MessageRef {
+                chat_id,
+                message_id,
+            })
+        }),
+        (any::<i64>(), any::<i64>()).prop_map(|(chat_id, user_id)| Action::BanChatMember(
+            ChatMemberRef { chat_id, user_id }
+        )),
+    ]
+}
+
+/// Encodes, checks the version byte, decodes, and compares.
+fn round_trips<T>(value: &T) -> Result<(), TestCaseError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let bytes = codec::encode(value);
+    prop_assert_eq!(bytes[0], codec::VALUE_VERSION);
+    let back: T = codec::decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&back, value);
+    // A value from a future layout is refused, never misread.
+    let mut future = bytes.clone();
+    future[0] = codec::VALUE_VERSION.wrapping_add(1);
+    prop_assert!(matches!(
+        codec::decode::<T>(&future),
+        Err(CodecError::UnknownVersion(_))
+    ));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn user_records_round_trip(user in user_record()) {
+        round_trips(&user)?;
+    }
+
+    #[test]
+    fn events_round_trip(event in event()) {
+        round_trips(&event)?;
+    }
+
+    #[test]
+    fn sessions_round_trip(expires_at in any::<i64>()) {
+        round_trips(&Session { state: ConversationState::AwaitingFeedback, expires_at })?;
+    }
+
+    #[test]
+    fn malformed_updates_round_trip(
+        received_at in any::<i64>(),
+        error in any::<String>(),
+        raw in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        round_trips(&MalformedUpdate { received_at, error, raw })?;
+    }
+
+    /// Stored bytes may be damaged: decoding them fails cleanly, it never panics.
+    #[test]
+    fn damaged_values_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = codec::decode::<UserRecord>(&bytes);
+        let _ = codec::decode::<Event>(&bytes);
+        let _ = codec::decode::<Session>(&bytes);
+        let _ = codec::decode::<MalformedUpdate>(&bytes);
+    }
+
+    /// Outbox entries are kept as JSON (their actions carry the Bot API's parameters);
+    /// the sequence number is the table key, not part of the value.
+    #[test]
+    fn outbox_entries_round_trip(update_id in any::<i64>(), action in action()) {
+        let entry = OutboxEntry { seq: 0, update_id, action };
+        let json = serde_json::to_vec(&entry).unwrap();
+        let back: OutboxEntry = serde_json::from_slice(&json).unwrap();
+        prop_assert_eq!(back, entry);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Through a real store and a reopening: what was enqueued is what is pending.
+    #[test]
+    fn the_outbox_table_returns_what_was_enqueued(
+        actions in proptest::collection::vec(action(), 1..6),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = current_thread();
+        let store = Store::open(dir.path()).unwrap();
+        let entries = runtime.block_on(store.enqueue_outbox(actions.clone())).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let pending = store.pending_outbox().unwrap();
+        prop_assert_eq!(&pending, &entries);
+        let stored: Vec<Action> = pending.into_iter().map(|e| e.action).collect();
+        prop_assert_eq!(stored, actions);
+    }
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// The inbox: exactly once under appends, finishes, redeliveries and crashes
+
+/// The one user every update comes from: its message count counts finished updates.
+const USER: i64 = 77;
+
+#[derive(Debug, Clone)]
+enum InboxOp {
+    /// Telegram delivers (or redelivers) this update.
+    Append(i64),
+    /// The engine finishes the n-th pending update (modulo how many there are).
+    FinishPending(usize),
+    /// A finish runs again for the n-th update ever appended (a replay racing a
+    /// redelivery): it must change nothing the second time.
+    FinishAgain(usize),
+    /// The process dies and starts again: the store is dropped and reopened.
+    CrashRestart,
+}
+
+fn inbox_op() -> impl Strategy<Value = InboxOp> {
+    // Ids from a small range so redeliveries are common, plus 4096, whose finish also
+    // trims old ids from the processed table.
+    let id = prop_oneof![9 => 0i64..24, 1 => Just(4096i64)];
+    prop_oneof![
+        4 => id.prop_map(InboxOp::Append),
+        3 => any::<usize>().prop_map(InboxOp::FinishPending),
+        1 => any::<usize>().prop_map(InboxOp::FinishAgain),
+        1 => Just(InboxOp::CrashRestart),
+    ]
+}
+
+fn finish_of(update_id: i64) -> Finish {
+    let mut delta = UserDelta::new(USER, 1_000);
+    delta.messages = 1;
+    Finish {
+        update_id,
+        finished_at: 1_000,
+        users: vec![delta],
+        events: Vec::new(),
+        session: None,
+        outbox: Vec::new(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_inbox_never_loses_or_repeats(ops in proptest::collection::vec(inbox_op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = current_thread();
+        let mut store = Store::open(dir.path()).unwrap();
+        // The model: ids ever appended (in order), and ids finished.
+        let mut appended: Vec<i64> = Vec::new();
+        let mut finished: BTreeSet<i64> = BTreeSet::new();
+        for op in &ops {
+            match *op {
+                InboxOp::Append(id) => {
+                    let raw = format!(r#"{{"update_id":{id}}}"#);
+                    let outcome = runtime.block_on(store.append_inbox(id, raw.into())).unwrap();
+                    let expected = if appended.contains(&id) {
+                        Appended::Duplicate
+                    } else {
+                        appended.push(id);
+                        Appended::New
+                    };
+                    prop_assert_eq!(outcome, expected, "append of {}", id);
+                }
+                InboxOp::FinishPending(n) => {
+                    let pending = store.pending_inbox().unwrap();
+                    if pending.is_empty() {
+                        continue;
+                    }
+                    let id = pending[n % pending.len()].0;
+                    let outcome = runtime.block_on(store.finish(finish_of(id))).unwrap();
+                    prop_assert!(
+                        matches!(outcome, Finished::Committed(_)),
+                        "a pending update {} was already finished", id
+                    );
+                    finished.insert(id);
+                }
+                InboxOp::FinishAgain(n) => {
+                    if appended.is_empty() {
+                        continue;
+                    }
+                    let id = appended[n % appended.len()];
+                    let outcome = runtime.block_on(store.finish(finish_of(id))).unwrap();
+                    let was_finished = !finished.insert(id);
+                    prop_assert_eq!(
+                        matches!(outcome, Finished::AlreadyFinished),
+                        was_finished,
+                        "finish of {}: {:?}", id, outcome
+                    );
+                }
+                InboxOp::CrashRestart => {
+                    drop(store);
+                    store = Store::open(dir.path()).unwrap();
+                }
+            }
+            // Pending is exactly what was appended and not finished, in id order.
+            let pending: Vec<i64> = store.pending_inbox().unwrap().into_iter().map(|p| p.0).collect();
+            let expected: Vec<i64> = appended
+                .iter()
+                .copied()
+                .filter(|id| !finished.contains(id))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            prop_assert_eq!(pending, expected);
+        }
+
+        // The last start: replay what is pending, as `serve` does.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        for (id, _raw) in store.pending_inbox().unwrap() {
+            runtime.block_on(store.finish(finish_of(id))).unwrap();
+        }
+        prop_assert!(store.pending_inbox().unwrap().is_empty());
+        let distinct: BTreeSet<i64> = appended.iter().copied().collect();
+        let count = store.user(USER).unwrap().map_or(0, |u| u.message_count);
+        prop_assert_eq!(count, distinct.len() as u64, "appended {:?}", appended);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The sender: flood limits hold under random schedules
+
+/// Scaled down like tests/sender.rs so a case takes a second or two: 20/s overall,
+/// 5/s per private chat, 120/min (one per 0.5 s) per group.
+const GLOBAL_PER_SECOND: usize = 20;
+const PRIVATE_PER_SECOND: usize = 5;
+const GROUP_PER_MINUTE: usize = 120;
+/// The chats a schedule writes to: three private chats and two groups.
+const CHATS: [i64; 5] = [1, 2, 3, -1001, -1002];
+/// Network jitter between the sender's clock and the fake's recorder.
+const TOLERANCE: Duration = Duration::from_millis(15);
+
+/// One burst of a schedule: wait, then commit these actions at once.
+#[derive(Debug, Clone)]
+struct Burst {
+    delay_ms: u64,
+    /// (index into `CHATS`, or `CHATS.len()` for a callback answer, which writes to no
+    /// chat) for each action.
+    targets: Vec<usize>,
+}
+
+fn burst() -> impl Strategy<Value = Burst> {
+    (0u64..400, proptest::collection::vec(0..=CHATS.len(), 1..8))
+        .prop_map(|(delay_ms, targets)| Burst { delay_ms, targets })
+}
+
+/// The most calls in any window of `width`, over calls sorted by arrival.
+fn busiest_window(calls: &[&RecordedCall], width: Duration) -> usize {
+    let mut times: Vec<Duration> = calls.iter().map(|c| c.since_start).collect();
+    times.sort();
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= width - TOLERANCE {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+/// Runs one schedule against the fake Bot API; returns the calls it received and the
+/// texts sent, per chat, in the order they were committed.
+async fn run_schedule(schedule: &[Burst]) -> (Vec<RecordedCall>, BTreeMap<i64, Vec<String>>) {
+    let api = FakeBotApi::start(FakeConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let client = Client::new(
+        &api.base_url(),
+        &Secret::new("1:test"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let limits = OutboundLimits {
+        enabled: true,
+        global_per_second: NonZeroU32::new(GLOBAL_PER_SECOND as u32).unwrap(),
+        private_per_second: NonZeroU32::new(PRIVATE_PER_SECOND as u32).unwrap(),
+        group_per_minute: NonZeroU32::new(GROUP_PER_MINUTE as u32).unwrap(),
+    };
+    let outbox = Outbox::start(
+        client,
+        store.clone(),
+        Some(&limits),
+        Arc::new(Metrics::new()),
+        Arc::new(Health::default()),
+    );
+    let mut sent: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut n = 0;
+    for burst in schedule {
+        tokio::time::sleep(Duration::from_millis(burst.delay_ms)).await;
+        let mut actions = Vec::new();
+        for &target in &burst.targets {
+            n += 1;
+            let text = format!("action {n}");
+            match CHATS.get(target) {
+                Some(&chat) => {
+                    sent.entry(chat).or_default().push(text.clone());
+                    actions.push(Action::send(chat, text));
+                }
+                None => actions.push(Action::AnswerCallbackQuery(AnswerCallbackQuery {
+                    callback_query_id: text,
+                    text: None,
+                })),
+            }
+        }
+        outbox.enqueue(actions).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), outbox.drained())
+        .await
+        .expect("the outbox drains");
+    assert!(store.pending_outbox().unwrap().is_empty());
+    (api.calls(), sent)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        max_shrink_iters: 16,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_sender_keeps_every_limit(schedule in proptest::collection::vec(burst(), 1..4)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (calls, sent) = runtime.block_on(run_schedule(&schedule));
+        let actions: usize = schedule.iter().map(|b| b.targets.len()).sum();
+        prop_assert_eq!(calls.len(), actions, "one call per action, none failed");
+        prop_assert!(calls.iter().all(RecordedCall::delivered));
+
+        let all: Vec<&RecordedCall> = calls.iter().collect();
+        prop_assert!(
+            busiest_window(&all, Duration::from_secs(1)) <= GLOBAL_PER_SECOND,
+            "global limit"
+        );
+        for (chat, texts) in &sent {
+            let chat_calls: Vec<&RecordedCall> =
+                calls.iter().filter(|c| c.chat_id == Some(*chat)).collect();
+            let (width, limit) = if *chat > 0 {
+                (Duration::from_secs(1), PRIVATE_PER_SECOND)
+            } else {
+                (Duration::from_secs(60) / GROUP_PER_MINUTE as u32, 1)
+            };
+            prop_assert!(
+                busiest_window(&chat_calls, width) <= limit,
+                "chat {} over its limit", chat
+            );
+            let arrived: Vec<&str> = chat_calls
+                .iter()
+                .map(|c| c.params["text"].as_str().unwrap())
+                .collect();
+            prop_assert_eq!(&arrived, texts, "chat {} in commit order", chat);
+        }
+    }
+}
