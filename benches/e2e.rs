@@ -20,7 +20,9 @@
 //! * `E2E_RATE` (2000) and `E2E_SECONDS` (5): the open-loop phase;
 //! * `E2E_CONNECTIONS` (48): webhook connections, one request in flight on each;
 //! * `E2E_LOG` (`warn`): the server's `EDGEBOT_LOG`;
-//! * `E2E_OTEL=1`: export traces to a loopback OTLP/HTTP sink started here.
+//! * `E2E_OTEL=1`: export traces to a loopback OTLP/HTTP sink started here;
+//! * `E2E_SERVER` (this build's `edgebot`): another server binary, to compare two builds
+//!   in one run on the same machine.
 
 use bytes::Bytes;
 use edgebot::telegram::fake::{FakeBotApi, FakeConfig, RecordedCall};
@@ -438,7 +440,7 @@ async fn run(settings: Settings) {
 
     let port = free_port();
     let log = dir.path().join("serve.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_edgebot"));
+    let mut command = Command::new(server_binary());
     command
         .arg("--config")
         .arg(&config)
@@ -633,7 +635,7 @@ async fn run(settings: Settings) {
         "the server did not stop cleanly: {status:?}\n{}",
         server.log_tail()
     );
-    let shown = Command::new(env!("CARGO_BIN_EXE_edgebot"))
+    let shown = Command::new(server_binary())
         .arg("--config")
         .arg(&config)
         .arg("--data-dir")
@@ -659,4 +661,11 @@ async fn run(settings: Settings) {
             }
         );
     }
+}
+
+/// The server under test: `E2E_SERVER`, or the binary of this build.
+fn server_binary() -> std::path::PathBuf {
+    std::env::var_os("E2E_SERVER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_edgebot").into())
 }
