@@ -1,0 +1,166 @@
+//! Raw bytes into the webhook listener, as a client on the network would send them: the
+//! HTTP parser, the secret check, the body limit, the inbox and the engine behind it.
+//!
+//! Everything is wired like `serve` does, once per process: a real store in a temporary
+//! directory, the engine, a dispatcher, an outbox and the inbox. The outbox talks to the
+//! fake Bot API with a token it refuses, so every send ends at once in a permanent 401
+//! and is dropped: nothing is retried and nothing piles up between runs. One
+//! current-thread runtime runs it all; each input is served on one in-memory connection
+//! and the run waits until the update and its sends are settled, so no work outlives it.
+
+#![no_main]
+
+use bytes::Bytes;
+use edgebot::config::{Config, Secret};
+use edgebot::engine::Engine;
+use edgebot::engine::dispatcher::Dispatcher;
+use edgebot::engine::inbox::Inbox;
+use edgebot::engine::sender::Outbox;
+use edgebot::store::Store;
+use edgebot::telegram::client::Client;
+use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
+use edgebot::telegram::webhook::WebhookServer;
+use edgebot::telemetry::health::Health;
+use edgebot::telemetry::metrics::Metrics;
+use libfuzzer_sys::fuzz_target;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
+
+/// The path and secret the seeds and the dictionary use.
+const PATH: &str = "/hook";
+const SECRET: &str = "s3cret";
+/// Small enough that the fuzzer reaches the 413 paths.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// An input that needs longer than this to be served is a hang worth reporting.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Rig {
+    runtime: Runtime,
+    server: Arc<WebhookServer>,
+    dispatcher: Dispatcher,
+    outbox: Outbox,
+    api: FakeBotApi,
+}
+
+static RIG: LazyLock<Rig> = LazyLock::new(|| {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (server, dispatcher, outbox, api) = runtime.block_on(async {
+        // The only token the fake accepts is not ours: every call gets a permanent 401.
+        let api = FakeBotApi::start(FakeConfig {
+            valid_tokens: vec!["1:not-the-fuzzers-token".to_owned()],
+            ..FakeConfig::default()
+        })
+        .await
+        .expect("the fake Bot API starts");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(dir.path()).expect("the store opens");
+        // The open file outlives its directory entry, so nothing is left on disk when the
+        // process ends, however it ends.
+        drop(dir);
+        let mut config = Config::default();
+        config.limits.inbound.enabled = false;
+        let metrics = Arc::new(Metrics::new());
+        let engine = Arc::new(
+            Engine::new(&config, store.clone(), Some("edgebot_test_bot".to_owned()))
+                .expect("the default routes compile")
+                .with_metrics(metrics.clone()),
+        );
+        let client = Client::new(
+            &api.base_url(),
+            &Secret::new("1:fuzz"),
+            Duration::from_secs(5),
+        )
+        .expect("a client");
+        let outbox = Outbox::start(
+            client,
+            store.clone(),
+            None,
+            metrics.clone(),
+            Arc::new(Health::default()),
+        );
+        let dispatcher = Dispatcher::new(engine, outbox.clone(), 64);
+        let inbox = Inbox::new(store, dispatcher.clone(), metrics);
+        let server =
+            WebhookServer::new(PATH.to_owned(), Secret::new(SECRET), MAX_BODY_BYTES, inbox);
+        (server, dispatcher, outbox, api)
+    });
+    Rig {
+        runtime,
+        server,
+        dispatcher,
+        outbox,
+        api,
+    }
+});
+
+/// How long the server may stay silent before the exchange counts as over, when the
+/// answers cannot be counted (see [`exchange`]).
+const QUIET: Duration = Duration::from_millis(10);
+
+/// Sends `request` on a fresh connection and reads the answers, then closes it.
+///
+/// The sending side stays open until the answers are in, as Telegram keeps it: the
+/// listener does not support half-closed connections, and an end of input while a
+/// request is being handled ends the connection and cancels the handler. The exchange is
+/// over when there are as many answers as request lines in the input, when the server
+/// closes, or when it has been silent for [`QUIET`].
+async fn exchange(server: Arc<WebhookServer>, request: &[u8]) -> Vec<u8> {
+    let (client, connection) = tokio::io::duplex(64 * 1024);
+    let served = tokio::spawn(server.serve_connection(connection));
+    let (mut reader, mut writer) = tokio::io::split(client);
+    let requests = count(request, b" HTTP/1.");
+    let mut response = Vec::new();
+    let send = async {
+        // The server may stop reading early (413, a parse error): that is its right.
+        let _ = writer.write_all(request).await;
+    };
+    let receive = async {
+        while count(&response, b"HTTP/1.") < requests.max(1) {
+            match tokio::time::timeout(QUIET, reader.read_buf(&mut response)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                // Closed by the server, a broken pipe, or silence.
+                _ => break,
+            }
+        }
+    };
+    tokio::join!(send, receive);
+    // The connection is idle now: closing it ends the server's side cleanly.
+    let _ = writer.shutdown().await;
+    drop((reader, writer));
+    served.await.expect("serving a connection never panics");
+    response
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|window| *window == needle)
+        .count()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let rig = &*RIG;
+    rig.runtime.block_on(async {
+        tokio::time::timeout(EXEC_TIMEOUT, async {
+            let response = exchange(rig.server.clone(), data).await;
+            if !response.is_empty() {
+                assert!(
+                    response.starts_with(b"HTTP/1."),
+                    "{:?}",
+                    Bytes::from(response)
+                );
+            }
+            rig.dispatcher.drained().await;
+            rig.outbox.drained().await;
+        })
+        .await
+        .expect("an input is served and settled in time");
+    });
+    // The fake records every call; forget them so memory stays flat.
+    drop(rig.api.take_calls());
+});

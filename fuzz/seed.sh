@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Builds the seed corpus under fuzz/corpus/<target>/ from the shared update samples
+# (../shared/data/updates, or $EDGEBOT_SHARED_DATA/updates) and the project's own
+# example config. The corpus is not committed (it copies the shared data); run this
+# script instead. Re-running it only adds files.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+shared="${EDGEBOT_SHARED_DATA:-$root/../shared/data}"
+updates="$shared/updates"
+corpus="$here/corpus"
+
+# Must match fuzz_targets/webhook_http.rs.
+path="/hook"
+secret="s3cret"
+
+for target in update_parse command_parse callback_data config_parse template webhook_http; do
+    mkdir -p "$corpus/$target"
+done
+
+# Writes stdin to corpus/$1 under a content-derived name, so re-runs don't duplicate.
+put() {
+    local dir="$corpus/$1" tmp
+    tmp="$(mktemp)"
+    cat >"$tmp"
+    mv "$tmp" "$dir/$(sha1sum <"$tmp" | cut -c1-40)"
+}
+
+# One webhook request carrying the body on stdin, with extra header lines in "$@".
+request() {
+    local body
+    body="$(cat)"
+    {
+        printf 'POST %s HTTP/1.1\r\nhost: bot.example.com\r\ncontent-type: application/json\r\n' "$path"
+        printf 'content-length: %d\r\n' "$(printf '%s' "$body" | wc -c)"
+        for header in "$@"; do printf '%s\r\n' "$header"; done
+        printf '\r\n%s' "$body"
+    }
+}
+
+samples=()
+if [ -d "$updates" ]; then
+    shopt -s nullglob
+    samples=("$updates"/*.json "$updates"/negative/*.json)
+else
+    echo "seed.sh: $updates not found; seeding from the example config only" >&2
+fi
+
+for sample in "${samples[@]}"; do
+    put update_parse <"$sample"
+    request "x-telegram-bot-api-secret-token: $secret" <"$sample" | put webhook_http
+    if command -v jq >/dev/null; then
+        # Texts and callback data as the router and the command parser meet them.
+        jq -r '.. | objects | (.text?, .caption?) | strings' "$sample" 2>/dev/null |
+            while IFS= read -r text; do printf '%s' "$text" | put command_parse; done
+        jq -r '.. | objects | .callback_data?, (select(has("chat_instance")) | .data?) | strings' \
+            "$sample" 2>/dev/null |
+            while IFS= read -r data; do printf '%s' "$data" | put callback_data; done
+    fi
+done
+
+# Requests the listener must refuse: wrong secret, wrong method, wrong path, a body
+# over the limit, a chunked body, and a keep-alive pair.
+body='{"update_id":1,"message":{"message_id":1,"date":0,"chat":{"id":1,"type":"private"},"text":"/start ref_42"}}'
+printf '%s' "$body" | request "x-telegram-bot-api-secret-token: wrong" | put webhook_http
+printf '%s' "$body" | request | put webhook_http
+printf 'GET %s HTTP/1.1\r\nhost: x\r\n\r\n' "$path" | put webhook_http
+printf 'POST /other HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}' | put webhook_http
+printf 'POST %s HTTP/1.1\r\nhost: x\r\nx-telegram-bot-api-secret-token: %s\r\ncontent-length: 99999999\r\n\r\n{}' \
+    "$path" "$secret" | put webhook_http
+printf 'POST %s HTTP/1.1\r\nhost: x\r\nx-telegram-bot-api-secret-token: %s\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n' \
+    "$path" "$secret" "${#body}" "$body" | put webhook_http
+{
+    printf '%s' "$body" | request "x-telegram-bot-api-secret-token: $secret"
+    printf '%s' "${body/\"update_id\":1/\"update_id\":2}" | request "x-telegram-bot-api-secret-token: $secret"
+} | put webhook_http
+printf 'not json' | request "x-telegram-bot-api-secret-token: $secret" | put webhook_http
+
+# Commands and deep links.
+for text in "/start" "/start ref_42" "/help@edgebot_test_bot" "/help@other_bot x" \
+    "/Start  promo-2026 " "/a😀" "hello /help" "/feedback great bot" "/"; do
+    printf '%s' "$text" | put command_parse
+done
+
+# The example config, its routes' texts and the built-in callback data.
+put config_parse <"$root/edgebot.example.toml"
+sed -n 's/^#* *reply = "\(.*\)"$/\1/p' "$root/edgebot.example.toml" |
+    while IFS= read -r reply; do printf '%s' "$reply" | put template; done
+for template in "Hi {first_name}! {{not}} {message_count}}}" "{user_id}{referrals}{language}" \
+    "{last_name} @{username}" "a } b" "{first_name"; do
+    printf '%s' "$template" | put template
+done
+for data in "about:yes" "about:no" "about:thanks" "about:" "" "abo"; do
+    printf '%s' "$data" | put callback_data
+done
+
+for target in "$corpus"/*; do
+    echo "$(basename "$target"): $(find "$target" -type f | wc -l) seeds"
+done
