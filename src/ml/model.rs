@@ -121,7 +121,7 @@ impl HashBag {
         // Quantised blocks run along the last dimension, so small rows are stored flattened
         // into block-wide rows; the metadata's buckets × dim gives the logical shape back.
         let block = dtype.block_size();
-        let emb = if self.dim % block != 0 {
+        let emb = if !self.dim.is_multiple_of(block) {
             emb.reshape((buckets * self.dim / block, block))?
         } else {
             emb

@@ -180,13 +180,13 @@ fn read_config(dir: &Path) -> Result<BertConfig, EmbedError> {
     let json = read_json(&path)?;
     expect_str(&json, &path, "model_type", "bert")?;
     expect_str(&json, &path, "hidden_act", "gelu")?;
-    if let Some(kind) = json.get("position_embedding_type") {
-        if kind != "absolute" {
-            return Err(EmbedError::Format(format!(
-                "{}: position_embedding_type {kind} is not supported",
-                path.display()
-            )));
-        }
+    if let Some(kind) = json.get("position_embedding_type")
+        && kind != "absolute"
+    {
+        return Err(EmbedError::Format(format!(
+            "{}: position_embedding_type {kind} is not supported",
+            path.display()
+        )));
     }
     let pooling_path = dir.join("1_Pooling").join("config.json");
     if pooling_path.exists() {

@@ -146,7 +146,7 @@ impl Bert {
                 "hidden dimension order is not a permutation".into(),
             ));
         }
-        if cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+        if cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
             return Err(EmbedError::Format(format!(
                 "hidden size {} is not divisible by {} heads",
                 cfg.hidden, cfg.heads
