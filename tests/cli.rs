@@ -1,38 +1,10 @@
 //! The real binary as a process: a scripted `chat` session through stdin and stdout,
 //! state that survives a restart, and one-line errors for bad input.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn edgebot(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgebot"))
-        .current_dir(dir)
-        .env_remove("EDGEBOT_DATA_DIR")
-        .env_remove("EDGEBOT_TOKEN")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the edgebot binary runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
+use common::{edgebot, stdout};
+use std::process::Command;
 
 #[test]
 fn a_scripted_chat_remembers_across_restarts() {

@@ -2,41 +2,14 @@
 //! and FAQ answers work in a chat, and a corrupt or missing model file is a clear error
 //! that names it.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn edgebot(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgebot"))
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use common::{edgebot, stdout};
 
 #[test]
 fn analyze_prints_one_json_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out = stdout(edgebot(
+    let out = stdout(&edgebot(
         dir.path(),
         &["analyze"],
         "I love this, thank you so much!\nWINNER!! Claim your free prize now, call 09061701461 to collect\nsee you at lunch\n",
@@ -79,7 +52,7 @@ answer = "Every day from 9 to 5."
 "#,
     )
     .unwrap();
-    let out = stdout(edgebot(
+    let out = stdout(&edgebot(
         dir.path(),
         &["chat", "--name", "Ada"],
         "/analyze This is wonderful, thanks!\nI forgot my password, how can I change it?\nwhat are your opening hours\nmy cat likes tuna\n",
