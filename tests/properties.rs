@@ -9,6 +9,9 @@
 //! Failing cases are printed, shrunk, but not persisted: the minimal case in the failure
 //! message is what becomes an example test.
 
+#[path = "support/windows.rs"]
+mod windows;
+
 use edgebot::config::{OutboundLimits, Secret};
 use edgebot::engine::action::{
     Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ReplyParameters,
@@ -32,6 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use windows::busiest_window;
 
 // ---------------------------------------------------------------------------------------
 // Encoding round trips
@@ -406,8 +410,6 @@ const PRIVATE_PER_SECOND: usize = 5;
 const GROUP_PER_MINUTE: usize = 120;
 /// The chats a schedule writes to: three private chats and two groups.
 const CHATS: [i64; 5] = [1, 2, 3, -1001, -1002];
-/// Network jitter between the sender's clock and the fake's recorder.
-const TOLERANCE: Duration = Duration::from_millis(15);
 
 /// One burst of a schedule: wait, then commit these actions at once.
 #[derive(Debug, Clone)]
@@ -421,21 +423,6 @@ struct Burst {
 fn burst() -> impl Strategy<Value = Burst> {
     (0u64..400, proptest::collection::vec(0..=CHATS.len(), 1..8))
         .prop_map(|(delay_ms, targets)| Burst { delay_ms, targets })
-}
-
-/// The most calls in any window of `width`, over calls sorted by arrival.
-fn busiest_window(calls: &[&RecordedCall], width: Duration) -> usize {
-    let mut times: Vec<Duration> = calls.iter().map(|c| c.since_start).collect();
-    times.sort();
-    let mut best = 0;
-    let mut start = 0;
-    for end in 0..times.len() {
-        while times[end] - times[start] >= width - TOLERANCE {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
 }
 
 /// Runs one schedule against the fake Bot API; returns the calls it received and the

@@ -2,6 +2,9 @@
 //! (measured from the fake's arrival times), 429s are honoured, transient failures end
 //! in delivery, a blocked user is marked, and one chat's flood never delays another chat.
 
+#[path = "support/windows.rs"]
+mod windows;
+
 use edgebot::config::{OutboundLimits, Secret};
 use edgebot::engine::action::Action;
 use edgebot::engine::sender::Outbox;
@@ -14,9 +17,7 @@ use edgebot::telemetry::metrics::Metrics;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Network jitter between the sender's clock and the fake's recorder.
-const TOLERANCE: Duration = Duration::from_millis(15);
+use windows::{TOLERANCE, busiest_window};
 
 struct Rig {
     api: FakeBotApi,
@@ -52,20 +53,6 @@ fn limits(global: u32, private: u32, group_per_minute: u32) -> OutboundLimits {
         private_per_second: NonZeroU32::new(private).unwrap(),
         group_per_minute: NonZeroU32::new(group_per_minute).unwrap(),
     }
-}
-
-/// The most calls in any window of `width`, over calls sorted by arrival.
-fn busiest_window(calls: &[&RecordedCall], width: Duration) -> usize {
-    let times: Vec<Duration> = calls.iter().map(|c| c.since_start).collect();
-    let mut best = 0;
-    let mut start = 0;
-    for end in 0..times.len() {
-        while times[end] - times[start] >= width - TOLERANCE {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
