@@ -25,7 +25,7 @@
 //!   in one run on the same machine.
 
 use bytes::Bytes;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;

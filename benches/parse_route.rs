@@ -4,7 +4,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use edgebot::config::Config;
 use edgebot::engine::router::{Incoming, Router};
-use edgebot::engine::template::{Field, Template, Values};
+use edgebot::template::{Field, Template, Values};
 use edgebot::telegram::command::parse;
 use edgebot::telegram::types::{ChatKind, Update};
 use std::hint::black_box;

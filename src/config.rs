@@ -5,9 +5,9 @@
 //! and key it is about. The environment overrides the file; command-line flags override
 //! both (they are applied by the caller).
 
+pub use crate::secret::Secret;
 use crate::telegram::types::InlineKeyboardButton;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -328,7 +328,7 @@ impl TryFrom<RawRoute> for RouteConfig {
                 TargetConfig::Handler { handler }
             }
             (None, Some(reply)) => {
-                crate::engine::template::Template::parse(&reply).map_err(|e| e.to_string())?;
+                crate::template::Template::parse(&reply).map_err(|e| e.to_string())?;
                 TargetConfig::Reply(ReplyTemplate {
                     reply,
                     reply_to_message: raw.reply_to_message,
@@ -379,40 +379,6 @@ impl From<RouteConfig> for RawRoute {
             }
         }
         raw
-    }
-}
-
-/// A secret value: never printed, compared in constant time.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value itself, for the one place that must send it (an HTTP header, a URL).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Compares with `candidate` in time independent of where they differ.
-    pub fn matches(&self, candidate: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        self.0.as_bytes().ct_eq(candidate).into()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("<redacted>")
     }
 }
 
@@ -498,7 +464,7 @@ impl Config {
             })
         }
         if let Some(v) = lookup("EDGEBOT_TOKEN") {
-            self.bot.token = Some(Secret(v));
+            self.bot.token = Some(Secret::new(v));
         }
         if let Some(v) = lookup("EDGEBOT_API_URL") {
             self.telegram.api_url = v;
@@ -507,7 +473,7 @@ impl Config {
             self.telegram.webhook_url = Some(v).filter(|v| !v.is_empty());
         }
         if let Some(v) = lookup("EDGEBOT_WEBHOOK_SECRET") {
-            self.telegram.webhook_secret = Some(Secret(v));
+            self.telegram.webhook_secret = Some(Secret::new(v));
         }
         if let Some(v) = lookup("EDGEBOT_LISTEN") {
             self.telegram.listen = addr("EDGEBOT_LISTEN", v)?;
@@ -516,7 +482,7 @@ impl Config {
             self.admin.listen = addr("EDGEBOT_ADMIN_LISTEN", v)?;
         }
         if let Some(v) = lookup("EDGEBOT_ADMIN_TOKEN") {
-            self.admin.token = Some(Secret(v)).filter(|s| !s.0.is_empty());
+            self.admin.token = Some(Secret::new(v)).filter(|s| !s.expose().is_empty());
         }
         if let Some(v) = lookup("EDGEBOT_DATA_DIR") {
             self.storage.data_dir = PathBuf::from(v);

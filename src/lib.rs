@@ -23,17 +23,20 @@
 //! * The configuration ([`config`]) builds the routing table; with no file at all the
 //!   built-in routes make a useful bot.
 
+pub mod app;
+pub mod botapi;
 pub mod calendar;
 pub mod config;
-pub mod console;
 pub mod engine;
+pub mod fake;
 pub mod handlers;
 pub mod http;
 pub mod ml;
 pub mod net;
-pub mod replay;
-pub mod serve;
+pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;
+pub mod template;
+pub mod transport;

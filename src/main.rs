@@ -4,8 +4,7 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use edgebot::config::{self, Config, Loaded};
-use edgebot::console::{Console, LocalUser};
-use edgebot::engine::Engine;
+use edgebot::transport::console::{Console, LocalUser};
 use edgebot::engine::router::Router;
 use edgebot::store::Store;
 use edgebot::store::records::UserRecord;
@@ -222,7 +221,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         tracing::info!("signal received; shutting down");
         trigger.fire();
     });
-    let served = edgebot::serve::serve(config, shutdown).await;
+    let served = edgebot::app::serve::serve(config, shutdown).await;
     // Flushes the traces still queued for export before the process ends.
     if let Err(e) = logging.shutdown() {
         eprintln!("edgebot: traces not flushed: {e}");
@@ -275,7 +274,7 @@ fn analyze(config: &Config) -> anyhow::Result<()> {
 async fn replay(config: &Config, file: &Path) -> anyhow::Result<()> {
     let input = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
     let mut out = std::io::stdout().lock();
-    let summary = edgebot::replay::replay(config, std::io::BufReader::new(input), &mut out).await?;
+    let summary = edgebot::app::replay::replay(config, std::io::BufReader::new(input), &mut out).await?;
     eprintln!(
         "replayed {} updates ({} unparsable): {} API calls",
         summary.updates, summary.unparsable, summary.calls
@@ -284,7 +283,7 @@ async fn replay(config: &Config, file: &Path) -> anyhow::Result<()> {
 }
 
 async fn fake_api(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
+    use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
     let api = FakeBotApi::bind(listen, FakeConfig::default())
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -323,11 +322,8 @@ async fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<()> {
     let mut config = config.clone();
     config.limits.inbound.enabled = false;
     let metrics = std::sync::Arc::new(edgebot::telemetry::metrics::Metrics::new());
-    let ml = edgebot::engine::ml::load_if_enabled(&config, &store, metrics).await?;
-    let mut engine = Engine::new(&config, store, None)?;
-    if let Some(ml) = ml {
-        engine = engine.with_ml(ml);
-    }
+    let ml = edgebot::engine::ml::load_if_enabled(&config, &store, metrics.clone()).await?;
+    let engine = edgebot::app::runtime::engine(&config, store, None, ml, metrics)?;
     let user = LocalUser {
         id: args.user_id,
         first_name: args.name,

@@ -26,6 +26,15 @@ impl Shutdown {
         let _ = self.0.wait_for(|fired| *fired).await;
     }
 
+    /// Sleeps for `duration`, or less if the shutdown fires first. Returns whether it
+    /// fired.
+    pub async fn sleep(&mut self, duration: std::time::Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => self.fired(),
+            () = self.wait() => true,
+        }
+    }
+
     pub fn fired(&self) -> bool {
         *self.0.borrow()
     }

@@ -3,16 +3,17 @@
 //! OpenAPI document kept in step with the route table.
 
 use edgebot::config::Secret;
-use edgebot::engine::action::Action;
-use edgebot::engine::sender::Outbox;
+use edgebot::telegram::methods::Action;
 use edgebot::http::routes::{ROUTES, Verb};
+use edgebot::app::runtime::Sending;
+use edgebot::config::Config;
 use edgebot::http::{AdminState, openapi, probe, serve_admin};
+use edgebot::shutdown;
 use edgebot::store::records::{Event, EventKind, Profile, UserDelta, UserStatus};
 use edgebot::store::{Finish, Store, now_ms, now_secs};
-use edgebot::telegram::client::Client;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
-use edgebot::telemetry::health::Health;
-use edgebot::telemetry::metrics::Metrics;
+use edgebot::botapi::Client;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::telemetry::health::ModelsState;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -20,7 +21,6 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 const TOKEN: &str = "s3cret-admin-token";
 
@@ -28,38 +28,36 @@ const TOKEN: &str = "s3cret-admin-token";
 struct Server {
     addr: SocketAddr,
     state: Arc<AdminState>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<shutdown::Trigger>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The store's directory, when the server made it.
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Where the sender of a test that sends nothing points: the discard port, refused.
+const NO_API: &str = "http://127.0.0.1:9";
+
 impl Server {
-    async fn start(token: Option<&str>, outbox: Option<Outbox>) -> Server {
+    async fn start(token: Option<&str>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut server = Server::over(store, token, outbox).await;
+        let mut server = Server::over(store, token, NO_API).await;
         server._dir = Some(dir);
         server
     }
 
-    async fn over(store: Store, token: Option<&str>, outbox: Option<Outbox>) -> Server {
-        let health = Arc::new(Health::default());
-        health.api_succeeded(now_secs());
-        health.set_models_loaded(true);
-        let state = Arc::new(AdminState {
-            store,
-            metrics: Arc::new(Metrics::new()),
-            health,
-            token: token.map(Secret::new),
-            outbox,
-        });
+    /// The admin listener as `edgebot serve` wires it, with its sender calling `api_url`.
+    async fn over(store: Store, token: Option<&str>, api_url: &str) -> Server {
+        let mut config = Config::default();
+        config.admin.token = token.map(Secret::new);
+        let client = Client::new(api_url, &Secret::new("123:test"), Duration::from_secs(5)).unwrap();
+        let sending = Sending::start(&config, store, client).unwrap();
+        let state = sending.admin_state(&config);
+        state.health.api_succeeded(now_secs());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_admin(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let (stop, stopped) = shutdown::channel();
+        let task = tokio::spawn(serve_admin(listener, state.clone(), stopped));
         Server {
             addr,
             state,
@@ -113,7 +111,7 @@ impl Server {
     }
 
     async fn stop(mut self) -> Store {
-        let _ = self.stop.take().unwrap().send(());
+        self.stop.take().unwrap().fire();
         self.task.take().unwrap().await.unwrap().unwrap();
         let state = Arc::try_unwrap(self.state).ok().expect("the server let go");
         state.store
@@ -188,7 +186,7 @@ fn method(verb: Verb) -> &'static str {
 
 #[tokio::test]
 async fn health_is_open_and_unknown_paths_are_json_errors() {
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     let health = server.call("GET", "/health", None, None).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.json(), json!({ "status": "ok" }));
@@ -207,7 +205,7 @@ async fn health_is_open_and_unknown_paths_are_json_errors() {
 
 #[tokio::test]
 async fn every_api_route_wants_the_token() {
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     add_user(
         server.store(),
         1,
@@ -254,7 +252,7 @@ async fn every_api_route_wants_the_token() {
 
 #[tokio::test]
 async fn without_a_token_the_api_is_off() {
-    let server = Server::start(None, None).await;
+    let server = Server::start(None).await;
     for route in ROUTES {
         let path = concrete(route.pattern);
         let answer = server
@@ -272,7 +270,7 @@ async fn without_a_token_the_api_is_off() {
 
 #[tokio::test]
 async fn users_page_search_and_filter() {
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     let store = server.store();
     let now = now_secs();
     add_user(
@@ -363,7 +361,7 @@ async fn users_page_search_and_filter() {
 
 #[tokio::test]
 async fn ban_unban_and_role_change_an_existing_user_only() {
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     let seen_at = now_secs() - 3600;
     add_user(
         server.store(),
@@ -410,7 +408,7 @@ async fn ban_unban_and_role_change_an_existing_user_only() {
 
 #[tokio::test]
 async fn delete_removes_the_user_and_their_events() {
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     let store = server.store();
     add_user(store, 1, profile(None, "One", None), now_secs()).await;
     add_user(store, 2, profile(None, "Two", None), now_secs()).await;
@@ -438,7 +436,7 @@ async fn delete_removes_the_user_and_their_events() {
 
 #[tokio::test]
 async fn stats_count_users_messages_and_commands() {
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     let store = server.store();
     let now = now_secs();
     add_user(store, 1, profile(None, "One", None), now).await;
@@ -487,7 +485,7 @@ async fn stats_count_users_messages_and_commands() {
 
 #[tokio::test]
 async fn events_page_by_type_and_time() {
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     let store = server.store();
     let base = 1_700_000_000_000;
     for i in 0..10 {
@@ -550,22 +548,9 @@ async fn events_page_by_type_and_time() {
 #[tokio::test]
 async fn send_message_goes_through_the_outbox() {
     let fake = FakeBotApi::start(FakeConfig::default()).await.unwrap();
-    let client = Client::new(
-        &fake.base_url(),
-        &Secret::new("123:test"),
-        Duration::from_secs(5),
-    )
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let outbox = Outbox::start(
-        client,
-        store.clone(),
-        None,
-        Arc::new(Metrics::new()),
-        Arc::new(Health::default()),
-    );
-    let server = Server::over(store, Some(TOKEN), Some(outbox)).await;
+    let server = Server::over(store, Some(TOKEN), &fake.base_url()).await;
     let store = server.store();
     add_user(store, 21, profile(None, "Ann", None), now_secs()).await;
     add_user(store, 22, profile(None, "Ben", None), now_secs()).await;
@@ -615,24 +600,6 @@ async fn send_message_goes_through_the_outbox() {
         1,
         "nothing else was sent"
     );
-
-    let no_sender = Server::start(Some(TOKEN), None).await;
-    add_user(
-        no_sender.store(),
-        21,
-        profile(None, "Ann", None),
-        now_secs(),
-    )
-    .await;
-    let answer = no_sender
-        .call(
-            "POST",
-            "/api/v1/messages",
-            Some(TOKEN),
-            Some(json!({ "user_id": 21, "text": "hi" })),
-        )
-        .await;
-    assert_eq!(answer.status, 503);
 }
 
 #[tokio::test]
@@ -657,7 +624,7 @@ async fn openapi_document_matches_the_route_table() {
         .collect();
     assert_eq!(documented, routed);
 
-    let server = Server::start(Some(TOKEN), None).await;
+    let server = Server::start(Some(TOKEN)).await;
     let served = server.get("/api/v1/openapi.json").await;
     assert_eq!(served.status, 200);
     assert_eq!(served.json(), doc);
@@ -665,7 +632,7 @@ async fn openapi_document_matches_the_route_table() {
 
 #[tokio::test]
 async fn ready_follows_telegram_and_the_models() {
-    let server = Server::start(None, None).await;
+    let server = Server::start(None).await;
     let health = &server.state.health;
     let ready = server.call("GET", "/health/ready", None, None).await;
     assert_eq!(ready.status, 200, "{}", ready.text());
@@ -702,11 +669,11 @@ async fn ready_follows_telegram_and_the_models() {
         200
     );
 
-    health.set_models_loaded(false);
+    health.set_models(ModelsState::Loading);
     let no_models = server.call("GET", "/health/ready", None, None).await;
     assert_eq!(no_models.status, 503);
     assert_ne!(no_models.json()["checks"]["models"], "ok");
-    health.set_models_loaded(true);
+    health.set_models(ModelsState::Loaded);
 
     let addr = server.addr;
     server.stop().await;
@@ -750,7 +717,7 @@ fn store_failure_child() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
-        let server = Server::over(Store::open(&path).unwrap(), None, None).await;
+        let server = Server::over(Store::open(&path).unwrap(), None, NO_API).await;
         let ready = || server.call("GET", "/health/ready", None, None);
         assert_eq!(ready().await.status, 200);
 
@@ -776,7 +743,7 @@ fn store_failure_child() {
         assert_eq!(still.status, 503);
 
         drop(server.stop().await);
-        let restarted = Server::over(Store::open(&path).unwrap(), None, None).await;
+        let restarted = Server::over(Store::open(&path).unwrap(), None, NO_API).await;
         let back = restarted.call("GET", "/health/ready", None, None).await;
         assert_eq!(back.status, 200, "{}", back.text());
         println!("store failure child: all checked");
@@ -822,7 +789,7 @@ async fn metrics_move_after_traffic() {
         now - 90 * 86_400,
     )
     .await;
-    let server = Server::over(store, Some(TOKEN), None).await;
+    let server = Server::over(store, Some(TOKEN), NO_API).await;
 
     let before = server.call("GET", "/metrics", None, None).await;
     assert_eq!(before.status, 200);

@@ -10,17 +10,11 @@
 //! and not dispatched either, so the update waits in the inbox for the next restart.
 
 use edgebot::config::{Config, Secret};
-use edgebot::engine::Engine;
-use edgebot::engine::dispatcher::Dispatcher;
-use edgebot::engine::inbox::Inbox;
-use edgebot::engine::sender::Outbox;
+use edgebot::app::runtime::Sending;
 use edgebot::store::Store;
-use edgebot::telegram::client::Client;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
-use edgebot::telegram::webhook::WebhookServer;
-use edgebot::telemetry::health::Health;
-use edgebot::telemetry::metrics::Metrics;
-use std::sync::Arc;
+use edgebot::botapi::Client;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::transport::webhook::WebhookServer;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -42,27 +36,17 @@ async fn an_update_whose_connection_dropped_mid_request_is_still_handled() {
     let store = Store::open(dir.path()).unwrap();
     let mut config = Config::default();
     config.limits.inbound.enabled = false;
-    let metrics = Arc::new(Metrics::new());
-    let engine = Arc::new(
-        Engine::new(&config, store.clone(), Some("edgebot_test_bot".into()))
-            .unwrap()
-            .with_metrics(metrics.clone()),
-    );
     let client = Client::new(
         &api.base_url(),
         &Secret::new("1:test"),
         Duration::from_secs(5),
     )
     .unwrap();
-    let outbox = Outbox::start(
-        client,
-        store.clone(),
-        None,
-        metrics.clone(),
-        Arc::new(Health::default()),
-    );
-    let dispatcher = Dispatcher::new(engine, outbox.clone(), 64);
-    let inbox = Inbox::new(store.clone(), dispatcher.clone(), metrics);
+    let runtime = Sending::start(&config, store.clone(), client)
+        .unwrap()
+        .runtime(&config, Some("edgebot_test_bot".into()), None)
+        .unwrap();
+    let inbox = runtime.inbox.clone();
     let server = WebhookServer::new("/hook".into(), Secret::new(SECRET), 1 << 20, inbox);
     let update = r#"{"update_id":7,"message":{"message_id":1,"date":1,"chat":{"id":42,"type":"private"},"from":{"id":42,"is_bot":false,"first_name":"Ada"},"text":"/start","entities":[{"type":"bot_command","offset":0,"length":6}]}}"#;
 
@@ -119,8 +103,7 @@ async fn an_update_whose_connection_dropped_mid_request_is_still_handled() {
         while !store.pending_inbox().unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        dispatcher.drained().await;
-        outbox.drained().await;
+        runtime.drained().await;
     })
     .await;
     assert!(

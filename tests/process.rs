@@ -8,7 +8,7 @@
 //! is what lets these tests check "exactly once" and "in order" from the outside.
 
 use bytes::Bytes;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;

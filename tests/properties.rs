@@ -13,7 +13,7 @@
 mod windows;
 
 use edgebot::config::{OutboundLimits, Secret};
-use edgebot::engine::action::{
+use edgebot::telegram::methods::{
     Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ReplyParameters,
     SendMessage,
 };
@@ -24,8 +24,8 @@ use edgebot::store::records::{
     UserStatus,
 };
 use edgebot::store::{Appended, Finish, Finished, OutboxEntry, Store};
-use edgebot::telegram::client::Client;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::botapi::Client;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
 use edgebot::telegram::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use edgebot::telemetry::health::Health;
 use edgebot::telemetry::metrics::Metrics;

@@ -6,12 +6,12 @@
 mod windows;
 
 use edgebot::config::{OutboundLimits, Secret};
-use edgebot::engine::action::Action;
+use edgebot::telegram::methods::Action;
 use edgebot::engine::sender::Outbox;
 use edgebot::store::Store;
 use edgebot::store::records::UserStatus;
-use edgebot::telegram::client::Client;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig, Fault, RecordedCall};
+use edgebot::botapi::Client;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig, Fault, RecordedCall};
 use edgebot::telemetry::health::Health;
 use edgebot::telemetry::metrics::Metrics;
 use std::num::NonZeroU32;
@@ -257,5 +257,37 @@ async fn a_flood_to_one_chat_does_not_delay_another() {
     assert!(
         flood_sent < 10,
         "the flood was still going ({pushed} → {flood_sent})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_callback_answer_never_delays_another() {
+    // Answers to button presses write to no chat; each goes on its own, so one that
+    // Telegram is slow to take cannot hold the others back behind it.
+    let rig = rig(FakeConfig::default(), None, Duration::from_secs(10)).await;
+    let slow = Duration::from_secs(3);
+    rig.api
+        .inject(Fault::Delay(slow), 1, Some("answerCallbackQuery"));
+    let answer = |id: &str| {
+        Action::AnswerCallbackQuery(edgebot::telegram::methods::AnswerCallbackQuery {
+            callback_query_id: id.into(),
+            text: None,
+        })
+    };
+    let started = std::time::Instant::now();
+    rig.outbox
+        .enqueue(vec![answer("first"), answer("second")])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), rig.outbox.drained())
+        .await
+        .unwrap();
+    let answered = rig.api.delivered_calls("answerCallbackQuery");
+    assert_eq!(answered.len(), 2);
+    let earliest = answered.iter().map(|c| c.at).min().unwrap();
+    assert!(
+        earliest.duration_since(started) < slow,
+        "the quick answer waited {:?} behind the slow one",
+        earliest.duration_since(started)
     );
 }

@@ -1,7 +1,7 @@
 //! The store on a real redb file: finishing is atomic and exactly-once, and the file's
 //! edge cases (newer version, corruption, a second process) have clear outcomes.
 
-use edgebot::engine::action::Action;
+use edgebot::telegram::methods::Action;
 use edgebot::store::records::{Event, EventKind, UserDelta};
 use edgebot::store::{Appended, FILE_NAME, Finish, Finished, Store, StoreError};
 

@@ -8,16 +8,11 @@
 
 use bytes::Bytes;
 use edgebot::config::{Config, Secret};
-use edgebot::engine::Engine;
-use edgebot::engine::dispatcher::Dispatcher;
-use edgebot::engine::inbox::Inbox;
-use edgebot::engine::sender::Outbox;
+use edgebot::app::runtime::Sending;
 use edgebot::store::Store;
-use edgebot::telegram::client::Client;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
-use edgebot::telemetry::health::Health;
+use edgebot::botapi::Client;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use edgebot::telemetry::logging::{self, Format};
-use edgebot::telemetry::metrics::Metrics;
 use edgebot::telemetry::otel::Pipeline;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -119,33 +114,24 @@ async fn run_updates(fake: &FakeBotApi) {
     let store = Store::open(dir.path()).unwrap();
     let mut config = Config::default();
     config.limits.inbound.enabled = false;
-    let engine = Arc::new(Engine::new(&config, store.clone(), Some("edgebot".into())).unwrap());
     let client = Client::new(
         &fake.base_url(),
         &Secret::new("123:test"),
         Duration::from_secs(5),
     )
     .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let outbox = Outbox::start(
-        client,
-        store.clone(),
-        None,
-        metrics.clone(),
-        Arc::new(Health::default()),
-    );
-    let dispatcher = Dispatcher::new(engine, outbox.clone(), 64);
-    let inbox = Inbox::new(store, dispatcher.clone(), metrics);
+    let runtime = Sending::start(&config, store, client)
+        .unwrap()
+        .runtime(&config, Some("edgebot".into()), None)
+        .unwrap();
+    let inbox = runtime.inbox.clone();
     for update in updates() {
         let raw = Bytes::from(serde_json::to_vec(&update).unwrap());
         inbox.accept(raw, "webhook").await.unwrap();
     }
-    tokio::time::timeout(Duration::from_secs(20), async {
-        dispatcher.drained().await;
-        outbox.drained().await;
-    })
-    .await
-    .expect("the updates were handled and sent");
+    tokio::time::timeout(Duration::from_secs(20), runtime.drained())
+        .await
+        .expect("the updates were handled and sent");
 }
 
 fn fake_config() -> FakeConfig {

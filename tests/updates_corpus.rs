@@ -6,7 +6,6 @@
 //! `$EDGEBOT_SHARED_DATA/updates`); it is not copied into the repository.
 
 use edgebot::config::Config;
-use edgebot::engine::Engine;
 use edgebot::store::{Finished, Store};
 use edgebot::telegram::types::{ChatKind, Update, UpdateKind};
 use std::path::PathBuf;
@@ -68,7 +67,14 @@ async fn every_real_update_goes_through_the_engine() {
     let store = Store::open(data.path()).unwrap();
     let mut config = Config::default();
     config.limits.inbound.enabled = false;
-    let engine = Engine::new(&config, store.clone(), Some("edgebot".into())).unwrap();
+    let engine = edgebot::app::runtime::engine(
+        &config,
+        store.clone(),
+        Some("edgebot".into()),
+        None,
+        Default::default(),
+    )
+    .unwrap();
     let (mut routed, mut ignored, mut private_texts) = (0, 0, 0);
     for file in json_files(&dir) {
         let update = Update::from_json(&std::fs::read(&file).unwrap()).unwrap();

@@ -5,7 +5,7 @@
 use edgebot::config::{Config, Secret};
 use edgebot::shutdown;
 use edgebot::store::Store;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,7 +72,7 @@ async fn the_webhook_guards_its_door_and_loses_nothing() {
     let (trigger, stop) = shutdown::channel();
     let server = tokio::spawn({
         let config = config.clone();
-        async move { edgebot::serve::serve(&config, stop).await }
+        async move { edgebot::app::serve::serve(&config, stop).await }
     });
     assert!(
         api.wait_for(
@@ -178,7 +178,7 @@ async fn a_refused_token_stops_serve_with_a_clear_error() {
     config.storage.data_dir = data.path().to_owned();
     config.admin.listen = free_port();
     let (_trigger, stop) = shutdown::channel();
-    let err = edgebot::serve::serve(&config, stop).await.unwrap_err();
+    let err = edgebot::app::serve::serve(&config, stop).await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
     assert!(err.to_string().contains("EDGEBOT_TOKEN"), "{err}");
     assert!(

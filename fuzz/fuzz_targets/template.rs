@@ -4,7 +4,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use edgebot::engine::template::{Field, Template, Values};
+use edgebot::template::{Field, Template, Values};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

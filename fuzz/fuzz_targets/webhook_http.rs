@@ -12,16 +12,13 @@
 
 use bytes::Bytes;
 use edgebot::config::{Config, Secret};
-use edgebot::engine::Engine;
+use edgebot::app::runtime::Sending;
 use edgebot::engine::dispatcher::Dispatcher;
-use edgebot::engine::inbox::Inbox;
 use edgebot::engine::sender::Outbox;
 use edgebot::store::Store;
-use edgebot::telegram::client::Client;
-use edgebot::telegram::fake::{FakeBotApi, FakeConfig};
-use edgebot::telegram::webhook::WebhookServer;
-use edgebot::telemetry::health::Health;
-use edgebot::telemetry::metrics::Metrics;
+use edgebot::botapi::Client;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::transport::webhook::WebhookServer;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -64,27 +61,21 @@ static RIG: LazyLock<Rig> = LazyLock::new(|| {
         drop(dir);
         let mut config = Config::default();
         config.limits.inbound.enabled = false;
-        let metrics = Arc::new(Metrics::new());
-        let engine = Arc::new(
-            Engine::new(&config, store.clone(), Some("edgebot_test_bot".to_owned()))
-                .expect("the default routes compile")
-                .with_metrics(metrics.clone()),
-        );
         let client = Client::new(
             &api.base_url(),
             &Secret::new("1:fuzz"),
             Duration::from_secs(5),
         )
         .expect("a client");
-        let outbox = Outbox::start(
-            client,
-            store.clone(),
-            None,
-            metrics.clone(),
-            Arc::new(Health::default()),
+        let runtime = Sending::start(&config, store, client)
+            .expect("the outbox of a new store reads")
+            .runtime(&config, Some("edgebot_test_bot".to_owned()), None)
+            .expect("the default routes compile");
+        let (dispatcher, outbox, inbox) = (
+            runtime.dispatcher.clone(),
+            runtime.sending.outbox.clone(),
+            runtime.inbox.clone(),
         );
-        let dispatcher = Dispatcher::new(engine, outbox.clone(), 64);
-        let inbox = Inbox::new(store, dispatcher.clone(), metrics);
         let server =
             WebhookServer::new(PATH.to_owned(), Secret::new(SECRET), MAX_BODY_BYTES, inbox);
         (server, dispatcher, outbox, api)

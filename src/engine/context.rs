@@ -3,11 +3,11 @@
 //! A handler reads a [`Context`] and fills an [`Outcome`]; it never touches the store,
 //! a socket or a transport. The engine commits the outcome atomically with the update.
 
-use super::action::{Action, ReplyParameters, SendMessage};
+use crate::telegram::methods::{Action, ReplyParameters, SendMessage};
 use super::ml::MlService;
 use super::router::Router;
-use super::template::{Field, Values, push_number};
-use crate::store::records::{Event, EventKind, SessionChange, UserRecord};
+use crate::store::records::{ConversationState, Event, EventKind, SessionChange, UserRecord};
+use crate::template::{Field, Values, push_number};
 use crate::telegram::types::{CallbackQuery, ChatKind, InlineKeyboardMarkup, Message, Update};
 use smallvec::SmallVec;
 
@@ -25,6 +25,9 @@ pub struct Context<'a> {
     pub user: Option<&'a UserRecord>,
     /// Whether this update registers the sender.
     pub is_new_user: bool,
+    /// The conversation this text continues, when one is open (the router sent it here
+    /// for that reason).
+    pub conversation: Option<ConversationState>,
     pub router: &'a Router,
     /// The models, when they are switched on.
     pub ml: Option<&'a MlService>,

@@ -22,6 +22,16 @@ pub enum Accepted {
     Malformed,
 }
 
+/// Why a body could not be accepted; the transport refuses it (the webhook answers 503)
+/// and Telegram delivers it again later.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("accepting an update stopped before it finished: {0}")]
+    Interrupted(String),
+}
+
 #[derive(Clone)]
 pub struct Inbox {
     store: Store,
@@ -48,12 +58,10 @@ impl Inbox {
         &self,
         raw: Bytes,
         transport: &'static str,
-    ) -> Result<Accepted, StoreError> {
+    ) -> Result<Accepted, InboxError> {
         let inbox = self.clone();
         let work = async move { inbox.accept_to_the_end(raw, transport).await };
-        tokio::spawn(work.instrument(tracing::Span::current()))
-            .await
-            .expect("accepting an update does not panic")
+        detached(work.instrument(tracing::Span::current())).await
     }
 
     async fn accept_to_the_end(
@@ -160,6 +168,21 @@ impl Inbox {
     }
 }
 
+/// Runs `work` in a task of its own, so that dropping the caller cannot stop it halfway;
+/// a task that panicked or was cancelled (the runtime shutting down) is an error, not a
+/// panic of the caller.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, InboxError> {
+    match tokio::spawn(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => {
+            tracing::error!(error = %e, "accepting an update stopped before it finished");
+            Err(InboxError::Interrupted(e.to_string()))
+        }
+    }
+}
+
 /// The `update_id` of a body that is not a valid update, if it still has one.
 fn update_id_of(raw: &[u8]) -> Option<i64> {
     #[derive(serde::Deserialize)]
@@ -169,4 +192,17 @@ fn update_id_of(raw: &[u8]) -> Option<i64> {
     serde_json::from_slice::<IdOnly>(raw)
         .ok()
         .map(|u| u.update_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_while_accepting_is_an_error_not_a_panic() {
+        let result: Result<(), InboxError> = detached(async { panic!("boom") }).await;
+        assert!(matches!(result, Err(InboxError::Interrupted(_))));
+        let stored = detached(async { Ok::<_, StoreError>(7) }).await;
+        assert_eq!(stored.unwrap(), 7);
+    }
 }

@@ -27,6 +27,8 @@ pub enum MlLoadError {
         "models: no embedding model is compiled into this build; set models.dir to a directory with {EMBEDDER_FILE}"
     )]
     NotEmbedded,
+    #[error("models: loading stopped unexpectedly: {0}")]
+    Panicked(String),
 }
 
 /// The embedding model file inside `models.dir`, or compiled in.

@@ -5,7 +5,6 @@
 //! events, the conversation, the outbound actions — in one transaction together with the
 //! update's removal from the inbox. Transports feed it; the sender drains what it commits.
 
-pub mod action;
 pub mod context;
 pub mod dispatcher;
 pub mod guard;
@@ -14,18 +13,14 @@ pub mod lanes;
 pub mod ml;
 pub mod router;
 pub mod sender;
-pub mod template;
 
 use crate::config::Config;
-use crate::handlers;
-use crate::store::records::{
-    ConversationState, EventKind, Profile, UserDelta, UserRecord, UserStatus,
-};
+use crate::store::records::{EventKind, Profile, UserDelta, UserRecord, UserStatus};
 use crate::store::{Finish, Finished, Store, StoreError, now_secs};
 use crate::telegram::command::{CommandParse, parse_message};
 use crate::telegram::types::{CallbackQuery, ChatKind, Message, Update, UpdateKind, User};
 use crate::telemetry::metrics::Metrics;
-use action::{Action, AnswerCallbackQuery};
+use crate::telegram::methods::{Action, AnswerCallbackQuery};
 use context::{Context, Outcome};
 use guard::{Guard, Verdict};
 use router::{Incoming, Router, RouterError, Target};
@@ -35,8 +30,19 @@ use std::sync::Arc;
 const SLOW_DOWN: &str =
     "You are sending messages faster than I can read them. Please slow down a little.";
 
+/// The code behind the routing table's handler targets.
+///
+/// The engine runs handlers through this seam and names none of them: the application
+/// passes the built-in set (`crate::handlers::BuiltIn`), so the handlers sit above the
+/// engine and may use its context types without a cycle.
+#[async_trait::async_trait]
+pub trait Handlers: Send + Sync {
+    async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome);
+}
+
 pub struct Engine {
     store: Store,
+    handlers: Arc<dyn Handlers>,
     ml: Option<Arc<ml::MlService>>,
     metrics: Arc<Metrics>,
     router: Router,
@@ -50,9 +56,11 @@ impl Engine {
         config: &Config,
         store: Store,
         bot_username: Option<String>,
+        handlers: Arc<dyn Handlers>,
     ) -> Result<Engine, RouterError> {
         Ok(Engine {
             store,
+            handlers,
             ml: None,
             metrics: Arc::new(Metrics::new()),
             router: Router::from_config(config)?,
@@ -167,19 +175,18 @@ impl Engine {
                         }));
                     }
                     let session = self.store.session(message.chat.id, from.id, now)?;
-                    match session.map(|s| s.state) {
-                        Some(ConversationState::AwaitingFeedback) => {
-                            handlers::continue_feedback(&ctx, &mut out, text).await;
+                    let incoming = match session {
+                        Some(session) => {
+                            ctx.conversation = Some(session.state);
+                            Incoming::Conversation(session.state)
                         }
-                        None => {
-                            let incoming = Incoming::Text {
-                                text,
-                                chat: message.chat.kind,
-                            };
-                            if let Some(target) = self.router.route(incoming) {
-                                self.run(target, &ctx, &mut out).await;
-                            }
-                        }
+                        None => Incoming::Text {
+                            text,
+                            chat: message.chat.kind,
+                        },
+                    };
+                    if let Some(target) = self.router.route(incoming) {
+                        self.run(target, &ctx, &mut out).await;
                     }
                 }
                 None => {
@@ -278,7 +285,7 @@ impl Engine {
     /// Runs the handler of a route and records how long it took, by route.
     async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
         let started = std::time::Instant::now();
-        handlers::run(target, ctx, out).await;
+        self.handlers.run(target, ctx, out).await;
         let route = match target {
             Target::Handler(name) => name.as_str(),
             Target::Reply(_) => "reply",
@@ -304,6 +311,7 @@ impl Engine {
             args: "",
             user: Some(user),
             is_new_user: false,
+            conversation: None,
             router: &self.router,
             ml: self.ml.as_deref(),
             bot_username: self.bot_username.as_deref(),

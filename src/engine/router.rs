@@ -6,7 +6,8 @@
 //! specific trigger to the least: command, callback prefix, exact text, chat kind,
 //! fallback.
 
-use super::template::{Template, TemplateError};
+use crate::store::records::ConversationState;
+use crate::template::{Template, TemplateError};
 use crate::config::{
     ChatKindConfig, Config, HandlerName, ReplyTemplate, RouteConfig, TargetConfig, Trigger,
 };
@@ -42,6 +43,8 @@ pub enum Incoming<'a> {
     Other {
         chat: ChatKind,
     },
+    /// A text that continues an open conversation (the next step after `/feedback`).
+    Conversation(ConversationState),
 }
 
 /// A command for /help: its name and description.
@@ -58,6 +61,8 @@ pub struct Router {
     callbacks: Vec<(String, Target)>,
     texts: HashMap<String, Target>,
     chat_kinds: HashMap<ChatKindConfig, Target>,
+    /// Who continues each conversation a handler opened.
+    conversations: HashMap<ConversationState, Target>,
     fallback: Target,
     help: Vec<CommandHelp>,
 }
@@ -123,6 +128,10 @@ impl Router {
             callbacks: Vec::new(),
             texts: HashMap::new(),
             chat_kinds: HashMap::new(),
+            conversations: HashMap::from([(
+                ConversationState::AwaitingFeedback,
+                Target::Handler(HandlerName::Feedback),
+            )]),
             fallback: Target::Handler(HandlerName::Fallback),
             help: Vec::new(),
         };
@@ -195,6 +204,7 @@ impl Router {
                     .or((chat == ChatKind::Private).then_some(&self.fallback))
             }
             Incoming::Other { chat } => self.by_chat_kind(chat),
+            Incoming::Conversation(state) => self.conversations.get(&state),
         }
     }
 

@@ -12,22 +12,33 @@
 //! An action leaves the outbox table only once settled, so a crash resends at most the
 //! actions that were in flight.
 
-use super::action::Action;
 use super::lanes::Lanes;
 use crate::config::OutboundLimits;
 use crate::store::records::{Event, EventKind, UserDelta, UserStatus};
 use crate::store::{OutboxEntry, Store, StoreError, now_ms, now_secs};
-use crate::telegram::client::{ApiError, Client};
+use crate::botapi::{ApiError, Client};
 use crate::telemetry::health::Health;
+use crate::net::backoff::Backoff;
+use crate::telegram::methods::Action;
 use crate::telemetry::metrics::Metrics;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// The lane of actions that write to no chat (answering a callback query).
-const NO_CHAT: i64 = 0;
+/// Actions that write to no chat (answering a callback query) each get a lane of their
+/// own, numbered upward from here: far below any chat id, so they never queue behind a
+/// chat, nor behind one another.
+const SOLO_LANES: i64 = i64::MIN;
+/// How many solo lane numbers there are before they repeat; a repeat is harmless (two
+/// answers in one lane), and by then the earlier lane is long gone.
+const SOLO_SPAN: u64 = 1 << 62;
+
+fn is_solo(lane: i64) -> bool {
+    lane < SOLO_LANES + SOLO_SPAN as i64
+}
 
 /// Added to each per-chat interval so that network jitter between two calls never makes
 /// Telegram see them closer than its limit.
@@ -112,6 +123,8 @@ pub struct Outbox {
     /// update's trace.
     lanes: Arc<Lanes<(OutboxEntry, tracing::Span)>>,
     store: Store,
+    /// The next solo lane, counted from [`SOLO_LANES`].
+    next_solo: Arc<AtomicU64>,
 }
 
 impl Outbox {
@@ -136,13 +149,20 @@ impl Outbox {
             let sender = sender.clone();
             async move { sender.deliver(lane, entry, &parent).await }
         });
-        Outbox { lanes, store }
+        Outbox {
+            lanes,
+            store,
+            next_solo: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Hands committed entries to their chats' lanes.
     pub fn push(&self, entries: impl IntoIterator<Item = OutboxEntry>) {
         for entry in entries {
-            let lane = entry.action.chat_id().unwrap_or(NO_CHAT);
+            let lane = entry.action.chat_id().unwrap_or_else(|| {
+                let n = self.next_solo.fetch_add(1, Ordering::Relaxed) % SOLO_SPAN;
+                SOLO_LANES + n as i64
+            });
             self.lanes.push(lane, (entry, tracing::Span::current()));
         }
     }
@@ -176,7 +196,7 @@ impl Sender {
         );
         async {
             let body = entry.action.params_json();
-            let mut backoff = BACKOFF_START;
+            let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
             loop {
                 self.wait_turn(&entry.action).await;
                 let started = Instant::now();
@@ -207,9 +227,9 @@ impl Sender {
                     Err(e) if e.is_transient() => {
                         self.health.api_failed(now_secs());
                         self.metrics.outbound_call(method, "retry", seconds);
-                        tracing::warn!(method, error = %e, backoff_ms = backoff.as_millis() as u64, "call failed, retrying");
-                        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        let wait = backoff.next_wait();
+                        tracing::warn!(method, error = %e, backoff_ms = wait.as_millis() as u64, "call failed, retrying");
+                        tokio::time::sleep(wait).await;
                     }
                     Err(e) => {
                         self.health.api_succeeded(now_secs());
@@ -241,7 +261,7 @@ impl Sender {
     fn pause(&self, lane: i64, wait: Duration) {
         let now = Instant::now();
         let mut last = self.last_limited.lock().expect("limited lock");
-        let whole_bot = lane == NO_CHAT
+        let whole_bot = is_solo(lane)
             || matches!(*last, Some((other, at)) if other != lane && now - at < wait);
         *last = Some((lane, now));
         if whole_bot {

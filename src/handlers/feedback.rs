@@ -8,6 +8,11 @@ pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
     let Some(user_id) = ctx.user_id() else {
         return;
     };
+    if ctx.conversation == Some(ConversationState::AwaitingFeedback) {
+        let text = ctx.message.and_then(|m| m.text_or_caption()).unwrap_or("");
+        continue_feedback(ctx, out, user_id, text);
+        return;
+    }
     if !ctx.args.is_empty() {
         record(ctx, out, ctx.args);
         return;
@@ -27,13 +32,11 @@ pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
 }
 
 /// The message that answers an open feedback session.
-pub async fn continue_feedback(ctx: &Context<'_>, out: &mut Outcome, text: &str) {
-    if let Some(user_id) = ctx.user_id() {
-        out.session = Some(SessionChange::Clear {
-            chat_id: ctx.chat_id,
-            user_id,
-        });
-    }
+fn continue_feedback(ctx: &Context<'_>, out: &mut Outcome, user_id: i64, text: &str) {
+    out.session = Some(SessionChange::Clear {
+        chat_id: ctx.chat_id,
+        user_id,
+    });
     record(ctx, out, text);
 }
 

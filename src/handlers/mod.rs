@@ -13,13 +13,22 @@ mod reply;
 mod start;
 
 use crate::config::HandlerName;
+use crate::engine::Handlers;
 use crate::engine::context::{Context, Outcome};
 use crate::engine::router::Target;
 
-pub use feedback::continue_feedback;
+/// The built-in handlers, as the engine runs them.
+pub struct BuiltIn;
+
+#[async_trait::async_trait]
+impl Handlers for BuiltIn {
+    async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
+        run(target, ctx, out).await;
+    }
+}
 
 /// Runs the handler a route points to.
-pub async fn run(target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
+async fn run(target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
     match target {
         Target::Handler(HandlerName::Start) => start::handle(ctx, out).await,
         Target::Handler(HandlerName::Help) => help::handle(ctx, out).await,
@@ -86,6 +95,7 @@ pub(crate) mod testing {
             args,
             user: Some(user),
             is_new_user,
+            conversation: None,
             router: &router,
             ml: None,
             bot_username: Some("edgebot"),
@@ -103,7 +113,7 @@ pub(crate) mod testing {
     /// The text of the only message an outcome sends.
     pub fn sent_text(out: &crate::engine::context::Outcome) -> &str {
         match out.actions.as_slice() {
-            [crate::engine::action::Action::SendMessage(m)] => &m.text,
+            [crate::telegram::methods::Action::SendMessage(m)] => &m.text,
             other => panic!("expected one message, got {other:?}"),
         }
     }

@@ -2,7 +2,7 @@
 //! its keyboard, as a reply when the route says so. A pressed button is acknowledged
 //! first, so the client stops its spinner.
 
-use crate::engine::action::{Action, AnswerCallbackQuery};
+use crate::telegram::methods::{Action, AnswerCallbackQuery};
 use crate::engine::context::{Context, NoUser, Outcome};
 use crate::engine::router::Reply;
 
@@ -23,9 +23,9 @@ pub async fn handle(reply: &Reply, ctx: &Context<'_>, out: &mut Outcome) {
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::action::Action;
+    use crate::telegram::methods::Action;
     use crate::engine::router::{Reply, Target};
-    use crate::engine::template::Template;
+    use crate::template::Template;
     use crate::handlers::testing::{outcome, update, user};
     use std::sync::Arc;
 

@@ -7,17 +7,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use crate::net::server;
+use crate::shutdown::Shutdown;
 
 /// Request bodies (a PATCH, a message to send) are small; anything larger is refused.
 const MAX_BODY: usize = 64 * 1024;
@@ -25,13 +20,15 @@ const MAX_BODY: usize = 64 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// After shutdown is asked for, requests in flight get this long to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once: the admin listener is for a handful of people and probes.
+const MAX_CONNECTIONS: usize = 256;
 
-/// Serves the admin listener until `shutdown` resolves, then lets requests in flight
+/// Serves the admin listener until `shutdown` fires, then lets requests in flight
 /// finish (up to a few seconds) and returns. Warns at start when the API has no token.
 pub async fn serve_admin(
     listener: TcpListener,
     state: Arc<AdminState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     if state.token.is_none() {
@@ -40,53 +37,20 @@ pub async fn serve_admin(
             "admin API is off: no admin.token / EDGEBOT_ADMIN_TOKEN configured; /api/v1 answers 403"
         );
     }
-    let admin = Arc::new(Admin::new(state));
-    let (stop, stopped) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                // Accept errors (e.g. out of file descriptors) are transient.
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let admin = Arc::clone(&admin);
-                let mut stopped = stopped.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let admin = Arc::clone(&admin);
-                        async move { Ok::<_, Infallible>(respond(&admin, req).await) }
-                    });
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stopped.changed() => {
-                            // Finish the request in flight, then close.
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-            }
-        }
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    if tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        connections.shutdown().await;
-    }
+    let options = server::Options {
+        name: "admin",
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        drain_timeout: DRAIN_TIMEOUT,
+    };
+    server::serve(listener, Arc::new(Admin::new(state)), options, shutdown).await;
     Ok(())
+}
+
+impl server::Handler for Admin {
+    async fn handle(&self, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+        respond(self, request).await
+    }
 }
 
 async fn respond(admin: &Admin, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {

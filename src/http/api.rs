@@ -7,7 +7,7 @@
 
 use super::routes::{ApiError, Query};
 use crate::calendar::civil_date;
-use crate::engine::action::Action;
+use crate::telegram::methods::Action;
 use crate::engine::sender::Outbox;
 use crate::store::records::{Event, EventKind, Role, UserDelta, UserRecord, UserStatus};
 use crate::store::{Store, codec, now_ms};
@@ -436,7 +436,7 @@ pub struct NewMessage {
 /// makes it durable before this answers; the sender delivers it under the flood limits.
 pub async fn send_message(
     store: &Store,
-    outbox: Option<&Outbox>,
+    outbox: &Outbox,
     message: NewMessage,
 ) -> Result<Value, ApiError> {
     let chars = message.text.chars().count();
@@ -457,13 +457,6 @@ pub async fn send_message(
             format!("user {} blocked the bot; Telegram would refuse", user.id),
         ));
     }
-    let Some(outbox) = outbox else {
-        return Err(ApiError::new(
-            503,
-            "no_sender",
-            "no sender runs in this process, so nothing could be delivered",
-        ));
-    };
     outbox
         .enqueue(vec![Action::send(user.id, message.text)])
         .await

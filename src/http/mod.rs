@@ -21,7 +21,7 @@ pub mod ready;
 pub mod routes;
 pub mod scrape;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::engine::sender::Outbox;
 use crate::store::Store;
 use crate::telemetry::health::Health;
@@ -38,6 +38,6 @@ pub struct AdminState {
     pub health: Arc<Health>,
     /// The bearer token of `/api/v1`; without one the API is off.
     pub token: Option<Secret>,
-    /// Where `POST /api/v1/messages` queues its message; `None` where no sender runs.
-    pub outbox: Option<Outbox>,
+    /// Where `POST /api/v1/messages` queues its message.
+    pub outbox: Outbox,
 }

@@ -11,7 +11,7 @@
 use super::AdminState;
 use super::routes::Reply;
 use crate::store::{Store, now_secs};
-use crate::telemetry::health::API_FRESHNESS_SECS;
+use crate::telemetry::health::{API_FRESHNESS_SECS, ModelsState};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -64,10 +64,10 @@ pub async fn check(state: &AdminState) -> Readiness {
              or the latest call failed"
         ))
     };
-    let models = if state.health.models_loaded() {
-        Ok(())
-    } else {
-        Err("the models are not loaded".to_owned())
+    let models = match state.health.models() {
+        ModelsState::Off | ModelsState::Loaded => Ok(()),
+        ModelsState::Loading => Err("the models are still loading".to_owned()),
+        ModelsState::Failed => Err("the models failed to load".to_owned()),
     };
     Readiness {
         checks: vec![

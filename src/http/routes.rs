@@ -338,7 +338,7 @@ impl Admin {
                 let message = parse_body(req.body)?;
                 Reply::json(
                     202,
-                    &api::send_message(&state.store, state.outbox.as_ref(), message).await?,
+                    &api::send_message(&state.store, &state.outbox, message).await?,
                 )
             }
         })
@@ -431,12 +431,29 @@ mod tests {
 
     fn admin_over_temp_store(token: Option<&str>) -> (Admin, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        // Nothing is sent in these tests: the sender points at the discard port.
+        let client = crate::botapi::Client::new(
+            "http://127.0.0.1:9",
+            &crate::secret::Secret::new("1:test"),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        let metrics: Arc<crate::telemetry::metrics::Metrics> = Arc::default();
+        let health: Arc<crate::telemetry::health::Health> = Arc::default();
+        let outbox = crate::engine::sender::Outbox::start(
+            client,
+            store.clone(),
+            None,
+            metrics.clone(),
+            health.clone(),
+        );
         let state = AdminState {
-            store: crate::store::Store::open(dir.path()).unwrap(),
-            metrics: Arc::default(),
-            health: Arc::default(),
-            token: token.map(crate::config::Secret::new),
-            outbox: None,
+            store,
+            metrics,
+            health,
+            token: token.map(crate::secret::Secret::new),
+            outbox,
         };
         (Admin::new(Arc::new(state)), dir)
     }

@@ -10,7 +10,7 @@ pub mod records;
 pub mod tables;
 pub mod writer;
 
-use crate::engine::action::Action;
+use crate::telegram::methods::Action;
 use records::{Event, EventKind, MalformedUpdate, Session, SessionChange, UserDelta, UserRecord};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,7 @@
-//! Everything about the Telegram Bot API: its wire model and command syntax.
+//! The Telegram Bot API wire model: the updates Telegram sends, the commands and deep
+//! links inside them, and the methods the bot calls. A leaf: it imports nothing else of
+//! the crate, so every layer above can speak it.
 
-pub mod client;
 pub mod command;
-pub mod fake;
-pub mod polling;
-pub mod resolver;
+pub mod methods;
 pub mod types;
-pub mod webhook;

@@ -3,7 +3,7 @@
 //! The sender and the poller mark each call to Telegram; the model loader marks the
 //! models. `/health/ready` reads these, and probes the store itself.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 
 /// How long after its last success Telegram still counts as reachable.
 pub const API_FRESHNESS_SECS: i64 = 120;
@@ -14,7 +14,29 @@ pub struct Health {
     last_api_success: AtomicI64,
     /// Unix seconds of the last failed call (network error or 5xx); 0 before the first.
     last_api_failure: AtomicI64,
-    models_loaded: AtomicBool,
+    models: AtomicU8,
+}
+
+/// Where the models are on their way to serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ModelsState {
+    /// Switched off in the config: nothing to wait for.
+    Off = 0,
+    Loading = 1,
+    Loaded = 2,
+    Failed = 3,
+}
+
+impl ModelsState {
+    fn from_u8(value: u8) -> ModelsState {
+        match value {
+            1 => ModelsState::Loading,
+            2 => ModelsState::Loaded,
+            3 => ModelsState::Failed,
+            _ => ModelsState::Off,
+        }
+    }
 }
 
 impl Health {
@@ -26,8 +48,8 @@ impl Health {
         self.last_api_failure.store(now, Ordering::Relaxed);
     }
 
-    pub fn set_models_loaded(&self, loaded: bool) {
-        self.models_loaded.store(loaded, Ordering::Relaxed);
+    pub fn set_models(&self, state: ModelsState) {
+        self.models.store(state as u8, Ordering::Relaxed);
     }
 
     /// Telegram is reachable when a call succeeded recently and no failure came after it.
@@ -37,8 +59,8 @@ impl Health {
         success > 0 && success >= failure && now - success <= API_FRESHNESS_SECS
     }
 
-    pub fn models_loaded(&self) -> bool {
-        self.models_loaded.load(Ordering::Relaxed)
+    pub fn models(&self) -> ModelsState {
+        ModelsState::from_u8(self.models.load(Ordering::Relaxed))
     }
 }
 
@@ -57,5 +79,15 @@ mod tests {
         health.api_succeeded(113);
         assert!(health.api_reachable(114));
         assert!(!health.api_reachable(113 + API_FRESHNESS_SECS + 1), "stale");
+    }
+
+    #[test]
+    fn models_state_round_trips() {
+        let health = Health::default();
+        assert_eq!(health.models(), ModelsState::Off);
+        for state in [ModelsState::Loading, ModelsState::Loaded, ModelsState::Failed] {
+            health.set_models(state);
+            assert_eq!(health.models(), state);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Flood-limit windows measured from the fake Bot API's arrival times, shared by the
 //! sender tests and the sender's property test.
 
-use edgebot::telegram::fake::RecordedCall;
+use edgebot::fake::botapi::RecordedCall;
 use std::time::Duration;
 
 /// Network jitter between the sender's clock and the fake's recorder.

@@ -5,7 +5,7 @@
 //! server or the project's fake works the same as api.telegram.org. The token is part of
 //! every URL and therefore never logged.
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::telegram::types::User;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -240,7 +240,7 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telegram::fake::{FakeBotApi, FakeConfig, Fault};
+    use crate::fake::botapi::{FakeBotApi, FakeConfig, Fault};
 
     #[tokio::test]
     async fn typed_errors_and_results_against_the_fake() {

@@ -3,7 +3,11 @@
 //! resolved by the pure-Rust resolver, so a static binary never calls glibc's
 //! `getaddrinfo` and its NSS modules.
 
-use crate::telegram::resolver::{PureResolver, ResolverError};
+pub mod backoff;
+pub mod resolver;
+pub mod server;
+
+use crate::net::resolver::{PureResolver, ResolverError};
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::time::Duration;
 

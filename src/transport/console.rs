@@ -6,7 +6,7 @@
 //! then removed from the outbox, as a sender would after Telegram accepted them.
 
 use crate::engine::Engine;
-use crate::engine::action::Action;
+use crate::telegram::methods::Action;
 use crate::store::{Finished, StoreError, now_secs};
 use crate::telegram::types::{
     CallbackQuery, Chat, ChatKind, InlineKeyboardButton, Message, MessageEntity, Update,

@@ -24,7 +24,7 @@
 //! From Rust tests:
 //!
 //! ```ignore
-//! use edgebot::telegram::fake::{Fault, FakeBotApi, FakeConfig};
+//! use edgebot::fake::botapi::{Fault, FakeBotApi, FakeConfig};
 //! use std::time::Duration;
 //!
 //! let api = FakeBotApi::start(FakeConfig::default()).await?;

@@ -5,8 +5,9 @@
 //! a restart neither loses nor repeats an update. Network errors back off with jitter;
 //! 409 (another poller, or a webhook still set) is explained, not just retried.
 
-use super::client::{ApiError, Client};
+use crate::botapi::{ApiError, Client};
 use crate::engine::inbox::Inbox;
+use crate::net::backoff::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, now_secs};
 use crate::telemetry::health::Health;
@@ -17,6 +18,7 @@ use tracing::Instrument;
 
 /// Updates per getUpdates call; Telegram's maximum.
 const BATCH: u8 = 100;
+const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +43,7 @@ impl Poller {
     /// loop stops.
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), PollError> {
         let mut offset = self.store.poll_offset()?;
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
         tracing::info!(offset, "long polling started");
         loop {
             let poll =
@@ -54,7 +56,7 @@ impl Poller {
             match result {
                 Ok(updates) => {
                     self.health.api_succeeded(now_secs());
-                    backoff = Duration::from_millis(500);
+                    backoff.reset();
                     if updates.is_empty() {
                         continue;
                     }
@@ -81,22 +83,17 @@ impl Poller {
                         %description,
                         "Telegram refused getUpdates (409): another instance of this bot is polling, or a webhook is set; retrying in 5 s"
                     );
-                    sleep_or(Duration::from_secs(5), &mut shutdown).await;
+                    shutdown.sleep(Duration::from_secs(5)).await;
                 }
                 Err(e) => {
                     self.health.api_failed(now_secs());
-                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "getUpdates failed");
-                    sleep_or(backoff.mul_f64(0.5 + fastrand::f64()), &mut shutdown).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %e, backoff_ms = wait.as_millis() as u64, "getUpdates failed");
+                    shutdown.sleep(wait).await;
                 }
             }
         }
     }
 }
 
-async fn sleep_or(duration: Duration, shutdown: &mut Shutdown) {
-    tokio::select! {
-        () = tokio::time::sleep(duration) => {}
-        () = shutdown.wait() => {}
-    }
-}
+

@@ -8,19 +8,18 @@
 //! so Telegram keeps the update and delivers it again later. Slow clients are cut off by
 //! header and body timeouts, and the number of connections is capped.
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::engine::inbox::{Accepted, Inbox};
+use crate::net;
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 /// How long a client may take to send its headers, and its body.
@@ -55,41 +54,15 @@ impl WebhookServer {
 
     /// Serves `listener` until `shutdown` resolves; from then on answers 503 and stops
     /// accepting. Requests in progress finish.
-    pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: Shutdown) {
-        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            let permit = tokio::select! {
-                permit = connections.clone().acquire_owned() => permit.expect("never closed"),
-                () = shutdown.wait() => break,
-            };
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = shutdown.wait() => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                server.serve(stream, Some(shutdown)).await;
-                drop(permit);
-            });
-            while tasks.try_join_next().is_some() {}
-        }
-        self.closing.store(true, Ordering::SeqCst);
-        // Each connection closes once its request in progress is answered; idle
-        // keep-alive connections close at once.
-        let finish = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(BODY_TIMEOUT, finish).await.is_err() {
-            tracing::debug!("closing webhook connections that stayed open");
-        }
+    pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
+        let mut closing = shutdown.clone();
+        let server = self.clone();
+        let serving = net::server::serve(listener, self, options(), shutdown);
+        let mark_closing = async move {
+            closing.wait().await;
+            server.closing.store(true, Ordering::SeqCst);
+        };
+        tokio::join!(serving, mark_closing);
     }
 
     /// Serves one connection (a TCP stream, or any byte stream: the fuzzer feeds raw
@@ -98,38 +71,20 @@ impl WebhookServer {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        self.serve(io, None).await;
+        net::server::serve_connection(self, io, options(), None).await;
     }
+}
 
-    async fn serve<I>(self: Arc<Self>, io: I, shutdown: Option<Shutdown>)
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let service = hyper::service::service_fn(move |request| {
-            let server = self.clone();
-            async move { Ok::<_, std::convert::Infallible>(server.handle(request).await) }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(io), service);
-        tokio::pin!(connection);
-        let outcome = match shutdown {
-            Some(mut shutdown) => tokio::select! {
-                outcome = connection.as_mut() => outcome,
-                () = shutdown.wait() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            },
-            None => connection.await,
-        };
-        if let Err(e) = outcome {
-            tracing::debug!(error = %e, "webhook connection ended");
-        }
+fn options() -> net::server::Options {
+    net::server::Options {
+        name: "webhook",
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        drain_timeout: BODY_TIMEOUT,
     }
+}
 
+impl net::server::Handler for WebhookServer {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         if request.uri().path() != self.path {
             return reply(StatusCode::NOT_FOUND, "not found");

@@ -6,18 +6,16 @@
 //! inbound limit is off (a recording replays in milliseconds what users sent over hours);
 //! outbound flood limits are off for the same reason.
 
-use crate::config::{Config, Secret};
-use crate::engine::Engine;
+use crate::config::Config;
+use crate::secret::Secret;
+use super::runtime::Sending;
+use crate::engine::inbox::InboxError;
 use crate::engine::router::RouterError;
-use crate::engine::sender::Outbox;
-use crate::store::{Finished, Store, StoreError};
-use crate::telegram::client::{ApiError, Client};
-use crate::telegram::fake::{FakeBotApi, FakeConfig};
+use crate::store::{Store, StoreError};
+use crate::botapi::{ApiError, Client};
+use crate::fake::botapi::{FakeBotApi, FakeConfig};
 use crate::telegram::types::Update;
-use crate::telemetry::health::Health;
-use crate::telemetry::metrics::Metrics;
 use std::io::{BufRead, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +28,8 @@ pub enum ReplayError {
     Router(#[from] RouterError),
     #[error("replay: {0}")]
     Api(#[from] ApiError),
+    #[error("replay: {0}")]
+    Inbox(#[from] InboxError),
 }
 
 /// What a replay did.
@@ -67,6 +67,7 @@ async fn run(
     let store = Store::open(scratch)?;
     let mut config = config.clone();
     config.limits.inbound.enabled = false;
+    config.limits.outbound.enabled = false;
     let client = Client::new(
         &api.base_url(),
         &Secret::new("0:replay"),
@@ -74,18 +75,11 @@ async fn run(
     )?;
     let username = client.get_me().await?.username;
     api.take_calls();
-    let engine = Engine::new(
+    let runtime = Sending::start(&config, store, client)?.runtime(
         &config,
-        store.clone(),
         config.bot.username.clone().or(username),
-    )?;
-    let outbox = Outbox::start(
-        client,
-        store.clone(),
         None,
-        Arc::new(Metrics::new()),
-        Arc::new(Health::default()),
-    );
+    )?;
     let mut summary = Summary::default();
     for (number, line) in input.lines().enumerate() {
         let line = line?;
@@ -102,13 +96,11 @@ async fn run(
             }
         };
         summary.updates += 1;
-        store
-            .append_inbox(update.update_id, bytes::Bytes::from(line))
+        runtime
+            .inbox
+            .accept(bytes::Bytes::from(line), "replay")
             .await?;
-        if let Finished::Committed(entries) = engine.process(&update).await? {
-            outbox.push(entries);
-        }
-        outbox.drained().await;
+        runtime.drained().await;
         for call in api.take_calls() {
             summary.calls += 1;
             let printed = serde_json::json!({

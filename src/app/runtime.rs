@@ -1,0 +1,130 @@
+//! The one place the running parts are wired together: `serve`, `replay`, `chat` and the
+//! tests all build them here, so a test cannot wire something the binary does not.
+//!
+//! Building happens in two steps because `serve` needs the first before Telegram answers:
+//!
+//! 1. [`Sending`]: the store, metrics, health and the sender with the outbox resumed.
+//!    The admin listener works from this alone ([`Sending::admin_state`]), so its API can
+//!    queue messages while the bot is still waiting for Telegram.
+//! 2. [`Runtime`]: the engine with its handlers and models, the dispatcher and the inbox,
+//!    once the bot knows its username.
+
+use crate::botapi::Client;
+use crate::config::Config;
+use crate::engine::dispatcher::{DEFAULT_CAPACITY, Dispatcher};
+use crate::engine::inbox::Inbox;
+use crate::engine::ml::MlService;
+use crate::engine::router::RouterError;
+use crate::engine::sender::Outbox;
+use crate::engine::{Engine, Handlers};
+use crate::handlers::BuiltIn;
+use crate::http::AdminState;
+use crate::store::{Store, StoreError};
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
+use std::sync::Arc;
+
+/// The engine with the built-in handlers, recording into `metrics`.
+pub fn engine(
+    config: &Config,
+    store: Store,
+    bot_username: Option<String>,
+    ml: Option<Arc<MlService>>,
+    metrics: Arc<Metrics>,
+) -> Result<Engine, RouterError> {
+    let handlers: Arc<dyn Handlers> = Arc::new(BuiltIn);
+    let mut engine = Engine::new(config, store, bot_username, handlers)?.with_metrics(metrics);
+    if let Some(ml) = ml {
+        engine = engine.with_ml(ml);
+    }
+    Ok(engine)
+}
+
+/// The first step: the store and the sender, running.
+#[derive(Clone)]
+pub struct Sending {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub outbox: Outbox,
+}
+
+impl Sending {
+    /// Starts the sender under the config's outbound limits and hands it whatever the
+    /// last run left in the outbox.
+    pub fn start(config: &Config, store: Store, client: Client) -> Result<Sending, StoreError> {
+        let metrics = Arc::new(Metrics::new());
+        let commits = metrics.clone();
+        store.observe_commits(Arc::new(move |took, _jobs| {
+            commits.store_commit_seconds.observe(took.as_secs_f64());
+        }));
+        let health = Arc::new(Health::default());
+        let limits = &config.limits.outbound;
+        let outbox = Outbox::start(
+            client,
+            store.clone(),
+            limits.enabled.then_some(limits),
+            metrics.clone(),
+            health.clone(),
+        );
+        outbox.push(store.pending_outbox()?);
+        Ok(Sending {
+            store,
+            metrics,
+            health,
+            outbox,
+        })
+    }
+
+    /// What the admin listener serves from: the same store, metrics, health and outbox
+    /// as the bot.
+    pub fn admin_state(&self, config: &Config) -> Arc<AdminState> {
+        Arc::new(AdminState {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            token: config.admin.token.clone(),
+            outbox: self.outbox.clone(),
+        })
+    }
+
+    /// The second step: the engine, the dispatcher and the inbox in front of them.
+    pub fn runtime(
+        self,
+        config: &Config,
+        bot_username: Option<String>,
+        ml: Option<Arc<MlService>>,
+    ) -> Result<Runtime, RouterError> {
+        let engine = Arc::new(engine(
+            config,
+            self.store.clone(),
+            bot_username,
+            ml,
+            self.metrics.clone(),
+        )?);
+        let dispatcher = Dispatcher::new(engine.clone(), self.outbox.clone(), DEFAULT_CAPACITY);
+        let inbox = Inbox::new(self.store.clone(), dispatcher.clone(), self.metrics.clone());
+        Ok(Runtime {
+            sending: self,
+            engine,
+            dispatcher,
+            inbox,
+        })
+    }
+}
+
+/// Everything an update goes through, from the inbox to the sender.
+pub struct Runtime {
+    pub sending: Sending,
+    pub engine: Arc<Engine>,
+    pub dispatcher: Dispatcher,
+    pub inbox: Inbox,
+}
+
+impl Runtime {
+    /// Resolves once every accepted update is handled and every resulting call settled.
+    pub async fn drained(&self) {
+        self.dispatcher.drained().await;
+        self.sending.outbox.drained().await;
+    }
+}

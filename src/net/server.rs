@@ -1,0 +1,138 @@
+//! The one HTTP serving loop, shared by every listener in the process (the webhook, the
+//! admin listener, the fake Bot API): accept with a cap on open connections, HTTP/1.1
+//! with keep-alive and a header timeout, and one way to stop — on shutdown the listener
+//! closes, idle keep-alive connections close at once, and requests in flight get a bounded
+//! time to finish.
+
+use crate::shutdown::Shutdown;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// What answers the requests of one listener.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+/// How one listener serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Names the listener in logs.
+    pub name: &'static str,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// How long a client may take to send its headers.
+    pub header_timeout: Duration,
+    /// After shutdown, how long requests in flight may take to finish.
+    pub drain_timeout: Duration,
+}
+
+impl Options {
+    pub fn new(name: &'static str) -> Options {
+        Options {
+            name,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `listener` until `shutdown` fires, then drains.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    options: Options,
+    mut shutdown: Shutdown,
+) {
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.wait() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: transient.
+                    tracing::warn!(listener = options.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.wait() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            serve_connection(handler, stream, options, Some(shutdown)).await;
+            drop(slot);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.drain_timeout, drain)
+        .await
+        .is_err()
+    {
+        tracing::debug!(
+            listener = options.name,
+            "closing connections that stayed open"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Serves one connection (a TCP stream, or any byte stream: the fuzzer feeds raw request
+/// bytes through an in-memory pipe) until it closes, or until `shutdown` fires and its
+/// request in flight is answered.
+pub async fn serve_connection<H, I>(
+    handler: Arc<H>,
+    io: I,
+    options: Options,
+    shutdown: Option<Shutdown>,
+) where
+    H: Handler,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let handler = handler.clone();
+        async move { Ok::<_, std::convert::Infallible>(handler.handle(request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let outcome = match shutdown {
+        Some(mut shutdown) => tokio::select! {
+            outcome = connection.as_mut() => outcome,
+            () = shutdown.wait() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        },
+        None => connection.await,
+    };
+    if let Err(e) = outcome {
+        tracing::debug!(listener = options.name, error = %e, "connection ended");
+    }
+}
