@@ -24,6 +24,7 @@
 //!   built-in routes make a useful bot.
 
 pub mod app;
+pub mod batch;
 pub mod botapi;
 pub mod calendar;
 pub mod config;
