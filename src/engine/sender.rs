@@ -64,8 +64,10 @@ impl Limits {
     fn new(config: &OutboundLimits) -> Limits {
         let per =
             |period: Duration, n: std::num::NonZeroU32| (period / n.get()).mul_f64(JITTER_MARGIN);
+        // A rate so high that its period rounds to zero would make no quota; the config
+        // refuses such rates, and this falls back to the plain per-second quota anyway.
         let global = Quota::with_period(per(Duration::from_secs(1), config.global_per_second))
-            .expect("a positive period");
+            .unwrap_or_else(|| Quota::per_second(config.global_per_second));
         Limits {
             global: RateLimiter::direct(global),
             private_interval: per(Duration::from_secs(1), config.private_per_second),
