@@ -40,4 +40,5 @@ pub mod store;
 pub mod telegram;
 pub mod telemetry;
 pub mod template;
+pub mod tools;
 pub mod transport;

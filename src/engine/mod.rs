@@ -169,7 +169,7 @@ impl Engine {
                         && let Some(analysis) = ml.analyze(text).await
                     {
                         out.events.push(ctx.event(EventKind::Text {
-                            sentiment: analysis.sentiment.label.to_owned(),
+                            sentiment: analysis.sentiment.label.as_str().to_owned(),
                             sentiment_score: analysis.sentiment.score,
                             spam_score: analysis.spam_probability(),
                         }));

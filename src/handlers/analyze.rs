@@ -39,7 +39,7 @@ pub fn describe(analysis: &Analysis) -> String {
     };
     format!(
         "Sentiment: {} ({:.0}% sure)\nSpam: {verdict} ({:.0}% spam score)",
-        analysis.sentiment.label,
+        analysis.sentiment.label.as_str(),
         analysis.sentiment.score * 100.0,
         spam * 100.0
     )
@@ -51,17 +51,17 @@ mod tests {
     use crate::config::HandlerName;
     use crate::engine::router::Target;
     use crate::handlers::testing::{outcome, sent_text, update, user};
-    use crate::ml::{Analysis, Score};
+    use crate::ml::{Analysis, Score, SentimentLabel, SpamLabel};
 
     #[test]
     fn plain_words_for_the_numbers() {
         let analysis = Analysis {
             spam: Score {
-                label: "ham",
+                label: SpamLabel::Ham,
                 score: 0.97,
             },
             sentiment: Score {
-                label: "positive",
+                label: SentimentLabel::Positive,
                 score: 0.876,
             },
         };

@@ -25,27 +25,27 @@ enum Kind {
 /// Streaming FNV-1a 64; a stable hash we implement ourselves rather than rely on a std hasher
 /// whose output may change between releases.
 #[derive(Clone, Copy)]
-pub struct Fnv1a(u64);
+pub(crate) struct Fnv1a(u64);
 
 impl Fnv1a {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(FNV_OFFSET)
     }
 
-    pub fn with_seed(seed: u64) -> Self {
+    fn with_seed(seed: u64) -> Self {
         let mut h = Self::new();
         h.write(&seed.to_le_bytes());
         h
     }
 
-    pub fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(FNV_PRIME);
         }
     }
 
-    pub fn finish(&self) -> u64 {
+    pub(crate) fn finish(&self) -> u64 {
         self.0
     }
 }
@@ -59,19 +59,19 @@ impl Default for Fnv1a {
 /// How texts become feature ids; stored in each model file so inference hashes exactly as
 /// training did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeatureConfig {
-    pub buckets: u32,
-    pub seed: u64,
+pub(crate) struct FeatureConfig {
+    pub(crate) buckets: u32,
+    pub(crate) seed: u64,
     /// Longest word n-gram (1 = words only, 2 = words and bigrams).
-    pub word_ngrams: u32,
+    pub(crate) word_ngrams: u32,
     /// Character n-gram lengths (in characters) taken inside `<word>`; 0 disables them.
-    pub char_min: u32,
-    pub char_max: u32,
+    pub(crate) char_min: u32,
+    pub(crate) char_max: u32,
 }
 
 impl FeatureConfig {
     /// Appends the feature ids of `text` to `out` (not cleared, so callers can batch).
-    pub fn extract(&self, text: &str, out: &mut Vec<u32>) {
+    pub(crate) fn extract(&self, text: &str, out: &mut Vec<u32>) {
         let tokens = tokenize(text);
         let base = Fnv1a::with_seed(self.seed);
         let mut chars: Vec<usize> = Vec::new();
@@ -124,10 +124,10 @@ impl FeatureConfig {
 
 /// One token of a normalised message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub text: String,
+struct Token {
+    text: String,
     /// Letters of some script: the only tokens worth character n-grams.
-    pub is_word: bool,
+    is_word: bool,
 }
 
 impl Token {
@@ -143,7 +143,7 @@ impl Token {
 /// `<mention>`, digit runs `<numN>` (N = length, capped) so that phone numbers and prices
 /// generalise; letter runs of any script are words; every other visible character (punctuation,
 /// currency, emoji) is a token of its own.
-pub fn tokenize(text: &str) -> Vec<Token> {
+fn tokenize(text: &str) -> Vec<Token> {
     let mut tokens = Vec::new();
     for chunk in text.split_whitespace() {
         let lower = chunk.to_lowercase();

@@ -1,23 +1,22 @@
-//! Text classifiers for spam and sentiment: small hashed bag-of-n-gram models (fastText
-//! style) trained with candle, stored as quantised GGUF and run in-process.
+//! Text classifiers for spam and sentiment (small hashed bag-of-n-gram models, fastText
+//! style, stored as quantised GGUF) and the MiniLM sentence encoder, run in-process.
 //!
-//! Knows nothing of Telegram: it maps text to labels. `Models` is the runtime entry point,
-//! `InferencePool` keeps inference off the async runtime, `cli` trains and measures models.
+//! Inference only: training, evaluation and the converters live in `crate::tools`. Knows
+//! nothing of Telegram: it maps texts to labels and vectors. `Models` is the classifiers'
+//! entry point, `InferencePool` keeps their inference off the async runtime.
 
-pub mod cli;
-pub mod data;
-pub mod features;
-pub mod metrics;
+pub(crate) mod features;
+mod labels;
 pub mod minilm;
-pub mod model;
+pub(crate) mod model;
 mod pool;
-pub mod train;
 
 use std::path::{Path, PathBuf};
 
-pub use pool::InferencePool;
+pub(crate) use labels::{Label, names};
+pub use labels::{SentimentLabel, SpamLabel};
+pub(crate) use pool::InferencePool;
 
-use crate::ml::data::Task;
 use crate::ml::model::{HashBag, argmax};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,76 +29,80 @@ pub enum MlError {
     },
     #[error("invalid model {name}: {reason}")]
     Model { name: String, reason: String },
-    #[error("{path}:{line}: {reason}")]
-    Data {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
     #[error(
         "no models are compiled into this build (feature `embedded-models` is off); give a model directory"
     )]
     NotEmbedded,
-    #[error("{0}")]
-    Invalid(String),
-    #[error("training failed: {0}")]
-    Training(String),
-    #[error("tensor operation failed: {0}")]
-    Candle(#[from] candle_core::Error),
     #[error("the inference pool has shut down")]
     PoolClosed,
 }
 
-/// A predicted label and its probability.
+/// A predicted label and its probability; serialises as `{"label": …, "score": …}`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Score {
-    pub label: &'static str,
+pub struct Score<L> {
+    pub(crate) label: L,
     /// Probability of `label`, the most likely class.
-    pub score: f32,
+    pub(crate) score: f32,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Analysis {
-    pub spam: Score,
-    pub sentiment: Score,
+    pub spam: Score<SpamLabel>,
+    pub sentiment: Score<SentimentLabel>,
 }
 
 impl Analysis {
     /// P(spam), whichever label won: the number a threshold should be applied to.
-    pub fn spam_probability(&self) -> f32 {
-        if self.spam.label == "spam" {
-            self.spam.score
-        } else {
-            1.0 - self.spam.score
+    pub(crate) fn spam_probability(&self) -> f32 {
+        match self.spam.label {
+            SpamLabel::Spam => self.spam.score,
+            SpamLabel::Ham => 1.0 - self.spam.score,
         }
     }
 }
 
-/// One loaded classifier with its labels tied to the task's static names.
+/// One loaded classifier whose classes are the labels `L`, in order.
 #[derive(Debug)]
-struct Classifier {
+struct Classifier<L> {
     model: HashBag,
-    labels: &'static [&'static str],
+    labels: std::marker::PhantomData<L>,
 }
 
-impl Classifier {
-    fn from_bytes(bytes: &[u8], name: &str, task: Task) -> Result<Self, MlError> {
+impl<L: Label> Classifier<L> {
+    fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, MlError> {
         let (model, _) = HashBag::from_gguf(bytes, name)?;
-        let labels = task.labels();
+        Self::new(model, name)
+    }
+
+    /// Reads `<task>.gguf` from `dir`.
+    fn read(dir: &Path) -> Result<Self, MlError> {
+        let path = dir.join(format!("{}.gguf", L::TASK));
+        let bytes = std::fs::read(&path).map_err(|source| MlError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    fn new(model: HashBag, name: &str) -> Result<Self, MlError> {
+        let labels = names::<L>();
         if model.labels != labels {
             return Err(MlError::Model {
                 name: name.to_owned(),
                 reason: format!("labels {:?}, expected {labels:?}", model.labels),
             });
         }
-        Ok(Self { model, labels })
+        Ok(Self {
+            model,
+            labels: std::marker::PhantomData,
+        })
     }
 
-    fn score(&self, text: &str, ids: &mut Vec<u32>) -> Score {
+    fn score(&self, text: &str, ids: &mut Vec<u32>) -> Score<L> {
         let p = self.model.probabilities(text, ids);
         let best = argmax(&p);
         Score {
-            label: self.labels[best],
+            label: L::ALL[best],
             score: p[best],
         }
     }
@@ -108,8 +111,8 @@ impl Classifier {
 /// The spam and sentiment classifiers.
 #[derive(Debug)]
 pub struct Models {
-    spam: Classifier,
-    sentiment: Classifier,
+    spam: Classifier<SpamLabel>,
+    sentiment: Classifier<SentimentLabel>,
 }
 
 #[cfg(feature = "embedded-models")]
@@ -124,21 +127,11 @@ impl Models {
     /// spam.gguf, sentiment.gguf). A missing or corrupt file is an MlError naming the file.
     pub fn load(dir: Option<&Path>) -> Result<Models, MlError> {
         match dir {
-            Some(dir) => {
-                // Read and parse one file at a time so an error names the file at fault.
-                let load = |name: &str, task: Task| {
-                    let path = dir.join(name);
-                    let bytes = std::fs::read(&path).map_err(|source| MlError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    Classifier::from_bytes(&bytes, &path.display().to_string(), task)
-                };
-                Ok(Models {
-                    spam: load("spam.gguf", Task::Spam)?,
-                    sentiment: load("sentiment.gguf", Task::Sentiment)?,
-                })
-            }
+            // One file at a time, spam first, so an error names the file at fault.
+            Some(dir) => Ok(Models {
+                spam: Classifier::read(dir)?,
+                sentiment: Classifier::read(dir)?,
+            }),
             None => Self::embedded(),
         }
     }
@@ -146,18 +139,23 @@ impl Models {
     #[cfg(feature = "embedded-models")]
     fn embedded() -> Result<Models, MlError> {
         Ok(Models {
-            spam: Classifier::from_bytes(EMBEDDED.0, "embedded models/spam.gguf", Task::Spam)?,
-            sentiment: Classifier::from_bytes(
-                EMBEDDED.1,
-                "embedded models/sentiment.gguf",
-                Task::Sentiment,
-            )?,
+            spam: Classifier::from_bytes(EMBEDDED.0, "embedded models/spam.gguf")?,
+            sentiment: Classifier::from_bytes(EMBEDDED.1, "embedded models/sentiment.gguf")?,
         })
     }
 
     #[cfg(not(feature = "embedded-models"))]
     fn embedded() -> Result<Models, MlError> {
         Err(MlError::NotEmbedded)
+    }
+
+    /// Wraps classifiers already in memory, checking their labels as `load` does.
+    #[cfg(test)]
+    pub(crate) fn from_classifiers(spam: HashBag, sentiment: HashBag) -> Result<Models, MlError> {
+        Ok(Models {
+            spam: Classifier::new(spam, "spam")?,
+            sentiment: Classifier::new(sentiment, "sentiment")?,
+        })
     }
 
     pub fn analyze(&self, text: &str) -> Analysis {
@@ -180,12 +178,14 @@ impl Models {
         }
     }
 
-    /// The underlying classifier of `task`, for evaluation.
-    pub fn model(&self, task: Task) -> &HashBag {
-        match task {
-            Task::Spam => &self.spam.model,
-            Task::Sentiment => &self.sentiment.model,
-        }
+    /// The underlying spam classifier, for evaluation.
+    pub(crate) fn spam(&self) -> &HashBag {
+        &self.spam.model
+    }
+
+    /// The underlying sentiment classifier, for evaluation.
+    pub(crate) fn sentiment(&self) -> &HashBag {
+        &self.sentiment.model
     }
 }
 
@@ -210,64 +210,25 @@ mod tests {
         let models = Models::load(None).unwrap();
         let spam = models
             .analyze("WINNER!! You have won a £1000 cash prize. Call 09061701461 now to claim");
-        assert_eq!(spam.spam.label, "spam");
+        assert_eq!(spam.spam.label, SpamLabel::Spam);
         assert!(spam.spam_probability() > 0.5);
         let ham = models.analyze("ok, see you at lunch tomorrow");
-        assert_eq!(ham.spam.label, "ham");
+        assert_eq!(ham.spam.label, SpamLabel::Ham);
         assert!(ham.spam_probability() < 0.5);
         let batch = models.analyze_batch(&["I love this, thank you so much!", "this is awful"]);
-        assert_eq!(batch[0].sentiment.label, "positive");
-        assert_eq!(batch[1].sentiment.label, "negative");
+        assert_eq!(batch[0].sentiment.label, SentimentLabel::Positive);
+        assert_eq!(batch[1].sentiment.label, SentimentLabel::Negative);
     }
 
-    /// Accuracy floors of the shipped models on the shared data, a little under the figures in
-    /// models/*.md so that a retrained model that got worse fails here.
-    #[cfg(feature = "embedded-models")]
     #[test]
-    fn shipped_models_keep_their_accuracy() {
-        use crate::ml::data::{Split, load};
-        use crate::ml::train::evaluate;
-
-        let root = std::env::var_os("EDGEBOT_DATA_DIR").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
-            PathBuf::from,
+    fn a_score_serialises_as_before_the_labels_were_types() {
+        let score = Score {
+            label: SentimentLabel::Positive,
+            score: 0.5,
+        };
+        assert_eq!(
+            serde_json::to_string(&score).unwrap(),
+            r#"{"label":"positive","score":0.5}"#
         );
-        if !root.is_dir() {
-            println!(
-                "SKIPPED: accuracy floors need the shared data at {} (or EDGEBOT_DATA_DIR)",
-                root.display()
-            );
-            return;
-        }
-        let models = Models::load(None).unwrap();
-        let file = |p: &str| root.join(p).to_string_lossy().into_owned();
-        // GoEmotions dev was never trained on: a true held-out figure.
-        let dev = load(
-            Task::Sentiment,
-            &[file("sentiment/goemotions-dev.tsv")],
-            Split::All,
-            5,
-        )
-        .unwrap();
-        let acc = evaluate(
-            models.model(Task::Sentiment),
-            Task::Sentiment,
-            &dev.examples,
-        )
-        .accuracy();
-        assert!(acc >= 0.71, "sentiment dev accuracy {acc}");
-        // The shipped spam model is trained on all spam data, so these rows guard against
-        // regressions only; the held-out figures are in models/spam.md.
-        for (files, floor) in [
-            (vec![file("spam/sms-train.tsv")], 0.985),
-            (
-                vec![file("spam/tg-spam-spam.txt"), file("spam/tg-spam-ham.txt")],
-                0.97,
-            ),
-        ] {
-            let data = load(Task::Spam, &files, Split::Dev, 5).unwrap();
-            let acc = evaluate(models.model(Task::Spam), Task::Spam, &data.examples).accuracy();
-            assert!(acc >= floor, "spam accuracy {acc} on {files:?}");
-        }
     }
 }

@@ -1,27 +1,28 @@
 //! The hashed bag-of-n-grams classifier (fastText style): the mean of the embedding rows of a
 //! text's features, then a linear head and a softmax. Holds the weights in f32 for inference and
-//! reads/writes them as GGUF with all hashing parameters in the metadata.
+//! reads them from GGUF, with all hashing parameters in the metadata. The names and the
+//! format version here are shared with the writer, `crate::tools::export`.
 
 use std::collections::HashMap;
 use std::io::Cursor;
 
-use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
+use candle_core::quantized::gguf_file;
 
 use crate::ml::MlError;
 use crate::ml::features::FeatureConfig;
 
 /// Bumped whenever the meaning of the file's tensors or hashing changes.
-pub const FORMAT_VERSION: u32 = 1;
-pub const ARCHITECTURE: &str = "edgebot-hashbag";
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const ARCHITECTURE: &str = "edgebot-hashbag";
 
-const EMBEDDING: &str = "embedding.weight";
-const HEAD_WEIGHT: &str = "head.weight";
-const HEAD_BIAS: &str = "head.bias";
+pub(crate) const EMBEDDING: &str = "embedding.weight";
+pub(crate) const HEAD_WEIGHT: &str = "head.weight";
+pub(crate) const HEAD_BIAS: &str = "head.bias";
 
 /// How the rows of a text's features are combined before the head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Pooling {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pooling {
     /// Sum / n, as fastText does.
     Mean,
     /// Sum / sqrt(n): like an L2-normalised count vector, it keeps a trace of length, which
@@ -31,7 +32,7 @@ pub enum Pooling {
 
 impl Pooling {
     /// Weight of each feature row in a text of `n` features.
-    pub fn weight(self, n: usize) -> f32 {
+    pub(crate) fn weight(self, n: usize) -> f32 {
         let n = n.max(1) as f32;
         match self {
             Pooling::Mean => 1.0 / n,
@@ -39,7 +40,8 @@ impl Pooling {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The name the model file records.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Pooling::Mean => "mean",
             Pooling::Sqrt => "sqrt",
@@ -49,21 +51,21 @@ impl Pooling {
 
 /// A trained classifier, ready for inference.
 #[derive(Clone)]
-pub struct HashBag {
-    pub task: String,
-    pub labels: Vec<String>,
-    pub features: FeatureConfig,
-    pub dim: usize,
-    pub pooling: Pooling,
+pub(crate) struct HashBag {
+    pub(crate) task: String,
+    pub(crate) labels: Vec<String>,
+    pub(crate) features: FeatureConfig,
+    pub(crate) dim: usize,
+    pub(crate) pooling: Pooling,
     /// `buckets × dim`, row-major.
-    pub embedding: Vec<f32>,
+    pub(crate) embedding: Vec<f32>,
     /// `labels × dim`, row-major.
-    pub head_weight: Vec<f32>,
-    pub head_bias: Vec<f32>,
+    pub(crate) head_weight: Vec<f32>,
+    pub(crate) head_bias: Vec<f32>,
 }
 
 /// Everything in a model file besides the weights, for `model eval` to show and for tests.
-pub type Metadata = Vec<(String, gguf_file::Value)>;
+pub(crate) type Metadata = Vec<(String, gguf_file::Value)>;
 
 // Millions of weights are no use in a log line or a test failure.
 impl std::fmt::Debug for HashBag {
@@ -79,19 +81,19 @@ impl std::fmt::Debug for HashBag {
 }
 
 impl HashBag {
-    pub fn classes(&self) -> usize {
+    pub(crate) fn classes(&self) -> usize {
         self.labels.len()
     }
 
     /// Class probabilities of one text.
-    pub fn probabilities(&self, text: &str, ids: &mut Vec<u32>) -> Vec<f32> {
+    pub(crate) fn probabilities(&self, text: &str, ids: &mut Vec<u32>) -> Vec<f32> {
         ids.clear();
         self.features.extract(text, ids);
         self.probabilities_of_ids(ids)
     }
 
     /// Class probabilities from already extracted feature ids.
-    pub fn probabilities_of_ids(&self, ids: &[u32]) -> Vec<f32> {
+    pub(crate) fn probabilities_of_ids(&self, ids: &[u32]) -> Vec<f32> {
         let dim = self.dim;
         let mut mean = vec![0f32; dim];
         for &id in ids {
@@ -112,79 +114,8 @@ impl HashBag {
         logits
     }
 
-    /// Serialises to GGUF, the embedding in `dtype` (head and bias stay f32: they are tiny and
-    /// every logit passes through them).
-    pub fn to_gguf(&self, dtype: GgmlDType, extra: &Metadata) -> Result<Vec<u8>, MlError> {
-        let dev = Device::Cpu;
-        let buckets = self.features.buckets as usize;
-        let emb = Tensor::from_slice(&self.embedding, (buckets, self.dim), &dev)?;
-        // Quantised blocks run along the last dimension, so small rows are stored flattened
-        // into block-wide rows; the metadata's buckets × dim gives the logical shape back.
-        let block = dtype.block_size();
-        let emb = if !self.dim.is_multiple_of(block) {
-            emb.reshape((buckets * self.dim / block, block))?
-        } else {
-            emb
-        };
-        let emb = QTensor::quantize(&emb, dtype)?;
-        let head_w = QTensor::quantize(
-            &Tensor::from_slice(&self.head_weight, (self.classes(), self.dim), &dev)?,
-            GgmlDType::F32,
-        )?;
-        let head_b = QTensor::quantize(
-            &Tensor::from_slice(&self.head_bias, self.classes(), &dev)?,
-            GgmlDType::F32,
-        )?;
-
-        use gguf_file::Value;
-        let f = &self.features;
-        let mut meta: Metadata = vec![
-            (
-                "general.architecture".into(),
-                Value::String(ARCHITECTURE.into()),
-            ),
-            (
-                "general.name".into(),
-                Value::String(format!("edgebot-{}", self.task)),
-            ),
-            ("edgebot.format_version".into(), Value::U32(FORMAT_VERSION)),
-            ("edgebot.task".into(), Value::String(self.task.clone())),
-            (
-                "edgebot.labels".into(),
-                Value::Array(self.labels.iter().cloned().map(Value::String).collect()),
-            ),
-            ("edgebot.dim".into(), Value::U32(self.dim as u32)),
-            (
-                "edgebot.pooling".into(),
-                Value::String(self.pooling.name().into()),
-            ),
-            (
-                "edgebot.hash.algorithm".into(),
-                Value::String("fnv1a64".into()),
-            ),
-            ("edgebot.hash.seed".into(), Value::U64(f.seed)),
-            ("edgebot.hash.buckets".into(), Value::U32(f.buckets)),
-            ("edgebot.hash.word_ngrams".into(), Value::U32(f.word_ngrams)),
-            ("edgebot.hash.char_ngram_min".into(), Value::U32(f.char_min)),
-            ("edgebot.hash.char_ngram_max".into(), Value::U32(f.char_max)),
-        ];
-        meta.extend(extra.iter().cloned());
-        let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let mut out = Cursor::new(Vec::new());
-        gguf_file::write(
-            &mut out,
-            &meta_refs,
-            &[
-                (EMBEDDING, &emb),
-                (HEAD_WEIGHT, &head_w),
-                (HEAD_BIAS, &head_b),
-            ],
-        )?;
-        Ok(out.into_inner())
-    }
-
     /// Parses a GGUF model; `name` (a path or "embedded spam.gguf") goes into any error.
-    pub fn from_gguf(bytes: &[u8], name: &str) -> Result<(HashBag, Metadata), MlError> {
+    pub(crate) fn from_gguf(bytes: &[u8], name: &str) -> Result<(HashBag, Metadata), MlError> {
         Self::parse(bytes).map_err(|reason| MlError::Model {
             name: name.to_owned(),
             reason,
@@ -295,7 +226,7 @@ fn get_u32(md: &HashMap<String, gguf_file::Value>, key: &str) -> Result<u32, Str
 }
 
 /// In-place softmax, shifted by the maximum so large logits cannot overflow.
-pub fn softmax(x: &mut [f32]) {
+fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in x.iter_mut() {
@@ -306,7 +237,7 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 /// Index of the largest value (the first one on ties, so results are reproducible).
-pub fn argmax(x: &[f32]) -> usize {
+pub(crate) fn argmax(x: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate() {
         if v > x[best] {
@@ -342,47 +273,6 @@ pub(crate) mod tests {
             head_weight: (0..2 * dim).map(|i| (i as f32 - 16.0) / 8.0).collect(),
             head_bias: vec![0.25, -0.25],
         }
-    }
-
-    #[test]
-    fn gguf_round_trip_f32_is_exact() {
-        let model = tiny_model();
-        let bytes = model.to_gguf(GgmlDType::F32, &Vec::new()).unwrap();
-        let (back, meta) = HashBag::from_gguf(&bytes, "test").unwrap();
-        assert_eq!(back.embedding, model.embedding);
-        assert_eq!(back.head_weight, model.head_weight);
-        assert_eq!(back.features, model.features);
-        assert_eq!(back.labels, model.labels);
-        assert!(meta.iter().any(|(k, _)| k == "edgebot.hash.seed"));
-    }
-
-    #[test]
-    fn gguf_round_trip_q8_0_is_close() {
-        let model = tiny_model();
-        let bytes = model.to_gguf(GgmlDType::Q8_0, &Vec::new()).unwrap();
-        let (back, _) = HashBag::from_gguf(&bytes, "test").unwrap();
-        let max_err = back
-            .embedding
-            .iter()
-            .zip(&model.embedding)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(max_err < 0.01, "max error {max_err}");
-        let mut ids = Vec::new();
-        let p = back.probabilities("free prize, call now", &mut ids);
-        let q = model.probabilities("free prize, call now", &mut ids);
-        assert!((p[1] - q[1]).abs() < 0.01);
-    }
-
-    #[test]
-    fn corrupt_file_error_names_it() {
-        let model = tiny_model();
-        let mut bytes = model.to_gguf(GgmlDType::Q8_0, &Vec::new()).unwrap();
-        bytes.truncate(bytes.len() / 2);
-        let err = HashBag::from_gguf(&bytes, "models/spam.gguf").unwrap_err();
-        assert!(err.to_string().contains("models/spam.gguf"), "{err}");
-        let err = HashBag::from_gguf(b"not a model", "x/y.gguf").unwrap_err();
-        assert!(err.to_string().contains("x/y.gguf"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Inference off the async runtime: a few dedicated threads take requests from a bounded
-//! queue, batch whatever is waiting, and answer each caller through a oneshot channel.
+//! Inference off the async runtime: a few dedicated threads take requests in batches from
+//! the one batching primitive (`crate::batch`) and answer each caller through a oneshot
+//! channel.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use crate::batch;
 use crate::ml::{Analysis, MlError, Models};
 
 /// Enough to amortise the per-batch wake-up without making the first caller wait long.
@@ -16,24 +18,23 @@ struct Job {
     reply: oneshot::Sender<Analysis>,
 }
 
-pub struct InferencePool {
-    queue: Option<mpsc::Sender<Job>>,
+pub(crate) struct InferencePool {
+    queue: Option<batch::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl InferencePool {
     /// Starts `threads` workers (at least one) behind a queue of `queue` requests (at least
     /// one); callers wait for room when it is full, which is the back-pressure.
-    pub fn new(models: Arc<Models>, threads: usize, queue: usize) -> Self {
-        let (tx, rx) = mpsc::channel::<Job>(queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
+    pub(crate) fn new(models: Arc<Models>, threads: usize, queue: usize) -> Self {
+        let (tx, batches) = batch::channel::<Job>(queue, MAX_BATCH);
         let workers = (0..threads.max(1))
             .map(|i| {
-                let rx = Arc::clone(&rx);
+                let batches = batches.clone();
                 let models = Arc::clone(&models);
                 std::thread::Builder::new()
                     .name(format!("edgebot-ml-{i}"))
-                    .spawn(move || worker(&models, &rx))
+                    .spawn(move || worker(&models, &batches))
                     .expect("spawning an inference thread")
             })
             .collect();
@@ -43,7 +44,7 @@ impl InferencePool {
         }
     }
 
-    pub async fn analyze(&self, text: String) -> Result<Analysis, MlError> {
+    pub(crate) async fn analyze(&self, text: String) -> Result<Analysis, MlError> {
         let queue = self.queue.as_ref().ok_or(MlError::PoolClosed)?;
         let (reply, answer) = oneshot::channel();
         queue
@@ -54,23 +55,8 @@ impl InferencePool {
     }
 }
 
-fn worker(models: &Models, rx: &Mutex<mpsc::Receiver<Job>>) {
-    loop {
-        let jobs = {
-            // A worker that panicked mid-batch released the lock already; the queue is intact.
-            let mut rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(first) = rx.blocking_recv() else {
-                return;
-            };
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-            jobs
-        };
+fn worker(models: &Models, batches: &batch::Batches<Job>) {
+    while let Some(jobs) = batches.next_batch() {
         let texts: Vec<&str> = jobs.iter().map(|j| j.text.as_str()).collect();
         let results = models.analyze_batch(&texts);
         tracing::trace!(batch = jobs.len(), "analysed a batch");
@@ -94,26 +80,23 @@ impl Drop for InferencePool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ml::model::HashBag;
 
     fn models() -> Arc<Models> {
-        let dir = tempfile::tempdir().unwrap();
-        for (task, labels) in [
-            ("spam", vec!["ham", "spam"]),
-            ("sentiment", vec!["negative", "neutral", "positive"]),
-        ] {
+        let bag = |task: &str, labels: &[&str]| {
             let mut m = crate::ml::model::tests::tiny_model();
             m.task = task.into();
             m.labels = labels.iter().map(|l| (*l).to_owned()).collect();
             m.head_weight = (0..labels.len() * m.dim).map(|i| i as f32 / 10.0).collect();
             m.head_bias = vec![0.0; labels.len()];
-            let bytes = m
-                .to_gguf(candle_core::quantized::GgmlDType::Q8_0, &Vec::new())
-                .unwrap();
-            HashBag::from_gguf(&bytes, task).unwrap();
-            std::fs::write(dir.path().join(format!("{task}.gguf")), bytes).unwrap();
-        }
-        Arc::new(Models::load(Some(dir.path())).unwrap())
+            m
+        };
+        Arc::new(
+            Models::from_classifiers(
+                bag("spam", &["ham", "spam"]),
+                bag("sentiment", &["negative", "neutral", "positive"]),
+            )
+            .unwrap(),
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,5 +120,13 @@ mod tests {
             assert_eq!(got.spam.score, want.spam.score);
             assert_eq!(got.sentiment.label, want.sentiment.label);
         }
+    }
+
+    #[test]
+    fn dropping_the_pool_ends_its_threads() {
+        let pool = InferencePool::new(models(), 3, 4);
+        assert_eq!(pool.workers.len(), 3);
+        // Drop joins every worker: returning at all is the proof that they ended.
+        drop(pool);
     }
 }

@@ -1,6 +1,6 @@
 //! The GGUF layout of a converted MiniLM: metadata key names (llama.cpp's `bert` conventions
-//! where they exist, `edgebot.*` for the tokenizer settings llama.cpp has no key for) and
-//! typed access to them for the loader.
+//! where they exist, `edgebot.*` for the tokenizer settings llama.cpp has no key for), shared
+//! with the converter in `crate::tools`, and typed access to them for the loader.
 
 use std::io::Cursor;
 
@@ -138,25 +138,5 @@ impl<'a> GgufFile<'a> {
         Ok(self
             .content
             .tensor(&mut Cursor::new(self.bytes), name, &Device::Cpu)?)
-    }
-}
-
-/// Metadata for the writer: owned values keyed by name, in a stable order.
-#[derive(Default)]
-pub(crate) struct Metadata(Vec<(String, Value)>);
-
-impl Metadata {
-    pub(crate) fn set(&mut self, key: &str, value: Value) {
-        self.0.push((key.to_owned(), value));
-    }
-
-    pub(crate) fn write(
-        &self,
-        out: &mut (impl std::io::Write + std::io::Seek),
-        tensors: &[(String, QTensor)],
-    ) -> candle_core::Result<()> {
-        let metadata: Vec<(&str, &Value)> = self.0.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        candle_core::quantized::gguf_file::write(out, &metadata, &tensors)
     }
 }

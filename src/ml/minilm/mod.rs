@@ -1,23 +1,25 @@
 //! Sentence embeddings with all-MiniLM-L6-v2: a BERT encoder run in-process by candle
 //! with Q8_0 quantized linear layers, loaded from one self-contained GGUF file that also
 //! carries the WordPiece vocabulary and tokenizer settings.
+//!
+//! The converter that writes that file (`edgebot model import-minilm`) lives in
+//! `crate::tools`; it shares the file layout (`gguf`), the encoder (`model`, which also
+//! computes its f32 reference) and the tokenizer with this loader.
 
-mod gguf;
-mod import;
-mod model;
+pub(crate) mod gguf;
+pub(crate) mod model;
 mod ops;
 mod pool;
-mod tokenizer;
+pub(crate) mod tokenizer;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use import::{ImportReport, REFERENCE_SENTENCES, import_minilm};
-pub use pool::EmbedPool;
+pub(crate) use pool::EmbedPool;
 
-/// Everything that can go wrong while converting, loading or running the embedder.
+/// Everything that can go wrong while loading or running the embedder.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     #[error("cannot read {path}: {source}")]
@@ -38,12 +40,6 @@ pub enum EmbedError {
     Tokenizer(String),
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),
-    #[error("JSON in {path}: {source}")]
-    Json {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("the embedding worker has stopped")]
     PoolClosed,
 }
@@ -55,8 +51,8 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// Parses a GGUF produced by [`import_minilm`].
-    pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Embedder, EmbedError> {
+    /// Parses a GGUF produced by `edgebot model import-minilm`.
+    pub(crate) fn from_gguf_bytes(bytes: &[u8]) -> Result<Embedder, EmbedError> {
         let file = gguf::GgufFile::parse(bytes)?;
         let tokenizer = tokenizer::WordPiece::from_gguf(&file)?;
         let model = model::Bert::load(&file.config()?, |name| file.tensor(name))?;
@@ -75,8 +71,8 @@ impl Embedder {
         })
     }
 
-    /// Embeds a batch of texts into L2-normalised vectors of [`Embedder::dim`] floats, one per
-    /// text and in the same order.
+    /// Embeds a batch of texts into L2-normalised vectors of the model's hidden size (384
+    /// floats for MiniLM-L6), one per text and in the same order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -85,14 +81,16 @@ impl Embedder {
         self.model.embed(&ids)
     }
 
-    pub fn dim(&self) -> usize {
+    /// Only the tests ask: callers take the length of the vectors they get.
+    #[cfg(test)]
+    pub(crate) fn dim(&self) -> usize {
         self.model.dim()
     }
 }
 
 /// Cosine similarity; for the normalised output of [`Embedder::embed`] this is the dot product,
 /// but it also stays correct for vectors that were averaged or stored unnormalised.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
     for (x, y) in a.iter().zip(b) {
         dot += x * y;

@@ -233,6 +233,7 @@ impl Bert {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn dim(&self) -> usize {
         self.cfg.hidden
     }

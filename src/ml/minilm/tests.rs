@@ -114,7 +114,7 @@ fn cosine_handles_scale_and_zero_vectors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_batches_concurrent_requests() {
-    let pool = Arc::new(EmbedPool::new(model(), 1, 8));
+    let pool = Arc::new(EmbedPool::new(model(), 1, 8, 64));
     let texts: Vec<String> = (0..20).map(|i| format!("request number {i}")).collect();
     let tasks: Vec<_> = texts
         .iter()

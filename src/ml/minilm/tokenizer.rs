@@ -4,14 +4,13 @@
 //! pure-Rust feature set, so using it costs no extra compile time and keeps byte-for-byte
 //! parity with the Python tokenizer (Unicode categories, accent stripping, CJK splitting).
 
-use candle_core::quantized::gguf_file::Value;
 use serde_json::json;
 use tokenizers::Tokenizer;
 
 use super::EmbedError;
-use super::gguf::{self, GgufFile, Metadata};
+use super::gguf::{self, GgufFile};
 
-/// Everything needed to rebuild the tokenizer; stored as GGUF metadata by the importer.
+/// Everything needed to rebuild the tokenizer; stored as GGUF metadata by the converter.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TokenizerSettings {
     /// Token strings indexed by id.
@@ -32,30 +31,6 @@ pub(crate) struct TokenizerSettings {
 }
 
 impl TokenizerSettings {
-    pub(crate) fn to_metadata(&self, md: &mut Metadata) {
-        let vocab = self.vocab.iter().cloned().map(Value::String).collect();
-        md.set(gguf::KEY_TOK_MODEL, Value::String("bert".into()));
-        md.set(gguf::KEY_TOKENS, Value::Array(vocab));
-        md.set(gguf::KEY_UNK, Value::U32(self.unk));
-        md.set(gguf::KEY_SEP, Value::U32(self.sep));
-        md.set(gguf::KEY_CLS, Value::U32(self.cls));
-        md.set(gguf::KEY_PAD, Value::U32(self.pad));
-        md.set(gguf::KEY_MASK, Value::U32(self.mask));
-        md.set(gguf::KEY_LOWERCASE, Value::Bool(self.lowercase));
-        md.set(gguf::KEY_STRIP_ACCENTS, Value::Bool(self.strip_accents));
-        md.set(gguf::KEY_CLEAN_TEXT, Value::Bool(self.clean_text));
-        md.set(gguf::KEY_CHINESE, Value::Bool(self.handle_chinese_chars));
-        md.set(
-            gguf::KEY_SUBWORD_PREFIX,
-            Value::String(self.subword_prefix.clone()),
-        );
-        md.set(
-            gguf::KEY_MAX_WORD_CHARS,
-            Value::U32(self.max_word_chars as u32),
-        );
-        md.set(gguf::KEY_MAX_TOKENS, Value::U32(self.max_tokens as u32));
-    }
-
     fn from_gguf(file: &GgufFile) -> Result<Self, EmbedError> {
         let model = file.string(gguf::KEY_TOK_MODEL)?;
         if model != "bert" {

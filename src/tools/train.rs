@@ -8,22 +8,23 @@
 use candle_core::{DType, Device, Tensor, Var};
 use indicatif::ProgressBar;
 
-use crate::ml::MlError;
-use crate::ml::data::{Example, Task, folds};
 use crate::ml::features::FeatureConfig;
-use crate::ml::metrics::Confusion;
 use crate::ml::model::{HashBag, Pooling, argmax};
+use crate::tools::ToolError;
+use crate::tools::data::{Example, Task, folds};
+use crate::tools::export::to_gguf;
+use crate::tools::metrics::Confusion;
 
 #[derive(Debug, Clone)]
-pub struct TrainConfig {
-    pub seed: u64,
-    pub epochs: usize,
+pub(crate) struct TrainConfig {
+    pub(crate) seed: u64,
+    pub(crate) epochs: usize,
     /// Per-example learning rate at the start (the batch loss is a sum, not a mean).
-    pub lr: f64,
-    pub batch: usize,
-    pub dim: usize,
-    pub pooling: Pooling,
-    pub features: FeatureConfig,
+    pub(crate) lr: f64,
+    pub(crate) batch: usize,
+    pub(crate) dim: usize,
+    pub(crate) pooling: Pooling,
+    pub(crate) features: FeatureConfig,
 }
 
 /// Rows of a batch's examples as a dense averaging matrix over the batch's distinct ids.
@@ -35,7 +36,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(examples: &[&[u32]], pooling: Pooling, dev: &Device) -> Result<Self, MlError> {
+    fn new(examples: &[&[u32]], pooling: Pooling, dev: &Device) -> Result<Self, ToolError> {
         let mut ids: Vec<u32> = examples.iter().flat_map(|e| e.iter().copied()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -56,7 +57,7 @@ impl Batch {
         Ok(Self { ids, avg })
     }
 
-    fn rows(&self, embedding: &[f32], dim: usize, dev: &Device) -> Result<Tensor, MlError> {
+    fn rows(&self, embedding: &[f32], dim: usize, dev: &Device) -> Result<Tensor, ToolError> {
         let mut rows = Vec::with_capacity(self.ids.len() * dim);
         for &id in &self.ids {
             rows.extend_from_slice(&embedding[id as usize * dim..(id as usize + 1) * dim]);
@@ -65,23 +66,23 @@ impl Batch {
     }
 }
 
-fn logits(batch: &Batch, rows: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor, MlError> {
+fn logits(batch: &Batch, rows: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor, ToolError> {
     let hidden = batch.avg.matmul(rows)?;
     Ok(hidden.matmul(&w.t()?)?.broadcast_add(b)?)
 }
 
 /// Trains a classifier on `data`, ticking `progress` once per batch.
-pub fn train(
+pub(crate) fn train(
     task: Task,
     cfg: &TrainConfig,
     data: &[Example],
     progress: &ProgressBar,
-) -> Result<HashBag, MlError> {
+) -> Result<HashBag, ToolError> {
     if data.is_empty() {
-        return Err(MlError::Invalid("no training examples".into()));
+        return Err(ToolError::Invalid("no training examples".into()));
     }
     if cfg.batch == 0 || cfg.dim == 0 || cfg.features.buckets == 0 {
-        return Err(MlError::Invalid(
+        return Err(ToolError::Invalid(
             "batch, dim and buckets must be positive".into(),
         ));
     }
@@ -128,7 +129,7 @@ pub fn train(
             epoch_loss += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
             let grads = loss.backward()?;
 
-            let missing = || MlError::Training("a parameter got no gradient".into());
+            let missing = || ToolError::Training("a parameter got no gradient".into());
             let g_rows = grads.get(&rows).ok_or_else(missing)?.flatten_all()?;
             for (k, g) in batch
                 .ids
@@ -151,7 +152,7 @@ pub fn train(
         }
         let mean_loss = epoch_loss / data.len() as f64;
         if !mean_loss.is_finite() {
-            return Err(MlError::Training(format!(
+            return Err(ToolError::Training(format!(
                 "loss diverged in epoch {}; lower --lr",
                 epoch + 1
             )));
@@ -172,8 +173,8 @@ pub fn train(
 }
 
 /// Confusion matrix of `model` on `data`.
-pub fn evaluate(model: &HashBag, task: Task, data: &[Example]) -> Confusion {
-    let mut confusion = Confusion::new(task.labels());
+pub(crate) fn evaluate(model: &HashBag, task: Task, data: &[Example]) -> Confusion {
+    let mut confusion = Confusion::new(&task.labels());
     let mut ids = Vec::new();
     for e in data {
         let p = model.probabilities(&e.text, &mut ids);
@@ -184,22 +185,22 @@ pub fn evaluate(model: &HashBag, task: Task, data: &[Example]) -> Confusion {
 
 /// Stratified k-fold cross-validation; `quantize` measures each fold's model as it would be
 /// shipped (through a GGUF round trip).
-pub fn cross_validate(
+pub(crate) fn cross_validate(
     task: Task,
     cfg: &TrainConfig,
     data: &[Example],
     k: usize,
     quantize: Option<candle_core::quantized::GgmlDType>,
     progress: &ProgressBar,
-) -> Result<(Confusion, Vec<f64>), MlError> {
+) -> Result<(Confusion, Vec<f64>), ToolError> {
     if k < 2 || k > data.len() {
-        return Err(MlError::Invalid(format!(
+        return Err(ToolError::Invalid(format!(
             "--folds must be between 2 and the number of examples, got {k}"
         )));
     }
     let labels: Vec<usize> = data.iter().map(|e| e.label).collect();
     let fold = folds(&labels, k, cfg.seed);
-    let mut total = Confusion::new(task.labels());
+    let mut total = Confusion::new(&task.labels());
     let mut per_fold = Vec::with_capacity(k);
     for f in 0..k {
         let (fit, held): (Vec<_>, Vec<_>) = data.iter().zip(&fold).partition(|(_, fi)| **fi != f);
@@ -208,7 +209,7 @@ pub fn cross_validate(
         progress.reset();
         let mut model = train(task, cfg, &fit, progress)?;
         if let Some(dtype) = quantize {
-            let bytes = model.to_gguf(dtype, &Vec::new())?;
+            let bytes = to_gguf(&model, dtype, &Vec::new())?;
             model = HashBag::from_gguf(&bytes, "cross-validation fold")?.0;
         }
         let c = evaluate(&model, task, &held);
@@ -273,8 +274,8 @@ mod tests {
         let b = train(Task::Spam, &cfg(5), &data, &bar).unwrap();
         let dtype = candle_core::quantized::GgmlDType::Q8_0;
         assert_eq!(
-            a.to_gguf(dtype, &Vec::new()).unwrap(),
-            b.to_gguf(dtype, &Vec::new()).unwrap()
+            to_gguf(&a, dtype, &Vec::new()).unwrap(),
+            to_gguf(&b, dtype, &Vec::new()).unwrap()
         );
         let c = train(Task::Spam, &cfg(6), &data, &bar).unwrap();
         assert_ne!(a.embedding, c.embedding);

@@ -4,33 +4,33 @@
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Confusion {
-    pub labels: Vec<String>,
+pub(crate) struct Confusion {
+    labels: Vec<String>,
     /// `matrix[truth][predicted]`.
-    pub matrix: Vec<Vec<usize>>,
+    matrix: Vec<Vec<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClassScores {
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-    pub support: usize,
+pub(crate) struct ClassScores {
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    support: usize,
 }
 
 impl Confusion {
-    pub fn new(labels: &[&str]) -> Self {
+    pub(crate) fn new(labels: &[&str]) -> Self {
         Self {
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
             matrix: vec![vec![0; labels.len()]; labels.len()],
         }
     }
 
-    pub fn add(&mut self, truth: usize, predicted: usize) {
+    pub(crate) fn add(&mut self, truth: usize, predicted: usize) {
         self.matrix[truth][predicted] += 1;
     }
 
-    pub fn merge(&mut self, other: &Confusion) {
+    pub(crate) fn merge(&mut self, other: &Confusion) {
         for (row, o) in self.matrix.iter_mut().zip(&other.matrix) {
             for (a, b) in row.iter_mut().zip(o) {
                 *a += b;
@@ -38,16 +38,16 @@ impl Confusion {
         }
     }
 
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.matrix.iter().flatten().sum()
     }
 
-    pub fn accuracy(&self) -> f64 {
+    pub(crate) fn accuracy(&self) -> f64 {
         let correct: usize = (0..self.labels.len()).map(|i| self.matrix[i][i]).sum();
         ratio(correct, self.total())
     }
 
-    pub fn class(&self, c: usize) -> ClassScores {
+    pub(crate) fn class(&self, c: usize) -> ClassScores {
         let tp = self.matrix[c][c];
         let predicted: usize = self.matrix.iter().map(|row| row[c]).sum();
         let support: usize = self.matrix[c].iter().sum();
@@ -66,13 +66,13 @@ impl Confusion {
         }
     }
 
-    pub fn macro_f1(&self) -> f64 {
+    pub(crate) fn macro_f1(&self) -> f64 {
         let n = self.labels.len();
         (0..n).map(|c| self.class(c).f1).sum::<f64>() / n as f64
     }
 
     /// Named figures for the model file's metadata, e.g. `accuracy`, `f1.spam`.
-    pub fn figures(&self) -> Vec<(String, f64)> {
+    pub(crate) fn figures(&self) -> Vec<(String, f64)> {
         let mut out = vec![
             ("accuracy".to_owned(), self.accuracy()),
             ("macro_f1".to_owned(), self.macro_f1()),

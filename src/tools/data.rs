@@ -4,70 +4,86 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ml::MlError;
+use crate::ml::model::HashBag;
+use crate::ml::{Label, Models, SentimentLabel, SpamLabel, names};
 use crate::ml::features::Fnv1a;
+use crate::tools::ToolError;
 
-/// What a classifier predicts; fixes the label set and its order in the model file.
+/// Which classifier to build or measure; its label type (in `crate::ml`) fixes the label set
+/// and its order in the model file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Task {
+pub(crate) enum Task {
     Spam,
     Sentiment,
 }
 
-pub const SPAM_LABELS: [&str; 2] = ["ham", "spam"];
-pub const SENTIMENT_LABELS: [&str; 3] = ["negative", "neutral", "positive"];
-
 impl Task {
-    pub fn labels(self) -> &'static [&'static str] {
+    pub(crate) fn labels(self) -> Vec<&'static str> {
         match self {
-            Task::Spam => &SPAM_LABELS,
-            Task::Sentiment => &SENTIMENT_LABELS,
+            Task::Spam => names::<SpamLabel>(),
+            Task::Sentiment => names::<SentimentLabel>(),
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
-            Task::Spam => "spam",
-            Task::Sentiment => "sentiment",
+            Task::Spam => SpamLabel::TASK,
+            Task::Sentiment => SentimentLabel::TASK,
         }
     }
 
+    /// This task's classifier among the loaded models.
+    pub(crate) fn model(self, models: &Models) -> &HashBag {
+        match self {
+            Task::Spam => models.spam(),
+            Task::Sentiment => models.sentiment(),
+        }
+    }
+
+    /// The class of a label name; called once per data row, so it allocates nothing.
     fn label_index(self, label: &str) -> Option<usize> {
-        self.labels().iter().position(|l| *l == label)
+        fn index<L: Label>(label: &str) -> Option<usize> {
+            L::ALL.iter().position(|l| l.as_str() == label)
+        }
+        match self {
+            Task::Spam => index::<SpamLabel>(label),
+            Task::Sentiment => index::<SentimentLabel>(label),
+        }
     }
 }
 
 /// Which rows of each file to use: a fixed share (every `every`-th kept row) is the dev split,
 /// so a model trained on `Train` can be measured on `Dev` of the same files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Split {
+pub(crate) enum Split {
     All,
     Train,
     Dev,
 }
 
 #[derive(Debug, Clone)]
-pub struct Example {
-    pub text: String,
-    pub label: usize,
+pub(crate) struct Example {
+    pub(crate) text: String,
+    pub(crate) label: usize,
 }
 
 /// A file read into a data set, for the model's provenance metadata.
 #[derive(Debug, Clone)]
-pub struct Source {
-    pub name: String,
-    pub fnv1a64: u64,
-    pub rows: usize,
+pub(crate) struct Source {
+    pub(crate) name: String,
+    pub(crate) fnv1a64: u64,
+    pub(crate) rows: usize,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Dataset {
-    pub examples: Vec<Example>,
-    pub sources: Vec<Source>,
+pub(crate) struct Dataset {
+    pub(crate) examples: Vec<Example>,
+    pub(crate) sources: Vec<Source>,
 }
 
 impl Dataset {
-    pub fn labels(&self) -> Vec<usize> {
+    #[cfg(test)]
+    fn labels(&self) -> Vec<usize> {
         self.examples.iter().map(|e| e.label).collect()
     }
 }
@@ -76,9 +92,14 @@ impl Dataset {
 /// GoEmotions `text<TAB>ids[<TAB>id]` for sentiment (rows with exactly one non-ambiguous
 /// label kept); any other file holds one message per line, labelled by `LABEL=` or by the last
 /// `-`-separated part of its name (`tg-spam-ham.txt` → ham).
-pub fn load(task: Task, specs: &[String], split: Split, every: usize) -> Result<Dataset, MlError> {
+pub(crate) fn load(
+    task: Task,
+    specs: &[String],
+    split: Split,
+    every: usize,
+) -> Result<Dataset, ToolError> {
     if every < 2 && split != Split::All {
-        return Err(MlError::Invalid("--dev-every must be at least 2".into()));
+        return Err(ToolError::Invalid("--dev-every must be at least 2".into()));
     }
     let mut data = Dataset::default();
     for spec in specs {
@@ -86,11 +107,11 @@ pub fn load(task: Task, specs: &[String], split: Split, every: usize) -> Result<
             Some((l, p)) if task.label_index(l).is_some() => (Some(l), PathBuf::from(p)),
             _ => (None, PathBuf::from(spec)),
         };
-        let bytes = std::fs::read(&path).map_err(|source| MlError::Io {
+        let bytes = std::fs::read(&path).map_err(|source| ToolError::Io {
             path: path.clone(),
             source,
         })?;
-        let text = String::from_utf8(bytes).map_err(|e| MlError::Data {
+        let text = String::from_utf8(bytes).map_err(|e| ToolError::Data {
             path: path.clone(),
             line: 0,
             reason: format!("not UTF-8: {e}"),
@@ -125,8 +146,8 @@ fn parse(
     path: &Path,
     label: Option<&str>,
     text: &str,
-) -> Result<Vec<Example>, MlError> {
-    let bad = |line: usize, reason: String| MlError::Data {
+) -> Result<Vec<Example>, ToolError> {
+    let bad = |line: usize, reason: String| ToolError::Data {
         path: path.to_owned(),
         line,
         reason,
@@ -205,7 +226,7 @@ fn parse(
 
 /// Stratified fold of each example: each class is shuffled with `seed` and dealt round-robin,
 /// so every fold keeps the class balance and the assignment is reproducible.
-pub fn folds(labels: &[usize], k: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn folds(labels: &[usize], k: usize, seed: u64) -> Vec<usize> {
     let mut fold = vec![0; labels.len()];
     let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
     let mut rng = fastrand::Rng::with_seed(seed);

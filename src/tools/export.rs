@@ -1,0 +1,135 @@
+//! Writing the hashed n-gram classifiers as GGUF: the counterpart of the reader in
+//! `crate::ml::model`, with the same tensor names, format version and hashing metadata. Only
+//! training writes model files, so the writer lives with it.
+
+use std::io::Cursor;
+
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_core::{Device, Tensor};
+
+use crate::ml::model::{
+    ARCHITECTURE, EMBEDDING, FORMAT_VERSION, HEAD_BIAS, HEAD_WEIGHT, HashBag, Metadata,
+};
+use crate::tools::ToolError;
+
+/// Serialises `model` to GGUF, the embedding in `dtype` (head and bias stay f32: they are tiny and
+/// every logit passes through them).
+pub(crate) fn to_gguf(
+    model: &HashBag,
+    dtype: GgmlDType,
+    extra: &Metadata,
+) -> Result<Vec<u8>, ToolError> {
+    let dev = Device::Cpu;
+    let buckets = model.features.buckets as usize;
+    let emb = Tensor::from_slice(&model.embedding, (buckets, model.dim), &dev)?;
+    // Quantised blocks run along the last dimension, so small rows are stored flattened
+    // into block-wide rows; the metadata's buckets × dim gives the logical shape back.
+    let block = dtype.block_size();
+    let emb = if !model.dim.is_multiple_of(block) {
+        emb.reshape((buckets * model.dim / block, block))?
+    } else {
+        emb
+    };
+    let emb = QTensor::quantize(&emb, dtype)?;
+    let head_w = QTensor::quantize(
+        &Tensor::from_slice(&model.head_weight, (model.classes(), model.dim), &dev)?,
+        GgmlDType::F32,
+    )?;
+    let head_b = QTensor::quantize(
+        &Tensor::from_slice(&model.head_bias, model.classes(), &dev)?,
+        GgmlDType::F32,
+    )?;
+
+    use gguf_file::Value;
+    let f = &model.features;
+    let mut meta: Metadata = vec![
+        (
+            "general.architecture".into(),
+            Value::String(ARCHITECTURE.into()),
+        ),
+        (
+            "general.name".into(),
+            Value::String(format!("edgebot-{}", model.task)),
+        ),
+        ("edgebot.format_version".into(), Value::U32(FORMAT_VERSION)),
+        ("edgebot.task".into(), Value::String(model.task.clone())),
+        (
+            "edgebot.labels".into(),
+            Value::Array(model.labels.iter().cloned().map(Value::String).collect()),
+        ),
+        ("edgebot.dim".into(), Value::U32(model.dim as u32)),
+        (
+            "edgebot.pooling".into(),
+            Value::String(model.pooling.name().into()),
+        ),
+        (
+            "edgebot.hash.algorithm".into(),
+            Value::String("fnv1a64".into()),
+        ),
+        ("edgebot.hash.seed".into(), Value::U64(f.seed)),
+        ("edgebot.hash.buckets".into(), Value::U32(f.buckets)),
+        ("edgebot.hash.word_ngrams".into(), Value::U32(f.word_ngrams)),
+        ("edgebot.hash.char_ngram_min".into(), Value::U32(f.char_min)),
+        ("edgebot.hash.char_ngram_max".into(), Value::U32(f.char_max)),
+    ];
+    meta.extend(extra.iter().cloned());
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(
+        &mut out,
+        &meta_refs,
+        &[
+            (EMBEDDING, &emb),
+            (HEAD_WEIGHT, &head_w),
+            (HEAD_BIAS, &head_b),
+        ],
+    )?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::model::tests::tiny_model;
+
+    #[test]
+    fn gguf_round_trip_f32_is_exact() {
+        let model = tiny_model();
+        let bytes = to_gguf(&model, GgmlDType::F32, &Vec::new()).unwrap();
+        let (back, meta) = HashBag::from_gguf(&bytes, "test").unwrap();
+        assert_eq!(back.embedding, model.embedding);
+        assert_eq!(back.head_weight, model.head_weight);
+        assert_eq!(back.features, model.features);
+        assert_eq!(back.labels, model.labels);
+        assert!(meta.iter().any(|(k, _)| k == "edgebot.hash.seed"));
+    }
+
+    #[test]
+    fn gguf_round_trip_q8_0_is_close() {
+        let model = tiny_model();
+        let bytes = to_gguf(&model, GgmlDType::Q8_0, &Vec::new()).unwrap();
+        let (back, _) = HashBag::from_gguf(&bytes, "test").unwrap();
+        let max_err = back
+            .embedding
+            .iter()
+            .zip(&model.embedding)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(max_err < 0.01, "max error {max_err}");
+        let mut ids = Vec::new();
+        let p = back.probabilities("free prize, call now", &mut ids);
+        let q = model.probabilities("free prize, call now", &mut ids);
+        assert!((p[1] - q[1]).abs() < 0.01);
+    }
+
+    #[test]
+    fn corrupt_file_error_names_it() {
+        let model = tiny_model();
+        let mut bytes = to_gguf(&model, GgmlDType::Q8_0, &Vec::new()).unwrap();
+        bytes.truncate(bytes.len() / 2);
+        let err = HashBag::from_gguf(&bytes, "models/spam.gguf").unwrap_err();
+        assert!(err.to_string().contains("models/spam.gguf"), "{err}");
+        let err = HashBag::from_gguf(b"not a model", "x/y.gguf").unwrap_err();
+        assert!(err.to_string().contains("x/y.gguf"), "{err}");
+    }
+}
