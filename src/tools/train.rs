@@ -317,4 +317,57 @@ mod tests {
             }
         }
     }
+
+    /// Accuracy floors of the shipped models on the shared data, a little under the figures in
+    /// models/*.md so that a retrained model that got worse fails here.
+    #[cfg(feature = "embedded-models")]
+    #[test]
+    fn shipped_models_keep_their_accuracy() {
+        use std::path::{Path, PathBuf};
+
+        use crate::ml::Models;
+        use crate::tools::data::{Split, load};
+
+        let root = std::env::var_os("EDGEBOT_DATA_DIR").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+            PathBuf::from,
+        );
+        if !root.is_dir() {
+            println!(
+                "SKIPPED: accuracy floors need the shared data at {} (or EDGEBOT_DATA_DIR)",
+                root.display()
+            );
+            return;
+        }
+        let models = Models::load(None).unwrap();
+        let file = |p: &str| root.join(p).to_string_lossy().into_owned();
+        // GoEmotions dev was never trained on: a true held-out figure.
+        let dev = load(
+            Task::Sentiment,
+            &[file("sentiment/goemotions-dev.tsv")],
+            Split::All,
+            5,
+        )
+        .unwrap();
+        let acc = evaluate(
+            Task::Sentiment.model(&models),
+            Task::Sentiment,
+            &dev.examples,
+        )
+        .accuracy();
+        assert!(acc >= 0.71, "sentiment dev accuracy {acc}");
+        // The shipped spam model is trained on all spam data, so these rows guard against
+        // regressions only; the held-out figures are in models/spam.md.
+        for (files, floor) in [
+            (vec![file("spam/sms-train.tsv")], 0.985),
+            (
+                vec![file("spam/tg-spam-spam.txt"), file("spam/tg-spam-ham.txt")],
+                0.97,
+            ),
+        ] {
+            let data = load(Task::Spam, &files, Split::Dev, 5).unwrap();
+            let acc = evaluate(Task::Spam.model(&models), Task::Spam, &data.examples).accuracy();
+            assert!(acc >= floor, "spam accuracy {acc} on {files:?}");
+        }
+    }
 }
