@@ -557,3 +557,131 @@ fn write_fixture(path: &Path, reference: &[Vec<f32>]) -> Result<(), ImportError>
     std::fs::write(path, text + "\n").map_err(io_err)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HIDDEN: usize = 32;
+    /// A multiple of 256, as in the real model (1536): on VNNI CPUs the runtime pads the inner
+    /// dimension of each quantized weight to a multiple of 256, but not the up projection's
+    /// output that feeds the down projection.
+    const FFN: usize = 256;
+    const POSITIONS: usize = 24;
+    const VOCAB: [&str; 16] = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "how", "do", "i", "reset", "my",
+        "password", "the", "weather", "is", "nice", "##s",
+    ];
+
+    /// A one-layer BERT in the layout of the sentence-transformers package, with small
+    /// random weights: enough to run every step of the conversion without the real model.
+    fn tiny_model_dir(dir: &Path) {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut random = |shape: &[usize]| {
+            let n = shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|_| (rng.f32() - 0.5) * 0.2).collect();
+            Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+        };
+        let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap();
+        let mut weights = HashMap::new();
+        let mut put = |name: &str, t: Tensor| {
+            weights.insert(name.to_owned(), t);
+        };
+        put("embeddings.word_embeddings.weight", random(&[VOCAB.len(), HIDDEN]));
+        put("embeddings.position_embeddings.weight", random(&[POSITIONS, HIDDEN]));
+        put("embeddings.token_type_embeddings.weight", random(&[2, HIDDEN]));
+        put("embeddings.LayerNorm.weight", ones(HIDDEN));
+        put("embeddings.LayerNorm.bias", random(&[HIDDEN]));
+        let layer = |part: &str| format!("encoder.layer.0.{part}");
+        for p in ["query", "key", "value"] {
+            put(&layer(&format!("attention.self.{p}.weight")), random(&[HIDDEN, HIDDEN]));
+            put(&layer(&format!("attention.self.{p}.bias")), random(&[HIDDEN]));
+        }
+        put(&layer("attention.output.dense.weight"), random(&[HIDDEN, HIDDEN]));
+        put(&layer("attention.output.dense.bias"), random(&[HIDDEN]));
+        put(&layer("attention.output.LayerNorm.weight"), ones(HIDDEN));
+        put(&layer("attention.output.LayerNorm.bias"), random(&[HIDDEN]));
+        put(&layer("intermediate.dense.weight"), random(&[FFN, HIDDEN]));
+        put(&layer("intermediate.dense.bias"), random(&[FFN]));
+        put(&layer("output.dense.weight"), random(&[HIDDEN, FFN]));
+        put(&layer("output.dense.bias"), random(&[HIDDEN]));
+        put(&layer("output.LayerNorm.weight"), ones(HIDDEN));
+        put(&layer("output.LayerNorm.bias"), random(&[HIDDEN]));
+        candle_core::safetensors::save(&weights, dir.join("model.safetensors")).unwrap();
+
+        let config = serde_json::json!({
+            "model_type": "bert", "hidden_act": "gelu", "hidden_size": HIDDEN,
+            "intermediate_size": FFN, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "max_position_embeddings": POSITIONS, "layer_norm_eps": 1e-12,
+        });
+        let vocab: serde_json::Map<String, Json> = VOCAB
+            .iter()
+            .enumerate()
+            .map(|(id, t)| ((*t).to_owned(), serde_json::json!(id)))
+            .collect();
+        let tokenizer = serde_json::json!({
+            "normalizer": {
+                "type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                "strip_accents": null, "lowercase": true,
+            },
+            "pre_tokenizer": { "type": "BertPreTokenizer" },
+            "model": {
+                "type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                "max_input_chars_per_word": 100, "vocab": vocab,
+            },
+        });
+        // Shorter than the position table, so the long reference text is truncated.
+        let sbert = serde_json::json!({ "max_seq_length": 16 });
+        for (name, json) in [
+            ("config.json", config),
+            ("tokenizer.json", tokenizer),
+            ("sentence_bert_config.json", sbert),
+        ] {
+            std::fs::write(dir.join(name), json.to_string()).unwrap();
+        }
+    }
+
+    #[test]
+    fn converts_a_model_directory_into_a_gguf_the_loader_reads() {
+        let src = tempfile::tempdir().unwrap();
+        tiny_model_dir(src.path());
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("sub/tiny.gguf");
+        let fixture = out_dir.path().join("fixture.json");
+
+        let report = import_minilm(src.path(), &out, Some(&fixture)).unwrap();
+        assert_eq!(report.out, out);
+        assert_eq!(report.vocab_size, VOCAB.len());
+        // Five embedding tensors, twelve in the layer (q, k and v fused).
+        assert_eq!(report.tensors, 17);
+        // Word embeddings and the four weight matrices of the layer.
+        assert_eq!(report.quantized_tensors, 5);
+        assert_eq!(report.file_bytes, std::fs::metadata(&out).unwrap().len());
+        assert!(report.min_cosine > 0.95, "min cosine {}", report.min_cosine);
+        assert!(!out.with_extension("gguf.tmp").exists());
+
+        let embedder = Embedder::load(&out).unwrap();
+        let vectors = embedder.embed(&["how do i reset my password", ""]).unwrap();
+        assert_eq!(vectors.len(), 2);
+        assert_eq!(vectors[0].len(), HIDDEN);
+
+        let fixture: Json =
+            serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+        let items = fixture["items"].as_array().unwrap();
+        assert_eq!(items.len(), REFERENCE_SENTENCES.len());
+        assert_eq!(items[0]["embedding"].as_array().unwrap().len(), HIDDEN);
+    }
+
+    #[test]
+    fn errors_name_the_file_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.gguf");
+        let err = import_minilm(dir.path(), &out, None).unwrap_err();
+        assert!(err.to_string().contains("config.json"), "{err}");
+        std::fs::write(dir.path().join("config.json"), "{").unwrap();
+        let err = import_minilm(dir.path(), &out, None).unwrap_err();
+        assert!(matches!(err, ImportError::Json { .. }), "{err}");
+        assert!(err.to_string().starts_with("JSON in "), "{err}");
+        assert!(!out.exists());
+    }
+}
