@@ -1,9 +1,9 @@
 //! Text classifiers for spam and sentiment (small hashed bag-of-n-gram models, fastText
 //! style, stored as quantised GGUF) and the MiniLM sentence encoder, run in-process.
 //!
-//! Inference only: training, evaluation and the converters live in `crate::tools`. Knows
-//! nothing of Telegram: it maps texts to labels and vectors. `Models` is the classifiers'
-//! entry point, `InferencePool` keeps their inference off the async runtime.
+//! Inference only: training, evaluation and the converters live in the `tools` module.
+//! Knows nothing of Telegram: it maps texts to labels and vectors. `Models` is the
+//! classifiers' entry point, `InferencePool` keeps their inference off the async runtime.
 
 pub(crate) mod features;
 mod labels;

@@ -1,7 +1,7 @@
 //! The hashed bag-of-n-grams classifier (fastText style): the mean of the embedding rows of a
 //! text's features, then a linear head and a softmax. Holds the weights in f32 for inference and
 //! reads them from GGUF, with all hashing parameters in the metadata. The names and the
-//! format version here are shared with the writer, `crate::tools::export`.
+//! format version here are shared with the writer, `tools::export`.
 
 use std::collections::HashMap;
 use std::io::Cursor;

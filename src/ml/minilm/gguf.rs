@@ -1,6 +1,6 @@
 //! The GGUF layout of a converted MiniLM: metadata key names (llama.cpp's `bert` conventions
 //! where they exist, `edgebot.*` for the tokenizer settings llama.cpp has no key for), shared
-//! with the converter in `crate::tools`, and typed access to them for the loader.
+//! with the converter in the `tools` module, and typed access to them for the loader.
 
 use std::io::Cursor;
 

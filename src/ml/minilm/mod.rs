@@ -3,7 +3,7 @@
 //! carries the WordPiece vocabulary and tokenizer settings.
 //!
 //! The converter that writes that file (`edgebot model import-minilm`) lives in
-//! `crate::tools`; it shares the file layout (`gguf`), the encoder (`model`, which also
+//! the `tools` module; it shares the file layout (`gguf`), the encoder (`model`, which also
 //! computes its f32 reference) and the tokenizer with this loader.
 
 pub(crate) mod gguf;
