@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::ml::features::Fnv1a;
 use crate::ml::model::HashBag;
 use crate::ml::{Label, Models, SentimentLabel, SpamLabel, names};
-use crate::ml::features::Fnv1a;
 use crate::tools::ToolError;
 
 /// Which classifier to build or measure; its label type (in `crate::ml`) fixes the label set

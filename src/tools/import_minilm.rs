@@ -271,9 +271,9 @@ fn read_tokenizer(dir: &Path) -> Result<TokenizerSettings, ImportError> {
     // BERT's rule: with strip_accents unset, accents are stripped exactly when lowercasing.
     let strip_accents = match field(normalizer, &path, "strip_accents")? {
         Json::Null => lowercase,
-        v => v.as_bool().ok_or_else(|| {
-            malformed(format!("{}: strip_accents is not a bool", path.display()))
-        })?,
+        v => v
+            .as_bool()
+            .ok_or_else(|| malformed(format!("{}: strip_accents is not a bool", path.display())))?,
     };
     let vocab_json = field(model, &path, "vocab")?
         .as_object()
@@ -283,9 +283,7 @@ fn read_tokenizer(dir: &Path) -> Result<TokenizerSettings, ImportError> {
         let slot = id
             .as_u64()
             .and_then(|id| vocab.get_mut(id as usize))
-            .ok_or_else(|| {
-                malformed(format!("{}: token {tok:?} has id {id}", path.display()))
-            })?;
+            .ok_or_else(|| malformed(format!("{}: token {tok:?} has id {id}", path.display())))?;
         *slot = Some(tok.clone());
     }
     let vocab = vocab
@@ -569,8 +567,8 @@ mod tests {
     const FFN: usize = 256;
     const POSITIONS: usize = 24;
     const VOCAB: [&str; 16] = [
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "how", "do", "i", "reset", "my",
-        "password", "the", "weather", "is", "nice", "##s",
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "how", "do", "i", "reset", "my", "password",
+        "the", "weather", "is", "nice", "##s",
     ];
 
     /// A one-layer BERT in the layout of the sentence-transformers package, with small
@@ -587,17 +585,35 @@ mod tests {
         let mut put = |name: &str, t: Tensor| {
             weights.insert(name.to_owned(), t);
         };
-        put("embeddings.word_embeddings.weight", random(&[VOCAB.len(), HIDDEN]));
-        put("embeddings.position_embeddings.weight", random(&[POSITIONS, HIDDEN]));
-        put("embeddings.token_type_embeddings.weight", random(&[2, HIDDEN]));
+        put(
+            "embeddings.word_embeddings.weight",
+            random(&[VOCAB.len(), HIDDEN]),
+        );
+        put(
+            "embeddings.position_embeddings.weight",
+            random(&[POSITIONS, HIDDEN]),
+        );
+        put(
+            "embeddings.token_type_embeddings.weight",
+            random(&[2, HIDDEN]),
+        );
         put("embeddings.LayerNorm.weight", ones(HIDDEN));
         put("embeddings.LayerNorm.bias", random(&[HIDDEN]));
         let layer = |part: &str| format!("encoder.layer.0.{part}");
         for p in ["query", "key", "value"] {
-            put(&layer(&format!("attention.self.{p}.weight")), random(&[HIDDEN, HIDDEN]));
-            put(&layer(&format!("attention.self.{p}.bias")), random(&[HIDDEN]));
+            put(
+                &layer(&format!("attention.self.{p}.weight")),
+                random(&[HIDDEN, HIDDEN]),
+            );
+            put(
+                &layer(&format!("attention.self.{p}.bias")),
+                random(&[HIDDEN]),
+            );
         }
-        put(&layer("attention.output.dense.weight"), random(&[HIDDEN, HIDDEN]));
+        put(
+            &layer("attention.output.dense.weight"),
+            random(&[HIDDEN, HIDDEN]),
+        );
         put(&layer("attention.output.dense.bias"), random(&[HIDDEN]));
         put(&layer("attention.output.LayerNorm.weight"), ones(HIDDEN));
         put(&layer("attention.output.LayerNorm.bias"), random(&[HIDDEN]));
