@@ -19,7 +19,9 @@ use crate::store::records::{EventKind, Profile, UserDelta, UserRecord, UserStatu
 use crate::store::{Finish, Finished, Store, StoreError, now_secs};
 use crate::telegram::command::{CommandParse, parse_message};
 use crate::telegram::methods::{Action, AnswerCallbackQuery};
-use crate::telegram::types::{CallbackQuery, ChatKind, Message, Update, UpdateKind, User};
+use crate::telegram::types::{
+    CallbackQuery, ChatKind, ChatMemberStatus, Message, Update, UpdateKind, User,
+};
 use crate::telemetry::metrics::Metrics;
 use context::{Context, Outcome};
 use guard::{Guard, Verdict};
@@ -113,9 +115,9 @@ impl Engine {
             }
             UpdateKind::MyChatMember(change) if change.chat.kind == ChatKind::Private => {
                 // In a private chat, "kicked" means the user blocked the bot.
-                let status = change.new_chat_member.as_ref().map(|m| m.status.as_str());
+                let status = change.new_chat_member.as_ref().map(|m| m.status);
                 let mut delta = seen(&change.from, now);
-                delta.status = Some(if status == Some("kicked") {
+                delta.status = Some(if status == Some(ChatMemberStatus::Kicked) {
                     UserStatus::Blocked
                 } else {
                     UserStatus::Active
