@@ -36,9 +36,10 @@ fn refusal(output: &Output) -> Result<String, String> {
     Ok(stderr)
 }
 
-/// `(section, key, range as the error names it, values outside it)`. Each kind of field
-/// gets a negative value, a value past each end, and one that fits no 64-bit integer
-/// type of the field's own; the float gets the non-finite ones and an f32 overflow.
+/// `(section, key, range as the error names it, values outside it)`. Every field gets a
+/// negative value and a value past each end of its range (where one exists: 0 is the
+/// lowest `poll_timeout_secs`); some get one past their Rust type (256 for a `u8`) or
+/// past 64 bits; the float gets the non-finite values and one past `f32`.
 const OUT_OF_RANGE: &[(&str, &str, &str, &[&str])] = &[
     (
         "telegram",
