@@ -464,9 +464,21 @@ async fn run(settings: Settings) {
     let row = |name: &str, a: f64, b: f64| {
         println!("{name:<40} {a:>12.4} {b:>12.4} {:>9.2}x", a / b);
     };
-    row("(a) closed loop, updates/s", bot.closed_per_second, ceiling.closed_per_second);
-    row("(a) closed loop, CPU-s per 1k updates", bot.closed_cpu_per_1k, ceiling.closed_cpu_per_1k);
-    row("(b) open loop, CPU-s per 1k updates", bot.open_cpu_per_1k, ceiling.open_cpu_per_1k);
+    row(
+        "(a) closed loop, updates/s",
+        bot.closed_per_second,
+        ceiling.closed_per_second,
+    );
+    row(
+        "(a) closed loop, CPU-s per 1k updates",
+        bot.closed_cpu_per_1k,
+        ceiling.closed_cpu_per_1k,
+    );
+    row(
+        "(b) open loop, CPU-s per 1k updates",
+        bot.open_cpu_per_1k,
+        ceiling.open_cpu_per_1k,
+    );
     row("(b) reply p50, ms", bot.reply_p50_ms, ceiling.reply_p50_ms);
     row("(b) reply p99, ms", bot.reply_p99_ms, ceiling.reply_p99_ms);
     println!(
@@ -856,8 +868,9 @@ mod ceiling {
                 handled: AtomicU64::new(0),
             });
             let (trigger, shutdown) = edgebot::shutdown::channel();
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("a SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
             tokio::spawn(async move {
                 term.recv().await;
                 trigger.fire();

@@ -44,6 +44,8 @@ pub struct BotConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelegramConfig {
+    /// `http://` or `https://` and a host: what the Bot API client accepts.
+    #[serde(deserialize_with = "http_url")]
     pub api_url: String,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<Secret>,
@@ -594,6 +596,24 @@ fn fraction<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D:
     Ok(value as f32)
 }
 
+/// Refuses a URL the Bot API client would refuse at start, so that `check` says so.
+fn check_http_url(url: &str) -> Result<(), String> {
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with https:// or http://"))?;
+    if host.split(['/', ':']).next().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
+fn http_url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let url = String::deserialize(deserializer)?;
+    check_http_url(&url).map_err(serde::de::Error::custom)?;
+    Ok(url)
+}
+
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -679,6 +699,10 @@ impl Config {
             self.bot.token = Some(Secret::new(v));
         }
         if let Some(v) = lookup("EDGEBOT_API_URL") {
+            check_http_url(&v).map_err(|message| ConfigError::Env {
+                var: "EDGEBOT_API_URL",
+                message,
+            })?;
             self.telegram.api_url = v;
         }
         if let Some(v) = lookup("EDGEBOT_WEBHOOK_URL") {
@@ -856,6 +880,23 @@ mod tests {
         assert_eq!(<u8 as Integer>::HIGHEST, 255);
         assert_eq!(std::num::NonZeroU32::from_i64(0), None);
         assert_eq!(<std::num::NonZeroU32 as Integer>::LOWEST, 1);
+    }
+
+    #[test]
+    fn api_urls_are_checked_as_the_client_checks_them() {
+        assert!(check_http_url("https://api.telegram.org").is_ok());
+        assert!(check_http_url("http://127.0.0.1:8081").is_ok());
+        assert!(check_http_url("api.telegram.org").is_err());
+        assert!(check_http_url("https://").is_err());
+        assert!(check_http_url("ftp://example.com").is_err());
+        let error = Config::parse(
+            "[telegram]\napi_url = \"api.telegram.org\"\n",
+            Path::new("edgebot.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("edgebot.toml:2:"), "{error}");
+        assert!(error.contains("telegram.api_url"), "{error}");
     }
 
     #[test]

@@ -26,7 +26,10 @@ fn corpus() -> Option<PathBuf> {
          or EDGEBOT_SKIP_MISSING_DATA=1 to skip",
         dir.display()
     );
-    eprintln!("SKIPPED (EDGEBOT_SKIP_MISSING_DATA=1): no update corpus at {}", dir.display());
+    eprintln!(
+        "SKIPPED (EDGEBOT_SKIP_MISSING_DATA=1): no update corpus at {}",
+        dir.display()
+    );
     None
 }
 
