@@ -11,6 +11,7 @@ pub mod guard;
 pub mod inbox;
 pub mod lanes;
 pub mod ml;
+pub mod outbound;
 pub mod router;
 pub mod sender;
 
@@ -18,9 +19,9 @@ use crate::config::Config;
 use crate::store::records::{EventKind, Profile, UserDelta, UserRecord, UserStatus};
 use crate::store::{Finish, Finished, Store, StoreError, now_secs};
 use crate::telegram::command::{CommandParse, parse_message};
+use crate::telegram::methods::{Action, AnswerCallbackQuery};
 use crate::telegram::types::{CallbackQuery, ChatKind, Message, Update, UpdateKind, User};
 use crate::telemetry::metrics::Metrics;
-use crate::telegram::methods::{Action, AnswerCallbackQuery};
 use context::{Context, Outcome};
 use guard::{Guard, Verdict};
 use router::{Incoming, Router, RouterError, Target};
@@ -268,7 +269,9 @@ impl Engine {
             verdict => {
                 self.metrics.inbound_dropped.inc();
                 if verdict == Verdict::Notify {
-                    finish.outbox.push(Action::send(chat_id, SLOW_DOWN));
+                    finish
+                        .outbox
+                        .push(outbound::call_of(&Action::send(chat_id, SLOW_DOWN)));
                     finish.events.push(crate::store::records::Event {
                         at_ms: finish.finished_at * 1000,
                         user_id: Some(delta.id),
@@ -338,5 +341,7 @@ fn apply(out: Outcome, mut delta: UserDelta, finish: &mut Finish) {
     finish.users.push(delta);
     finish.events.extend(out.events);
     finish.session = out.session;
-    finish.outbox.extend(out.actions);
+    finish
+        .outbox
+        .extend(out.actions.iter().map(outbound::call_of));
 }
