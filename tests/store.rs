@@ -173,6 +173,31 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     );
 }
 
+/// A schema version that is not four bytes is damage, not a version: the file is
+/// corrupt (it used to read as schema 4294967295, "written by a newer edgebot").
+#[test]
+fn a_damaged_schema_version_is_corrupt_not_newer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    drop(Store::open(dir.path()).unwrap());
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(edgebot::store::tables::META)
+            .unwrap()
+            .insert(
+                edgebot::store::tables::MetaKey::SchemaVersion as u32,
+                [0xff, 0xff].as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(!err.to_string().contains("newer"), "{err}");
+    assert!(err.to_string().contains("SchemaVersion"), "{err}");
+}
+
 #[test]
 fn a_corrupt_file_is_reported_and_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();

@@ -48,7 +48,7 @@ pub enum CodecError {
 
 impl CodecError {
     /// Whether the value is most likely a newer edgebot's, rather than damaged.
-    pub fn is_newer(&self) -> bool {
+    pub(crate) fn is_newer(&self) -> bool {
         matches!(self, CodecError::UnknownVersion(_))
     }
 }
@@ -74,7 +74,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The redb value type of a table of `T` records in the versioned encoding.
-pub struct Versioned<T>(PhantomData<fn() -> T>);
+pub(crate) struct Versioned<T>(PhantomData<fn() -> T>);
 
 impl<T> fmt::Debug for Versioned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -83,7 +83,7 @@ impl<T> fmt::Debug for Versioned<T> {
 }
 
 /// One stored `T`: its encoded bytes, read from a table or encoded to be written.
-pub struct Stored<'a, T> {
+pub(crate) struct Stored<'a, T> {
     bytes: Cow<'a, [u8]>,
     record: PhantomData<fn() -> T>,
 }

@@ -301,3 +301,84 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     // 1 → 2: outbox rows become the store's own call records.
     outbox::calls_from_actions,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use records::UserDelta;
+    use std::time::Duration;
+
+    /// Writes that queue while a commit is busy share the next one; a failing job among
+    /// them is retried alone and fails alone, and the others are written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_share_a_commit_and_a_failing_one_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        store.observe_commits(Arc::new({
+            let batches = batches.clone();
+            move |_, jobs| batches.lock().unwrap().push(jobs)
+        }));
+        let (started, writer_busy) = std::sync::mpsc::channel();
+        let busy = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |_| {
+                        let _ = started.send(());
+                        std::thread::sleep(Duration::from_millis(500));
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || writer_busy.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let users: Vec<_> = (1..=9)
+            .map(|id| {
+                let store = store.clone();
+                tokio::spawn(async move { store.update_user(UserDelta::new(id, 1_000)).await })
+            })
+            .collect();
+        let failing = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(|_| Err::<(), _>(StoreError::CommitFailed("refused".into())))
+                    .await
+            }
+        });
+        busy.await.unwrap().unwrap();
+        for user in users {
+            user.await.unwrap().unwrap();
+        }
+        let err = failing.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        for id in 1..=9 {
+            assert!(store.user(id).unwrap().is_some(), "user {id} was written");
+        }
+        let batches = batches.lock().unwrap().clone();
+        assert!(batches.iter().any(|&jobs| jobs > 1), "{batches:?}");
+    }
+
+    /// A call Telegram settled leaves the outbox without waiting for the disk.
+    #[tokio::test]
+    async fn settled_calls_leave_the_outbox_lazily() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let call = OutboxCall {
+            method: "sendMessage".into(),
+            chat_id: Some(1),
+            params: br#"{"chat_id":1,"text":"hi"}"#.to_vec(),
+        };
+        let entries = store
+            .enqueue_outbox(vec![call.clone(), call])
+            .await
+            .unwrap();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        store.outbox_done(entries[0].seq).await.unwrap();
+        assert_eq!(store.pending_outbox().unwrap(), entries[1..]);
+    }
+}

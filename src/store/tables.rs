@@ -20,11 +20,11 @@ use redb::{
 macro_rules! tables {
     ($(
         $(#[$doc:meta])*
-        $field:ident: $konst:ident = $name:literal, $key:ty => $value:ty;
+        $vis:vis $field:ident: $konst:ident = $name:literal, $key:ty => $value:ty;
     )*) => {
         $(
             $(#[$doc])*
-            pub const $konst: TableDefinition<'static, $key, $value> = TableDefinition::new($name);
+            $vis const $konst: TableDefinition<'static, $key, $value> = TableDefinition::new($name);
         )*
 
         /// Every table, opened once per write transaction, plus the sequence counters:
@@ -85,26 +85,28 @@ macro_rules! tables {
     };
 }
 
+// `META` is public for the tests that write a file of another version by hand; the
+// others are the store's own.
 tables! {
     /// Small settings of the store itself, keyed by [`MetaKey`].
-    meta: META = "meta", u32 => &'static [u8];
+    pub meta: META = "meta", u32 => &'static [u8];
     /// Telegram user id → what the bot knows about the user.
-    users: USERS = "users", i64 => Versioned<UserRecord>;
+    pub(crate) users: USERS = "users", i64 => Versioned<UserRecord>;
     /// (chat id, user id) → a conversation waiting for the user's next message.
-    sessions: SESSIONS = "sessions", (i64, i64) => Versioned<Session>;
+    pub(crate) sessions: SESSIONS = "sessions", (i64, i64) => Versioned<Session>;
     /// update id → raw JSON of an update received but not yet finished.
-    inbox: INBOX = "inbox", i64 => &'static [u8];
+    pub(crate) inbox: INBOX = "inbox", i64 => &'static [u8];
     /// update id → unix seconds when it was finished; a redelivered id is skipped.
-    processed: PROCESSED = "processed", i64 => i64;
+    pub(crate) processed: PROCESSED = "processed", i64 => i64;
     /// sequence → a body that did not parse, kept for inspection.
-    malformed: MALFORMED = "malformed", u64 => Versioned<MalformedUpdate>;
+    pub(crate) malformed: MALFORMED = "malformed", u64 => Versioned<MalformedUpdate>;
     /// sequence → an analytics event, append-only.
-    events: EVENTS = "events", u64 => Versioned<Event>;
+    pub(crate) events: EVENTS = "events", u64 => Versioned<Event>;
     /// sequence → a call committed but not yet accepted by Telegram.
-    outbox: OUTBOX = "outbox", u64 => Versioned<OutboxEntry>;
+    pub(crate) outbox: OUTBOX = "outbox", u64 => Versioned<OutboxEntry>;
     /// (model digest, text digest) → the text's embedding as little-endian f32s: FAQ
     /// questions are embedded once per model, not at every start.
-    embeddings: EMBEDDINGS = "embeddings", (u64, u64) => &'static [u8];
+    pub(crate) embeddings: EMBEDDINGS = "embeddings", (u64, u64) => &'static [u8];
 }
 
 /// The keys of [`META`].
