@@ -16,7 +16,7 @@ impl Store {
             return Ok(None);
         };
         let (floats, []) = value.value().as_chunks::<4>() else {
-            return Err(StoreError::value(
+            return Err(StoreError::unreadable(
                 EMBEDDINGS,
                 (model, text),
                 CodecError::Trailing(value.value().len() % 4),

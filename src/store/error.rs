@@ -66,7 +66,7 @@ redb_errors!(
 
 impl StoreError {
     /// A value of `table` at `key` that did not decode.
-    pub(super) fn value(
+    pub(super) fn unreadable(
         table: impl redb::TableHandle,
         key: impl std::fmt::Debug,
         source: CodecError,
@@ -88,5 +88,5 @@ pub(super) fn decoded<T: DeserializeOwned>(
 ) -> Result<T, StoreError> {
     stored
         .decode()
-        .map_err(|e| StoreError::value(table, key, e))
+        .map_err(|e| StoreError::unreadable(table, key, e))
 }

@@ -87,7 +87,8 @@ pub(super) fn calls_from_actions(txn: &WriteTransaction) -> Result<(), StoreErro
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     for (seq, bytes) in rows {
-        let entry = entry_of_v1(seq, &bytes).map_err(|e| StoreError::value(OUTBOX_V1, seq, e))?;
+        let entry =
+            entry_of_v1(seq, &bytes).map_err(|e| StoreError::unreadable(OUTBOX_V1, seq, e))?;
         table.insert(seq, codec::encode(&entry).as_slice())?;
     }
     Ok(())
