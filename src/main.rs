@@ -424,6 +424,7 @@ fn db(config: &Config, command: DbCommand) -> anyhow::Result<()> {
             println!("outbox          {} (committed, not sent)", stats.outbox);
             println!("events          {}", stats.events);
             println!("malformed       {} (kept for inspection)", stats.malformed);
+            println!("embeddings      {} (cached FAQ vectors)", stats.embeddings);
         }
         DbCommand::Backup { path } => {
             store.backup(&path)?;

@@ -6,6 +6,7 @@ use edgebot::app::runtime::Sending;
 use edgebot::botapi::Client;
 use edgebot::config::Config;
 use edgebot::config::Secret;
+use edgebot::engine::outbound::call_of;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use edgebot::http::routes::{ROUTES, Verb};
 use edgebot::http::{AdminState, openapi, probe, serve_admin};
@@ -823,7 +824,10 @@ async fn metrics_move_after_traffic() {
         .finish(Finish {
             update_id: 1,
             finished_at: now,
-            outbox: vec![Action::send(1, "a"), Action::send(1, "b")],
+            outbox: vec![
+                call_of(&Action::send(1, "a")),
+                call_of(&Action::send(1, "b")),
+            ],
             ..Finish::default()
         })
         .await

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod inbox;
 pub mod lanes;
 pub mod ml;
+pub mod outbound;
 pub mod router;
 pub mod sender;
 
@@ -270,7 +271,9 @@ impl Engine {
             verdict => {
                 self.metrics.inbound_dropped.inc();
                 if verdict == Verdict::Notify {
-                    finish.outbox.push(Action::send(chat_id, SLOW_DOWN));
+                    finish
+                        .outbox
+                        .push(outbound::call_of(&Action::send(chat_id, SLOW_DOWN)));
                     finish.events.push(crate::store::records::Event {
                         at_ms: finish.finished_at * 1000,
                         user_id: Some(delta.id),
@@ -340,5 +343,7 @@ fn apply(out: Outcome, mut delta: UserDelta, finish: &mut Finish) {
     finish.users.push(delta);
     finish.events.extend(out.events);
     finish.session = out.session;
-    finish.outbox.extend(out.actions);
+    finish
+        .outbox
+        .extend(out.actions.iter().map(outbound::call_of));
 }
