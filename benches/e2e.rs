@@ -22,7 +22,9 @@
 //! * `E2E_LOG` (`warn`): the server's `EDGEBOT_LOG`;
 //! * `E2E_OTEL=1`: export traces to a loopback OTLP/HTTP sink started here;
 //! * `E2E_SERVER` (this build's `edgebot`): another server binary, to compare two builds
-//!   in one run on the same machine.
+//!   in one run on the same machine;
+//! * `E2E_CEILING=0`: skip the ceiling. By default the same load then runs against a
+//!   trivial responder ([`ceiling`]) and every figure is also given as a ratio to it.
 
 use bytes::Bytes;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
@@ -414,6 +416,10 @@ fn free_port() -> u16 {
 }
 
 fn main() {
+    if std::env::var("E2E_ROLE").is_ok_and(|role| role == "ceiling") {
+        ceiling::run();
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument would mean nothing here.
     let settings = Settings::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -424,7 +430,68 @@ fn main() {
     runtime.block_on(run(settings));
 }
 
+/// Which server a measurement runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `edgebot serve` (this build's, or `E2E_SERVER`).
+    Edgebot,
+    /// The trivial responder of [`ceiling`].
+    Ceiling,
+}
+
+/// The figures a measurement compares.
+struct Figures {
+    closed_per_second: f64,
+    closed_cpu_per_1k: f64,
+    open_cpu_per_1k: f64,
+    reply_p50_ms: f64,
+    reply_p99_ms: f64,
+    rss_mib: f64,
+}
+
 async fn run(settings: Settings) {
+    let bot = measure(&settings, Role::Edgebot).await;
+    if std::env::var("E2E_CEILING").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let ceiling = measure(&settings, Role::Ceiling).await;
+    println!();
+    println!("edgebot against the ceiling, measured side by side:");
+    println!(
+        "{:<40} {:>12} {:>12} {:>10}",
+        "figure", "edgebot", "ceiling", "ratio"
+    );
+    let row = |name: &str, a: f64, b: f64| {
+        println!("{name:<40} {a:>12.4} {b:>12.4} {:>9.2}x", a / b);
+    };
+    row(
+        "(a) closed loop, updates/s",
+        bot.closed_per_second,
+        ceiling.closed_per_second,
+    );
+    row(
+        "(a) closed loop, CPU-s per 1k updates",
+        bot.closed_cpu_per_1k,
+        ceiling.closed_cpu_per_1k,
+    );
+    row(
+        "(b) open loop, CPU-s per 1k updates",
+        bot.open_cpu_per_1k,
+        ceiling.open_cpu_per_1k,
+    );
+    row("(b) reply p50, ms", bot.reply_p50_ms, ceiling.reply_p50_ms);
+    row("(b) reply p99, ms", bot.reply_p99_ms, ceiling.reply_p99_ms);
+    println!(
+        "{:<40} {:>12.2} {:>12.2} {:>+9.2} ms",
+        "(b) reply p99 difference",
+        bot.reply_p99_ms,
+        ceiling.reply_p99_ms,
+        bot.reply_p99_ms - ceiling.reply_p99_ms
+    );
+    row("(d) RSS after the load, MiB", bot.rss_mib, ceiling.rss_mib);
+}
+
+async fn measure(settings: &Settings, role: Role) -> Figures {
     let api = FakeBotApi::start(FakeConfig::default())
         .await
         .expect("the fake Bot API starts");
@@ -440,13 +507,24 @@ async fn run(settings: Settings) {
 
     let port = free_port();
     let log = dir.path().join("serve.log");
-    let mut command = Command::new(server_binary());
+    let mut command = match role {
+        Role::Edgebot => {
+            let mut command = Command::new(server_binary());
+            command
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("serve");
+            command
+        }
+        Role::Ceiling => {
+            let mut command = Command::new(std::env::current_exe().expect("this bench"));
+            command.env("E2E_ROLE", "ceiling");
+            command
+        }
+    };
     command
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("serve")
         .env("EDGEBOT_TOKEN", TOKEN)
         .env("EDGEBOT_API_URL", api.base_url())
         .env(
@@ -554,7 +632,11 @@ async fn run(settings: Settings) {
 
     println!();
     println!(
-        "edgebot e2e: {} binary, webhook, limits off, EDGEBOT_LOG={}, tracing {}, {} connections",
+        "{} e2e: {} binary, webhook, limits off, EDGEBOT_LOG={}, tracing {}, {} connections",
+        match role {
+            Role::Edgebot => "edgebot",
+            Role::Ceiling => "CEILING (trivial responder)",
+        },
         // The binary is built with the bench's own profile.
         if cfg!(debug_assertions) {
             "DEBUG (figures only from `cargo bench`)"
@@ -603,6 +685,7 @@ async fn run(settings: Settings) {
         acked.as_secs_f64(),
         closed_wall.as_secs_f64()
     );
+    let (reply_p50_ms, reply_p99_ms) = p50_p99_ms(&reply_latency);
     println!(
         "(b) scheduled send -> reply at fake:  {}",
         percentiles(reply_latency)
@@ -635,6 +718,17 @@ async fn run(settings: Settings) {
         "the server did not stop cleanly: {status:?}\n{}",
         server.log_tail()
     );
+    let figures = Figures {
+        closed_per_second: settings.updates as f64 / closed_wall.as_secs_f64(),
+        closed_cpu_per_1k: closed_cpu.0 / (settings.updates as f64 / 1000.0),
+        open_cpu_per_1k: open_cpu.0 / (count as f64 / 1000.0),
+        reply_p50_ms,
+        reply_p99_ms,
+        rss_mib: rss,
+    };
+    if role == Role::Ceiling {
+        return figures;
+    }
     let shown = Command::new(server_binary())
         .arg("--config")
         .arg(&config)
@@ -661,6 +755,18 @@ async fn run(settings: Settings) {
             }
         );
     }
+    figures
+}
+
+/// The median and 99th percentile of latencies, in milliseconds.
+fn p50_p99_ms(samples: &[Duration]) -> (f64, f64) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let at = |q: f64| {
+        let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i].as_secs_f64() * 1e3
+    };
+    (at(0.50), at(0.99))
 }
 
 /// The server under test: `E2E_SERVER`, or the binary of this build.
@@ -668,4 +774,108 @@ fn server_binary() -> std::path::PathBuf {
     std::env::var_os("E2E_SERVER")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_edgebot").into())
+}
+
+/// The ceiling: the same load against a bot that does nothing durable. It is this bench
+/// binary run again with `E2E_ROLE=ceiling`, started exactly as `edgebot serve` is (a
+/// child process with the same environment), and built from edgebot's own parts — the
+/// one HTTP serving loop, the Bot API client, the update parser — with a counter in
+/// memory instead of a store and no models. Every edgebot figure is then given as a
+/// ratio to the ceiling's, measured side by side on the same noisy machine.
+mod ceiling {
+    use bytes::Bytes;
+    use edgebot::botapi::Client;
+    use edgebot::net::server::{self, Handler, Options};
+    use edgebot::secret::Secret;
+    use edgebot::telegram::types::Update;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::{Request, Response, StatusCode};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    struct Responder {
+        client: Client,
+        path: String,
+        secret: Secret,
+        handled: AtomicU64,
+    }
+
+    fn status(code: StatusCode) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = code;
+        response
+    }
+
+    impl Handler for Responder {
+        async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+            let authorised = request
+                .headers()
+                .get("x-telegram-bot-api-secret-token")
+                .is_some_and(|given| self.secret.matches(given.as_bytes()));
+            if request.uri().path() != self.path || !authorised {
+                return status(StatusCode::UNAUTHORIZED);
+            }
+            let Ok(body) = request.into_body().collect().await else {
+                return status(StatusCode::BAD_REQUEST);
+            };
+            let Ok(update) = Update::from_json(&body.to_bytes()) else {
+                return status(StatusCode::OK);
+            };
+            let count = self.handled.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(chat_id) = update.chat_id() {
+                let client = self.client.clone();
+                let text = format!("update {count}");
+                tokio::spawn(async move {
+                    let params = serde_json::json!({"chat_id": chat_id, "text": text});
+                    let body = serde_json::to_vec(&params).unwrap_or_default();
+                    let _ = client.call_raw("sendMessage", body, client.timeout()).await;
+                });
+            }
+            status(StatusCode::OK)
+        }
+    }
+
+    /// Serves until SIGTERM, configured by the same variables as `edgebot serve`.
+    pub fn run() {
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set"));
+        let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+        runtime.block_on(async {
+            let client = Client::new(
+                &var("EDGEBOT_API_URL"),
+                &Secret::new(var("EDGEBOT_TOKEN")),
+                Duration::from_secs(10),
+            )
+            .expect("a Bot API client");
+            let url = var("EDGEBOT_WEBHOOK_URL");
+            let secret = Secret::new(var("EDGEBOT_WEBHOOK_SECRET"));
+            let listener = tokio::net::TcpListener::bind(var("EDGEBOT_LISTEN"))
+                .await
+                .expect("the webhook port");
+            client
+                .set_webhook(&url, &secret, &["message"], 40)
+                .await
+                .expect("setWebhook");
+            let path = url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                .unwrap_or_else(|| "/".to_owned());
+            let responder = Arc::new(Responder {
+                client,
+                path,
+                secret,
+                handled: AtomicU64::new(0),
+            });
+            let (trigger, shutdown) = edgebot::shutdown::channel();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::spawn(async move {
+                term.recv().await;
+                trigger.fire();
+            });
+            server::serve(listener, responder, Options::new("ceiling"), shutdown).await;
+        });
+    }
 }

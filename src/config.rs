@@ -4,6 +4,11 @@
 //! Everything is validated while deserializing, so every error carries the file, line
 //! and key it is about. The environment overrides the file; command-line flags override
 //! both (they are applied by the caller).
+//!
+//! Every number has a range, enforced by `integer_in` and `fraction` as the field is
+//! read: past a range a value either cannot work (a webhook body limit of zero, more
+//! webhook connections than Telegram allows) or breaks an assumption further in (a flood
+//! limit whose period rounds to zero, a session lifetime that overflows a timestamp).
 
 pub use crate::secret::Secret;
 use crate::telegram::types::InlineKeyboardButton;
@@ -39,15 +44,24 @@ pub struct BotConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelegramConfig {
+    /// `http://` or `https://` and a host: what the Bot API client accepts.
+    #[serde(deserialize_with = "http_url")]
     pub api_url: String,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<Secret>,
     pub listen: SocketAddr,
-    /// Telegram's `max_connections` for the webhook (1–100).
+    /// Telegram's `max_connections` for the webhook, in the 1..=100 Telegram allows.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 100>")]
     pub max_connections: u8,
+    /// How long one long poll waits for updates: 0..=50, as Telegram allows.
+    #[serde(deserialize_with = "integer_in::<_, _, 0, 50>")]
     pub poll_timeout_secs: u32,
+    /// The limit on one Bot API call (on top of the poll's own wait): 1..=300.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 300>")]
     pub request_timeout_secs: u32,
-    /// Largest webhook body accepted, in bytes.
+    /// Largest webhook body accepted, in bytes: 1 KiB..=16 MiB. An update is a few KiB;
+    /// below 1 KiB even small ones would be refused.
+    #[serde(deserialize_with = "integer_in::<_, _, 1024, 16_777_216>")]
     pub max_body_bytes: usize,
 }
 
@@ -86,7 +100,9 @@ impl Default for AdminConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
-    /// How long a conversation state (e.g. "waiting for your feedback") lives.
+    /// How long a conversation state (e.g. "waiting for your feedback") lives:
+    /// 1 second..=7 days.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 604_800>")]
     pub session_ttl_secs: u64,
 }
 
@@ -111,9 +127,14 @@ pub struct LimitsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct InboundLimits {
     pub enabled: bool,
+    /// Messages a user may send a second, sustained: 1..=100.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 100>")]
     pub per_second: std::num::NonZeroU32,
+    /// Messages a user may send at once before the rate applies: 1..=100.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 100>")]
     pub burst: std::num::NonZeroU32,
-    /// At most one "slow down" notice per user in this many seconds.
+    /// At most one "slow down" notice per user in this many seconds: 1..=86400 (a day).
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 86_400>")]
     pub notice_cooldown_secs: u64,
 }
 
@@ -133,8 +154,15 @@ impl Default for InboundLimits {
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundLimits {
     pub enabled: bool,
+    /// Messages a second over all chats: 1..=1000 (Telegram's own limit is about 30;
+    /// a local Bot API server or paid broadcasts allow more).
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 1000>")]
     pub global_per_second: std::num::NonZeroU32,
+    /// Messages a second to one private chat: 1..=30.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 30>")]
     pub private_per_second: std::num::NonZeroU32,
+    /// Messages a minute to one group or channel: 1..=60.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 60>")]
     pub group_per_minute: std::num::NonZeroU32,
 }
 
@@ -155,7 +183,8 @@ pub struct ModelsConfig {
     pub enabled: bool,
     /// A directory with replacement model files; the built-in models when unset.
     pub dir: Option<PathBuf>,
-    /// Cosine similarity a text needs to an FAQ question to get its answer.
+    /// Cosine similarity a text needs to an FAQ question to get its answer: 0.0..=1.0.
+    #[serde(deserialize_with = "fraction")]
     pub faq_threshold: f32,
 }
 
@@ -382,6 +411,209 @@ impl From<RouteConfig> for RawRoute {
     }
 }
 
+/// An integer type a config number is stored in, with the values it holds.
+trait Integer: Sized {
+    const LOWEST: i64;
+    const HIGHEST: i64;
+    fn from_i64(value: i64) -> Option<Self>;
+}
+
+macro_rules! integer {
+    ($($t:ty),*) => {$(
+        impl Integer for $t {
+            const LOWEST: i64 = <$t>::MIN as i64;
+            // Past i64 there is nothing TOML can write anyway.
+            const HIGHEST: i64 = if (<$t>::MAX as u128) < (i64::MAX as u128) {
+                <$t>::MAX as i64
+            } else {
+                i64::MAX
+            };
+            fn from_i64(value: i64) -> Option<Self> {
+                <$t>::try_from(value).ok()
+            }
+        }
+    )*};
+}
+
+integer!(u8, u32, u64, usize);
+
+impl Integer for std::num::NonZeroU32 {
+    const LOWEST: i64 = 1;
+    const HIGHEST: i64 = u32::MAX as i64;
+    fn from_i64(value: i64) -> Option<Self> {
+        u32::try_from(value).ok().and_then(Self::new)
+    }
+}
+
+/// What a config integer must be; serde's errors name it, e.g. "expected an integer in
+/// 1..=1000".
+#[derive(Clone, Copy)]
+struct IntegerIn {
+    min: i64,
+    max: i64,
+}
+
+impl<'de> serde::de::Visitor<'de> for IntegerIn {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an integer in {}..={}", self.min, self.max)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<i64, E> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(E::invalid_value(
+                serde::de::Unexpected::Signed(value),
+                &self,
+            ))
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<i64, E> {
+        match i64::try_from(value) {
+            Ok(value) => self.visit_i64(value),
+            Err(_) => Err(E::invalid_value(
+                serde::de::Unexpected::Unsigned(value),
+                &self,
+            )),
+        }
+    }
+
+    // TOML hands integers past 64 bits over as 128-bit ones.
+    fn visit_i128<E: serde::de::Error>(self, value: i128) -> Result<i64, E> {
+        match i64::try_from(value) {
+            Ok(value) => self.visit_i64(value),
+            Err(_) => Err(out_of_range(value, &self)),
+        }
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, value: u128) -> Result<i64, E> {
+        match i64::try_from(value) {
+            Ok(value) => self.visit_i64(value),
+            Err(_) => Err(out_of_range(value, &self)),
+        }
+    }
+}
+
+/// serde's `invalid_value` for an integer serde's `Unexpected` has no variant for.
+fn out_of_range<E: serde::de::Error>(
+    value: impl std::fmt::Display,
+    expected: &dyn serde::de::Expected,
+) -> E {
+    E::invalid_value(
+        serde::de::Unexpected::Other(&format!("integer `{value}`")),
+        expected,
+    )
+}
+
+/// Reads an integer in `MIN..=MAX` into `T`, for `#[serde(deserialize_with)]`. Anything
+/// else is serde's `invalid_value` (or `invalid_type`) naming the range, so the error
+/// gets the file, line and key like every other.
+fn integer_in<'de, D, T, const MIN: i64, const MAX: i64>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Integer,
+{
+    // A range the field's type cannot hold is a mistake in this file: refuse to build
+    // (`cargo build` reports it; `cargo check` does not instantiate this).
+    const { assert!(T::LOWEST <= MIN && MIN <= MAX && MAX <= T::HIGHEST) };
+    let expected = IntegerIn { min: MIN, max: MAX };
+    let value = deserializer.deserialize_i64(expected)?;
+    T::from_i64(value).ok_or_else(|| {
+        serde::de::Error::invalid_value(serde::de::Unexpected::Signed(value), &expected)
+    })
+}
+
+/// What a config float must be: finite and in `min..=max`.
+#[derive(Clone, Copy)]
+struct FloatIn {
+    min: f64,
+    max: f64,
+}
+
+impl<'de> serde::de::Visitor<'de> for FloatIn {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a number in {:?}..={:?}", self.min, self.max)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<f64, E> {
+        if self.holds(value) {
+            Ok(value)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Float(value), &self))
+        }
+    }
+
+    // TOML's `1` is an integer; the user meant 1.0.
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<f64, E> {
+        if self.holds(value as f64) {
+            Ok(value as f64)
+        } else {
+            Err(E::invalid_value(
+                serde::de::Unexpected::Signed(value),
+                &self,
+            ))
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<f64, E> {
+        if self.holds(value as f64) {
+            Ok(value as f64)
+        } else {
+            Err(E::invalid_value(
+                serde::de::Unexpected::Unsigned(value),
+                &self,
+            ))
+        }
+    }
+
+    // No 128-bit integer is in a range of a fraction's kind.
+    fn visit_i128<E: serde::de::Error>(self, value: i128) -> Result<f64, E> {
+        Err(out_of_range(value, &self))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, value: u128) -> Result<f64, E> {
+        Err(out_of_range(value, &self))
+    }
+}
+
+impl FloatIn {
+    /// NaN is in no range (`contains` is false for it), nor, with finite ends, are the
+    /// infinities.
+    fn holds(self, value: f64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+}
+
+/// Reads a fraction, 0.0..=1.0, for `#[serde(deserialize_with)]` (see `integer_in`).
+fn fraction<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    let value = deserializer.deserialize_f64(FloatIn { min: 0.0, max: 1.0 })?;
+    // In 0..=1 the narrowing loses only precision a threshold has no use for.
+    Ok(value as f32)
+}
+
+/// Refuses a URL the Bot API client would refuse at start, so that `check` says so.
+fn check_http_url(url: &str) -> Result<(), String> {
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with https:// or http://"))?;
+    if host.split(['/', ':']).next().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
+fn http_url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let url = String::deserialize(deserializer)?;
+    check_http_url(&url).map_err(serde::de::Error::custom)?;
+    Ok(url)
+}
+
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -467,6 +699,10 @@ impl Config {
             self.bot.token = Some(Secret::new(v));
         }
         if let Some(v) = lookup("EDGEBOT_API_URL") {
+            check_http_url(&v).map_err(|message| ConfigError::Env {
+                var: "EDGEBOT_API_URL",
+                message,
+            })?;
             self.telegram.api_url = v;
         }
         if let Some(v) = lookup("EDGEBOT_WEBHOOK_URL") {
@@ -571,6 +807,165 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("bot.toml:3:"), "{text}");
         assert!(text.contains("colour"), "{text}");
+    }
+
+    /// Runs a `deserialize_with` helper on one value, as serde would.
+    fn read<T>(
+        helper: impl FnOnce(
+            serde::de::value::I64Deserializer<serde::de::value::Error>,
+        ) -> Result<T, serde::de::value::Error>,
+        value: i64,
+    ) -> Result<T, String> {
+        use serde::de::IntoDeserializer;
+        helper(value.into_deserializer()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn integer_in_takes_both_ends_and_refuses_past_them_naming_the_range() {
+        let helper = integer_in::<_, u8, 1, 100>;
+        assert_eq!(read(helper, 1), Ok(1));
+        assert_eq!(read(helper, 100), Ok(100));
+        for outside in [0, 101, -1, 256, i64::MIN, i64::MAX] {
+            let err = read(helper, outside).unwrap_err();
+            assert_eq!(
+                err,
+                format!("invalid value: integer `{outside}`, expected an integer in 1..=100")
+            );
+        }
+        let err = read(
+            integer_in::<_, std::num::NonZeroU32, 1, 1000>,
+            2_000_000_000,
+        )
+        .unwrap_err();
+        assert!(err.ends_with("expected an integer in 1..=1000"), "{err}");
+        assert_eq!(
+            read(integer_in::<_, std::num::NonZeroU32, 1, 1000>, 1000).map(|n| n.get()),
+            Ok(1000)
+        );
+    }
+
+    #[test]
+    fn integer_in_names_the_range_for_other_types_and_huge_unsigned_values() {
+        use serde::de::IntoDeserializer;
+        let from_str: Result<u32, serde::de::value::Error> =
+            integer_in::<_, u32, 0, 50>("ten".into_deserializer());
+        let err = from_str.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid type: string \"ten\", expected an integer in 0..=50"
+        );
+        let from_u64: Result<u64, serde::de::value::Error> =
+            integer_in::<_, u64, 1, 10>(u64::MAX.into_deserializer());
+        let err = from_u64.unwrap_err().to_string();
+        assert!(err.contains(&u64::MAX.to_string()), "{err}");
+        assert!(err.ends_with("expected an integer in 1..=10"), "{err}");
+        let from_i128: Result<u64, serde::de::value::Error> =
+            integer_in::<_, u64, 1, 10>(i128::MIN.into_deserializer());
+        let err = from_i128.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "invalid value: integer `{}`, expected an integer in 1..=10",
+                i128::MIN
+            )
+        );
+    }
+
+    #[test]
+    fn the_integer_types_know_what_they_hold() {
+        assert_eq!(u8::from_i64(255), Some(255));
+        assert_eq!(u8::from_i64(256), None);
+        assert_eq!(u64::from_i64(-1), None);
+        assert_eq!(<u64 as Integer>::HIGHEST, i64::MAX);
+        assert_eq!(<u8 as Integer>::HIGHEST, 255);
+        assert_eq!(std::num::NonZeroU32::from_i64(0), None);
+        assert_eq!(<std::num::NonZeroU32 as Integer>::LOWEST, 1);
+    }
+
+    #[test]
+    fn api_urls_are_checked_as_the_client_checks_them() {
+        assert!(check_http_url("https://api.telegram.org").is_ok());
+        assert!(check_http_url("http://127.0.0.1:8081").is_ok());
+        assert!(check_http_url("api.telegram.org").is_err());
+        assert!(check_http_url("https://").is_err());
+        assert!(check_http_url("ftp://example.com").is_err());
+        let error = Config::parse(
+            "[telegram]\napi_url = \"api.telegram.org\"\n",
+            Path::new("edgebot.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("edgebot.toml:2:"), "{error}");
+        assert!(error.contains("telegram.api_url"), "{error}");
+    }
+
+    #[test]
+    fn fraction_takes_finite_numbers_in_zero_to_one() {
+        use serde::de::IntoDeserializer;
+        let read = |value: f64| -> Result<f32, String> {
+            fraction::<serde::de::value::F64Deserializer<serde::de::value::Error>>(
+                value.into_deserializer(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(0.0), Ok(0.0));
+        assert_eq!(read(1.0), Ok(1.0));
+        assert_eq!(read(0.25), Ok(0.25));
+        for outside in [
+            -0.001,
+            1.001,
+            1e40,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let err = read(outside).unwrap_err();
+            assert!(
+                err.ends_with("expected a number in 0.0..=1.0"),
+                "{outside}: {err}"
+            );
+        }
+        let whole = |value: i64| {
+            fraction::<serde::de::value::I64Deserializer<serde::de::value::Error>>(
+                value.into_deserializer(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(whole(1), Ok(1.0));
+        assert_eq!(
+            whole(2),
+            Err("invalid value: integer `2`, expected a number in 0.0..=1.0".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_number_out_of_range_names_file_line_key_and_range() {
+        let err = parse("[limits.outbound]\nenabled = true\nglobal_per_second = 2000000000\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "bot.toml:3:1: key `limits.outbound.global_per_second`: invalid value: \
+             integer `2000000000`, expected an integer in 1..=1000"
+        );
+        let err = parse("[models]\nfaq_threshold = nan\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("bot.toml:2:"), "{err}");
+        assert!(err.contains("`models.faq_threshold`"), "{err}");
+        assert!(err.contains("0.0..=1.0"), "{err}");
+        let err = parse("[telegram]\nmax_body_bytes = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("bot.toml:2:"), "{err}");
+        assert!(err.contains("1024..=16777216"), "{err}");
+    }
+
+    #[test]
+    fn the_defaults_are_in_range() {
+        let defaults = Config::default().to_redacted_toml();
+        let reparsed = parse(&defaults).unwrap();
+        assert_eq!(reparsed.to_redacted_toml(), defaults);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The store on a real redb file: finishing is atomic and exactly-once, and the file's
 //! edge cases (newer version, corruption, a second process) have clear outcomes.
 
-use edgebot::telegram::methods::Action;
+use edgebot::engine::outbound::{action_of, call_of};
 use edgebot::store::records::{Event, EventKind, UserDelta};
 use edgebot::store::{Appended, FILE_NAME, Finish, Finished, Store, StoreError};
+use edgebot::telegram::methods::Action;
 
 fn delta(id: i64, messages: u64) -> UserDelta {
     let mut d = UserDelta::new(id, 1_000);
@@ -30,7 +31,7 @@ async fn finishing_is_exactly_once_and_survives_reopening() {
         users: vec![delta(1, 1)],
         events: vec![],
         session: None,
-        outbox: vec![Action::send(1, "hi")],
+        outbox: vec![call_of(&Action::send(1, "hi"))],
     };
     let Finished::Committed(entries) = store.finish(finish.clone()).await.unwrap() else {
         panic!("first finish commits")
@@ -52,7 +53,7 @@ async fn finishing_is_exactly_once_and_survives_reopening() {
     let store = Store::open(dir.path()).unwrap();
     let outbox = store.pending_outbox().unwrap();
     assert_eq!(outbox.len(), 1);
-    assert_eq!(outbox[0].action, Action::send(1, "hi"));
+    assert_eq!(action_of(&outbox[0].call).unwrap(), Action::send(1, "hi"));
     store.outbox_done(outbox[0].seq).await.unwrap();
     assert!(store.pending_outbox().unwrap().is_empty());
 }
@@ -172,6 +173,31 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     );
 }
 
+/// A schema version that is not four bytes is damage, not a version: the file is
+/// corrupt (it used to read as schema 4294967295, "written by a newer edgebot").
+#[test]
+fn a_damaged_schema_version_is_corrupt_not_newer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    drop(Store::open(dir.path()).unwrap());
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(edgebot::store::tables::META)
+            .unwrap()
+            .insert(
+                edgebot::store::tables::MetaKey::SchemaVersion as u32,
+                [0xff, 0xff].as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(!err.to_string().contains("newer"), "{err}");
+    assert!(err.to_string().contains("SchemaVersion"), "{err}");
+}
+
 #[test]
 fn a_corrupt_file_is_reported_and_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,4 +216,231 @@ fn a_second_process_gets_a_clear_error() {
     let _first = Store::open(dir.path()).unwrap();
     let err = Store::open(dir.path()).err().expect("refused");
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+}
+
+/// A value whose version byte no edgebot ever wrote is damage, not the future: it is
+/// reported as corrupt, naming its table and key. A byte just above this build's is a
+/// newer layout.
+#[tokio::test]
+async fn an_unreadable_version_byte_is_corrupt_not_newer() {
+    use redb::ReadableTable as _;
+    const RAW_USERS: redb::TableDefinition<i64, &[u8]> = redb::TableDefinition::new("users");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let store = Store::open(dir.path()).unwrap();
+    store.update_user(delta(41, 0)).await.unwrap();
+    store.update_user(delta(42, 0)).await.unwrap();
+    drop(store);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut users = txn.open_table(RAW_USERS).unwrap();
+            let mut garbage = users.get(41).unwrap().unwrap().value().to_vec();
+            garbage[0] = 0xee;
+            users.insert(41, garbage.as_slice()).unwrap();
+            let mut newer = users.get(42).unwrap().unwrap().value().to_vec();
+            newer[0] += 1;
+            users.insert(42, newer.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let err = store.user(41).expect_err("unreadable");
+    assert!(
+        matches!(&err, StoreError::CorruptValue { table, key, .. } if table == "users" && key == "41"),
+        "{err:?}"
+    );
+    let corrupt = err.to_string();
+    assert!(corrupt.contains("corrupt"), "{corrupt}");
+    assert!(!corrupt.contains("newer"), "{corrupt}");
+    assert!(
+        corrupt.contains("users") && corrupt.contains("41"),
+        "names the table and the key: {corrupt}"
+    );
+    let err = store.user(42).expect_err("unreadable");
+    assert!(
+        matches!(&err, StoreError::NewerValue { table, key, .. } if table == "users" && key == "42"),
+        "{err:?}"
+    );
+    let newer = err.to_string();
+    assert!(newer.contains("newer edgebot"), "{newer}");
+    assert!(
+        newer.contains("users") && newer.contains("42"),
+        "names the table and the key: {newer}"
+    );
+}
+
+/// Copies the schema 1 file in `tests/fixtures/store-v1` (written by edgebot before the
+/// outbox kept its own call records) into a fresh directory, since opening migrates it.
+fn schema_1_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/store-v1")
+        .join(FILE_NAME);
+    std::fs::copy(fixture, dir.path().join(FILE_NAME)).unwrap();
+    dir
+}
+
+/// A file written by the previous layout opens, is migrated once, and reads the same:
+/// its records as they were, its outbox actions as the same calls.
+#[tokio::test]
+async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
+    use edgebot::store::records::{ConversationState, EventKind, Role, UserStatus};
+    use edgebot::telegram::methods::{AnswerCallbackQuery, ReplyParameters, SendMessage};
+    use edgebot::telegram::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+
+    let dir = schema_1_copy();
+    let store = Store::open(dir.path()).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.schema_version, edgebot::store::SCHEMA_VERSION);
+    assert_eq!(
+        (stats.users, stats.sessions, stats.inbox, stats.processed),
+        (2, 1, 1, 2)
+    );
+    assert_eq!(
+        (
+            stats.outbox,
+            stats.events,
+            stats.malformed,
+            stats.embeddings
+        ),
+        (3, 3, 1, 1)
+    );
+
+    let ada = store.user(42).unwrap().unwrap();
+    assert_eq!(ada.username.as_deref(), Some("ada"));
+    assert_eq!(ada.last_name.as_deref(), Some("Lovelace"));
+    assert_eq!((ada.message_count, ada.referrals), (3, 1));
+    assert_eq!(
+        (ada.first_seen, ada.last_seen),
+        (1_700_000_000, 1_700_000_000)
+    );
+    assert_eq!((ada.role, ada.status), (Role::User, UserStatus::Active));
+    let bob = store.user(43).unwrap().unwrap();
+    assert_eq!((bob.first_name.as_str(), bob.referrer), ("Bob", Some(42)));
+    let session = store.session(42, 42, 1_700_000_000).unwrap().unwrap();
+    assert_eq!(session.state, ConversationState::AwaitingFeedback);
+    assert_eq!(session.expires_at, 1_700_000_900);
+    let kinds: Vec<EventKind> = store
+        .events(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::UserJoined { referrer: None },
+            EventKind::UserJoined { referrer: Some(42) },
+            EventKind::Command {
+                name: "start".into()
+            },
+        ]
+    );
+    let malformed = store.malformed(10).unwrap();
+    assert_eq!(malformed.len(), 1);
+    assert_eq!(malformed[0].1.raw, b"{nope");
+    assert_eq!(
+        store.pending_inbox().unwrap(),
+        [(100, br#"{"update_id":100}"#.to_vec())]
+    );
+    assert_eq!(store.poll_offset().unwrap(), 102);
+    assert_eq!(store.embedding(7, 8).unwrap(), Some(vec![0.5, -1.25, 3.0]));
+    assert_eq!(
+        store.webhook_secret().await.unwrap(),
+        "4766663c650bcbc8ce24d4b0a10199c0fc4e718401ec49f7"
+    );
+    assert_eq!(store.next_console_update_id().await.unwrap(), 2);
+
+    let outbox = store.pending_outbox().unwrap();
+    let seen: Vec<(u64, i64, &str, Option<i64>)> = outbox
+        .iter()
+        .map(|e| (e.seq, e.update_id, e.call.method.as_str(), e.call.chat_id))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, 101, "sendMessage", Some(42)),
+            (2, 101, "answerCallbackQuery", None),
+            (3, 0, "sendMessage", Some(43)),
+        ]
+    );
+    let button: InlineKeyboardButton =
+        serde_json::from_value(serde_json::json!({"text": "Yes", "callback_data": "yes"})).unwrap();
+    let actions: Vec<Action> = outbox.iter().map(|e| action_of(&e.call).unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            Action::SendMessage(SendMessage {
+                chat_id: 42,
+                text: "Hello, Ada\nline two".into(),
+                reply_parameters: Some(ReplyParameters {
+                    message_id: 7,
+                    allow_sending_without_reply: true,
+                }),
+                reply_markup: Some(InlineKeyboardMarkup {
+                    inline_keyboard: vec![vec![button]],
+                }),
+            }),
+            Action::AnswerCallbackQuery(AnswerCallbackQuery {
+                callback_query_id: "cq-1".into(),
+                text: Some("done".into()),
+            }),
+            Action::send(43, "from the admin"),
+        ]
+    );
+
+    // New calls follow the migrated ones; reopening migrates nothing again.
+    let more = store
+        .enqueue_outbox(vec![call_of(&Action::send(42, "next"))])
+        .await
+        .unwrap();
+    assert_eq!(more[0].seq, 4);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.pending_outbox().unwrap().len(), 4);
+    assert_eq!(store.pending_outbox().unwrap()[..3], outbox[..]);
+}
+
+/// An outbox row of schema 1 that does not parse stops the migration: the file is
+/// reported corrupt, naming the row, and nothing is written to it (the migration's
+/// transaction never commits, so the file keeps schema 1 and the row as they were).
+#[test]
+fn a_damaged_schema_1_outbox_row_is_reported_and_left_as_it_is() {
+    use redb::ReadableDatabase as _;
+    const RAW_OUTBOX: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("outbox");
+    let dir = schema_1_copy();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(RAW_OUTBOX)
+            .unwrap()
+            .insert(2, b"\x01{\"update_id\":1,\"action\":".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("outbox key 2"), "{message}");
+    assert!(message.contains("left as it is"), "{message}");
+
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(edgebot::store::tables::META).unwrap();
+    let version = meta
+        .get(edgebot::store::tables::MetaKey::SchemaVersion as u32)
+        .unwrap()
+        .unwrap();
+    assert_eq!(version.value(), 1u32.to_le_bytes(), "still schema 1");
+    let outbox = txn.open_table(RAW_OUTBOX).unwrap();
+    let row = outbox.get(2).unwrap().unwrap();
+    assert!(row.value().starts_with(b"\x01{"), "the row as it was");
+    let first = outbox.get(1).unwrap().unwrap();
+    assert!(
+        first.value().starts_with(b"\x01{"),
+        "the good rows as they were: no row was rewritten"
+    );
 }

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod inbox;
 pub mod lanes;
 pub mod ml;
+pub mod outbound;
 pub mod router;
 pub mod sender;
 
@@ -18,9 +19,11 @@ use crate::config::Config;
 use crate::store::records::{EventKind, Profile, UserDelta, UserRecord, UserStatus};
 use crate::store::{Finish, Finished, Store, StoreError, now_secs};
 use crate::telegram::command::{CommandParse, parse_message};
-use crate::telegram::types::{CallbackQuery, ChatKind, Message, Update, UpdateKind, User};
-use crate::telemetry::metrics::Metrics;
 use crate::telegram::methods::{Action, AnswerCallbackQuery};
+use crate::telegram::types::{
+    CallbackQuery, ChatKind, ChatMemberStatus, Message, Update, UpdateKind, User,
+};
+use crate::telemetry::metrics::Metrics;
 use context::{Context, Outcome};
 use guard::{Guard, Verdict};
 use router::{Incoming, Router, RouterError, Target};
@@ -113,9 +116,9 @@ impl Engine {
             }
             UpdateKind::MyChatMember(change) if change.chat.kind == ChatKind::Private => {
                 // In a private chat, "kicked" means the user blocked the bot.
-                let status = change.new_chat_member.as_ref().map(|m| m.status.as_str());
+                let status = change.new_chat_member.as_ref().map(|m| m.status);
                 let mut delta = seen(&change.from, now);
-                delta.status = Some(if status == Some("kicked") {
+                delta.status = Some(if status == Some(ChatMemberStatus::Kicked) {
                     UserStatus::Blocked
                 } else {
                     UserStatus::Active
@@ -268,7 +271,9 @@ impl Engine {
             verdict => {
                 self.metrics.inbound_dropped.inc();
                 if verdict == Verdict::Notify {
-                    finish.outbox.push(Action::send(chat_id, SLOW_DOWN));
+                    finish
+                        .outbox
+                        .push(outbound::call_of(&Action::send(chat_id, SLOW_DOWN)));
                     finish.events.push(crate::store::records::Event {
                         at_ms: finish.finished_at * 1000,
                         user_id: Some(delta.id),
@@ -338,5 +343,7 @@ fn apply(out: Outcome, mut delta: UserDelta, finish: &mut Finish) {
     finish.users.push(delta);
     finish.events.extend(out.events);
     finish.session = out.session;
-    finish.outbox.extend(out.actions);
+    finish
+        .outbox
+        .extend(out.actions.iter().map(outbound::call_of));
 }

@@ -9,17 +9,18 @@
 //! * 403 (the user blocked the bot) marks the user blocked; other 4xx are logged and
 //!   dropped: sending them again would fail again.
 //!
-//! An action leaves the outbox table only once settled, so a crash resends at most the
-//! actions that were in flight.
+//! A call leaves the outbox table only once settled, so a crash resends at most the
+//! calls that were in flight. The sender sends each call's stored parameters as they are.
 
 use super::lanes::Lanes;
+use super::outbound::{call_of, method_label};
+use crate::botapi::{ApiError, Client};
 use crate::config::OutboundLimits;
+use crate::net::backoff::Backoff;
 use crate::store::records::{Event, EventKind, UserDelta, UserStatus};
 use crate::store::{OutboxEntry, Store, StoreError, now_ms, now_secs};
-use crate::botapi::{ApiError, Client};
-use crate::telemetry::health::Health;
-use crate::net::backoff::Backoff;
 use crate::telegram::methods::Action;
+use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
@@ -161,7 +162,7 @@ impl Outbox {
     /// Hands committed entries to their chats' lanes.
     pub fn push(&self, entries: impl IntoIterator<Item = OutboxEntry>) {
         for entry in entries {
-            let lane = entry.action.chat_id().unwrap_or_else(|| {
+            let lane = entry.call.chat_id.unwrap_or_else(|| {
                 let n = self.next_solo.fetch_add(1, Ordering::Relaxed) % SOLO_SPAN;
                 SOLO_LANES + n as i64
             });
@@ -171,7 +172,8 @@ impl Outbox {
 
     /// Commits actions that no update caused (an admin's message) and sends them.
     pub async fn enqueue(&self, actions: Vec<Action>) -> Result<(), StoreError> {
-        let entries = self.store.enqueue_outbox(actions).await?;
+        let calls = actions.iter().map(call_of).collect();
+        let entries = self.store.enqueue_outbox(calls).await?;
         self.push(entries);
         Ok(())
     }
@@ -189,7 +191,8 @@ impl Outbox {
 
 impl Sender {
     async fn deliver(&self, lane: i64, entry: OutboxEntry, parent: &tracing::Span) {
-        let method = entry.action.method();
+        let method = entry.call.method.as_str();
+        let label = method_label(method);
         let span = tracing::info_span!(
             parent: parent,
             "outbound.call",
@@ -197,20 +200,19 @@ impl Sender {
             update_id = entry.update_id
         );
         async {
-            let body = entry.action.params_json();
             let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
             loop {
-                self.wait_turn(&entry.action).await;
+                self.wait_turn(entry.call.chat_id).await;
                 let started = Instant::now();
                 let result = self
                     .client
-                    .call_raw(method, body.clone(), self.client.timeout())
+                    .call_raw(method, entry.call.params.clone(), self.client.timeout())
                     .await;
                 let seconds = started.elapsed().as_secs_f64();
                 match result {
                     Ok(_) => {
                         self.health.api_succeeded(now_secs());
-                        self.metrics.outbound_call(method, "ok", seconds);
+                        self.metrics.outbound_call(label, "ok", seconds);
                         break;
                     }
                     Err(ApiError::Telegram {
@@ -218,7 +220,7 @@ impl Sender {
                         retry_after,
                         ..
                     }) => {
-                        self.metrics.outbound_call(method, "rate_limited", seconds);
+                        self.metrics.outbound_call(label, "rate_limited", seconds);
                         self.metrics.rate_limited.inc();
                         let wait = Duration::from_secs(u64::from(retry_after.unwrap_or(1).max(1)));
                         tracing::warn!(method, retry_after_secs = wait.as_secs(), "Telegram asked to slow down");
@@ -228,7 +230,7 @@ impl Sender {
                     }
                     Err(e) if e.is_transient() => {
                         self.health.api_failed(now_secs());
-                        self.metrics.outbound_call(method, "retry", seconds);
+                        self.metrics.outbound_call(label, "retry", seconds);
                         let wait = backoff.next_wait();
                         tracing::warn!(method, error = %e, backoff_ms = wait.as_millis() as u64, "call failed, retrying");
                         tokio::time::sleep(wait).await;
@@ -248,13 +250,13 @@ impl Sender {
         .await;
     }
 
-    /// Waits for the global pause and the flood limits of the action's chat.
-    async fn wait_turn(&self, action: &Action) {
+    /// Waits for the global pause and the flood limits of the call's chat.
+    async fn wait_turn(&self, chat_id: Option<i64>) {
         let paused = *self.global_pause.lock().expect("pause lock");
         if let Some(until) = paused {
             tokio::time::sleep_until(until.into()).await;
         }
-        if let (Some(limits), Some(chat_id)) = (&self.limits, action.chat_id()) {
+        if let (Some(limits), Some(chat_id)) = (&self.limits, chat_id) {
             limits.wait(chat_id).await;
         }
     }
@@ -263,8 +265,8 @@ impl Sender {
     fn pause(&self, lane: i64, wait: Duration) {
         let now = Instant::now();
         let mut last = self.last_limited.lock().expect("limited lock");
-        let whole_bot = is_solo(lane)
-            || matches!(*last, Some((other, at)) if other != lane && now - at < wait);
+        let whole_bot =
+            is_solo(lane) || matches!(*last, Some((other, at)) if other != lane && now - at < wait);
         *last = Some((lane, now));
         if whole_bot {
             let mut pause = self.global_pause.lock().expect("pause lock");
@@ -272,13 +274,14 @@ impl Sender {
         }
     }
 
-    /// Telegram refused the action for good.
+    /// Telegram refused the call for good.
     async fn refused(&self, entry: &OutboxEntry, error: &ApiError, seconds: f64) {
-        let method = entry.action.method();
-        let chat_id = entry.action.chat_id();
+        let method = entry.call.method.as_str();
+        let label = method_label(method);
+        let chat_id = entry.call.chat_id;
         match (error.code(), chat_id) {
             (Some(403), Some(chat_id)) if chat_id > 0 => {
-                self.metrics.outbound_call(method, "blocked", seconds);
+                self.metrics.outbound_call(label, "blocked", seconds);
                 tracing::info!(
                     method,
                     chat_id,
@@ -301,7 +304,7 @@ impl Sender {
                 }
             }
             _ => {
-                self.metrics.outbound_call(method, "failed", seconds);
+                self.metrics.outbound_call(label, "failed", seconds);
                 tracing::warn!(method, error = %error, "Telegram refused an action; dropping it");
             }
         }

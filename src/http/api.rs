@@ -7,11 +7,10 @@
 
 use super::routes::{ApiError, Query};
 use crate::calendar::civil_date;
-use crate::telegram::methods::Action;
 use crate::engine::sender::Outbox;
 use crate::store::records::{Event, EventKind, Role, UserDelta, UserRecord, UserStatus};
-use crate::store::{Store, codec, now_ms};
-use redb::ReadableTable;
+use crate::store::{Store, now_ms};
+use crate::telegram::methods::Action;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -170,15 +169,14 @@ pub async fn patch_user(store: &Store, id: i64, change: UserChange) -> Result<Va
     });
     let updated = store
         .write(move |t| {
-            let before: UserRecord = match t.users.get(id)? {
-                Some(value) => codec::decode(value.value())?,
-                None => return Ok(None),
+            let Some(before) = t.user(id)? else {
+                return Ok(None);
             };
             let mut delta = UserDelta::new(id, before.last_seen);
             delta.role = change.role;
             delta.status = status;
             let after = delta.apply(Some(before));
-            t.users.insert(id, codec::encode(&after).as_slice())?;
+            t.put_user(&after)?;
             Ok(Some(after))
         })
         .await?;

@@ -1,7 +1,8 @@
 //! The records kept in the store, and the changes a finished update makes to them.
 //!
 //! These types are encoded with [`super::codec`], whose layout is frozen per version:
-//! change a field and you add a version and a migration.
+//! change a field and you add a version and a migration. They name nothing outside the
+//! store: a stored outbox call is the store's own record, not the wire model's action.
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +105,8 @@ impl UserDelta {
                 user.language_code.clone_from(&profile.language_code);
             }
         }
-        user.message_count += self.messages;
+        // Saturating: a stored count near the maximum is damage, and must not panic.
+        user.message_count = user.message_count.saturating_add(self.messages);
         user.last_seen = user.last_seen.max(self.seen_at);
         if let Some(status) = self.status {
             user.status = status;
@@ -202,4 +204,29 @@ pub struct MalformedUpdate {
     pub received_at: i64,
     pub error: String,
     pub raw: Vec<u8>,
+}
+
+/// A Bot API call waiting in the outbox, as the store keeps it: the method, the chat it
+/// writes to and the JSON body of the call. Frozen here, apart from the wire model, so
+/// that a change to the bot's actions never changes the file; the engine makes these
+/// from its actions, and the sender sends `params` as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxCall {
+    /// The Bot API method, e.g. `sendMessage`.
+    pub method: String,
+    /// The chat the call writes to, which puts it under that chat's flood limit and
+    /// order; `None` for calls that write to no chat (answering a callback query).
+    pub chat_id: Option<i64>,
+    /// The method's parameters: the JSON body of the call.
+    pub params: Vec<u8>,
+}
+
+/// A call waiting in the outbox, with the update that caused it (0 for none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The table key, not part of the value.
+    #[serde(skip)]
+    pub seq: u64,
+    pub update_id: i64,
+    pub call: OutboxCall,
 }

@@ -1,59 +1,59 @@
 //! The single writer: one thread that owns every write transaction.
 //!
-//! Writes from all tasks queue here and are applied together in one transaction and one
-//! fsync (group commit): while a commit is on disk, the next batch gathers. A job is a
-//! closure over the open tables; it is told its result only after the commit is durable.
-//! When one job fails, the batch is rolled back and its jobs are retried one by one, so
-//! a bad job never takes the others down with it.
+//! Writes from all tasks queue on the crate's one batching primitive ([`crate::batch`])
+//! and are applied together in one transaction and one fsync (group commit): while a
+//! commit is on disk, the next batch gathers. A job is a closure over the open
+//! [`Tables`]; it is told its result only after the commit is durable. When one job fails,
+//! the batch is rolled back and its jobs are retried one by one, so a bad job never takes
+//! the others down with it.
 
 use super::StoreError;
-use super::tables::{
-    EMBEDDINGS, EVENTS, INBOX, MALFORMED, META, OUTBOX, PROCESSED, SESSIONS, USERS,
+use super::tables::{EVENTS, MALFORMED, OUTBOX, Tables};
+use crate::batch;
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
 };
-use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::oneshot;
 
 /// The most jobs one transaction carries; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;
 
-/// Every table, opened once per transaction, plus the sequence counters.
-pub struct Tables<'txn> {
-    pub meta: Table<'txn, u32, &'static [u8]>,
-    pub users: Table<'txn, i64, &'static [u8]>,
-    pub sessions: Table<'txn, (i64, i64), &'static [u8]>,
-    pub inbox: Table<'txn, i64, &'static [u8]>,
-    pub processed: Table<'txn, i64, i64>,
-    pub malformed: Table<'txn, u64, &'static [u8]>,
-    pub events: Table<'txn, u64, &'static [u8]>,
-    pub outbox: Table<'txn, u64, &'static [u8]>,
-    pub embeddings: Table<'txn, (u64, u64), &'static [u8]>,
-    pub seq: &'txn mut Sequences,
-}
-
 /// The next key of each append-only table. Kept in memory; derived from the last key at
 /// start, and only advanced by jobs of transactions that commit.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Sequences {
-    pub event: u64,
-    pub outbox: u64,
-    pub malformed: u64,
+pub(super) struct Sequences {
+    pub(super) event: u64,
+    pub(super) outbox: u64,
+    pub(super) malformed: u64,
 }
 
 impl Sequences {
     fn read(db: &Database) -> Result<Sequences, StoreError> {
-        use redb::ReadableDatabase;
         let txn = db.begin_read()?;
-        let next = |def| -> Result<u64, StoreError> {
-            let table = txn.open_table(def)?;
-            Ok(table.last()?.map_or(1, |(k, _)| k.value() + 1))
-        };
         Ok(Sequences {
-            event: next(EVENTS)?,
-            outbox: next(OUTBOX)?,
-            malformed: next(MALFORMED)?,
+            event: next_key(&txn, EVENTS)?,
+            outbox: next_key(&txn, OUTBOX)?,
+            malformed: next_key(&txn, MALFORMED)?,
         })
     }
+
+    /// Hands out `counter` and moves it on. It saturates rather than overflows: a file
+    /// whose last key is `u64::MAX` is damaged, and must not make the writer panic.
+    pub(super) fn take(counter: &mut u64) -> u64 {
+        let next = *counter;
+        *counter = next.saturating_add(1);
+        next
+    }
+}
+
+fn next_key<V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    def: TableDefinition<u64, V>,
+) -> Result<u64, StoreError> {
+    let last = txn.open_table(def)?.last()?.map(|(k, _)| k.value());
+    Ok(last.map_or(1, |k| k.saturating_add(1)))
 }
 
 type Work<T> = Box<dyn for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send>;
@@ -84,7 +84,9 @@ impl<T: Send> Job for Pending<T> {
 
     fn complete(self: Box<Self>, outcome: Result<(), StoreError>) {
         let Pending { output, reply, .. } = *self;
-        let result = outcome.map(|()| output.expect("applied before completion"));
+        // A committed job was applied in the transaction that committed, so it has an
+        // output; were it ever missing, the caller hears that the writer failed it.
+        let result = outcome.and_then(|()| output.ok_or(StoreError::WriterGone));
         // The caller may have gone away (a dropped request); the write stands regardless.
         let _ = reply.send(result);
     }
@@ -95,29 +97,29 @@ pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
 
 /// The handle through which tasks submit writes.
 #[derive(Clone)]
-pub struct Writer {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+pub(super) struct Writer {
+    jobs: batch::Sender<Box<dyn Job>>,
 }
 
 impl Writer {
-    /// Starts the writer thread over `db`. The thread ends, and releases the file, once
-    /// every handle is dropped and the queue is drained.
-    pub fn start(
+    /// Starts the writer thread over `db`, with room for `queue` waiting jobs. The thread
+    /// ends, and releases the file, once every handle is dropped and the queue is drained.
+    pub(super) fn start(
         db: Arc<Database>,
         queue: usize,
-        observer: Arc<std::sync::Mutex<Option<CommitObserver>>>,
+        observer: Arc<Mutex<Option<CommitObserver>>>,
     ) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
         let seq = Sequences::read(&db)?;
-        let (jobs, rx) = mpsc::channel(queue);
+        let (jobs, batches) = batch::channel(queue, MAX_BATCH);
         let thread = std::thread::Builder::new()
             .name("edgebot-store-writer".into())
-            .spawn(move || run(db, rx, seq, observer))
+            .spawn(move || run(&db, &batches, seq, &observer))
             .map_err(StoreError::Thread)?;
         Ok((Writer { jobs }, thread))
     }
 
     /// Runs `work` inside the next group commit; resolves once it is durable.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send + 'static,
@@ -128,7 +130,7 @@ impl Writer {
     /// Runs `work` inside the next group commit without waiting for the disk: it becomes
     /// durable with the next durable commit. For writes whose loss in a crash is harmless
     /// (forgetting that an action was sent only means sending it again).
-    pub async fn write_lazily<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn write_lazily<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'a> FnMut(&mut Tables<'a>) -> Result<T, StoreError> + Send + 'static,
@@ -151,43 +153,40 @@ impl Writer {
         self.jobs
             .send(job)
             .await
-            .map_err(|_| StoreError::WriterGone)?;
+            .map_err(|batch::Closed| StoreError::WriterGone)?;
         result.await.map_err(|_| StoreError::WriterGone)?
     }
 }
 
 fn run(
-    db: Arc<Database>,
-    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    db: &Database,
+    batches: &batch::Batches<Box<dyn Job>>,
     mut seq: Sequences,
-    observer: Arc<std::sync::Mutex<Option<CommitObserver>>>,
+    observer: &Mutex<Option<CommitObserver>>,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(mut batch) = batches.next_batch() {
         let started = std::time::Instant::now();
-        let committed = commit(&db, &mut batch, &mut seq);
-        if let Some(observe) = observer.lock().expect("observer lock").as_ref() {
+        let committed = commit(db, &mut batch, &mut seq);
+        // An observer that panicked once must not stop the writer.
+        if let Some(observe) = observer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
             observe(started.elapsed(), batch.len());
         }
         match committed {
-            Ok(()) => batch.drain(..).for_each(|job| job.complete(Ok(()))),
+            Ok(()) => batch.into_iter().for_each(|job| job.complete(Ok(()))),
             Err(BatchError::Commit(e)) => {
                 tracing::error!(error = %e, jobs = batch.len(), "store commit failed");
                 let message = e.to_string();
                 batch
-                    .drain(..)
+                    .into_iter()
                     .for_each(|job| job.complete(Err(StoreError::CommitFailed(message.clone()))));
             }
             Err(BatchError::Job) => {
-                for mut job in batch.drain(..) {
-                    let outcome = commit_one(&db, job.as_mut(), &mut seq);
+                for mut job in batch {
+                    let outcome = commit_one(db, job.as_mut(), &mut seq);
                     job.complete(outcome);
                 }
             }
@@ -202,22 +201,14 @@ enum BatchError {
     Commit(StoreError),
 }
 
-fn open_tables<'txn>(
-    txn: &'txn WriteTransaction,
-    seq: &'txn mut Sequences,
-) -> Result<Tables<'txn>, StoreError> {
-    Ok(Tables {
-        meta: txn.open_table(META)?,
-        users: txn.open_table(USERS)?,
-        sessions: txn.open_table(SESSIONS)?,
-        inbox: txn.open_table(INBOX)?,
-        processed: txn.open_table(PROCESSED)?,
-        malformed: txn.open_table(MALFORMED)?,
-        events: txn.open_table(EVENTS)?,
-        outbox: txn.open_table(OUTBOX)?,
-        embeddings: txn.open_table(EMBEDDINGS)?,
-        seq,
-    })
+/// Starts a transaction that fsyncs at commit only if `durable`.
+fn begin(db: &Database, durable: bool) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write()?;
+    if !durable {
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::CommitFailed(e.to_string()))?;
+    }
+    Ok(txn)
 }
 
 fn commit(
@@ -225,14 +216,11 @@ fn commit(
     batch: &mut [Box<dyn Job>],
     seq: &mut Sequences,
 ) -> Result<(), BatchError> {
-    let mut txn = db.begin_write().map_err(|e| BatchError::Commit(e.into()))?;
-    if !batch.iter().any(|job| job.durable()) {
-        txn.set_durability(Durability::None)
-            .map_err(|e| BatchError::Commit(StoreError::CommitFailed(e.to_string())))?;
-    }
+    let durable = batch.iter().any(|job| job.durable());
+    let txn = begin(db, durable).map_err(BatchError::Commit)?;
     let mut staged = *seq;
     {
-        let mut tables = open_tables(&txn, &mut staged).map_err(BatchError::Commit)?;
+        let mut tables = Tables::open(&txn, &mut staged).map_err(BatchError::Commit)?;
         for job in batch.iter_mut() {
             if job.apply(&mut tables).is_err() {
                 return Err(BatchError::Job);
@@ -245,14 +233,10 @@ fn commit(
 }
 
 fn commit_one(db: &Database, job: &mut dyn Job, seq: &mut Sequences) -> Result<(), StoreError> {
-    let mut txn = db.begin_write()?;
-    if !job.durable() {
-        txn.set_durability(Durability::None)
-            .map_err(|e| StoreError::CommitFailed(e.to_string()))?;
-    }
+    let txn = begin(db, job.durable())?;
     let mut staged = *seq;
     {
-        let mut tables = open_tables(&txn, &mut staged)?;
+        let mut tables = Tables::open(&txn, &mut staged)?;
         job.apply(&mut tables)?;
     }
     txn.commit()?;

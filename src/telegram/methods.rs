@@ -1,7 +1,7 @@
 //! Actions: what a handler asks the bot to do, as Bot API calls.
 //!
 //! Each variant's payload serializes to exactly the parameters of its Bot API method,
-//! so the sender sends it as it is and the outbox stores it as JSON.
+//! so the engine keeps that JSON in the outbox and the sender sends it as it is.
 
 use crate::telegram::types::InlineKeyboardMarkup;
 use serde::{Deserialize, Serialize};

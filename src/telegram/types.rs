@@ -351,8 +351,24 @@ pub struct InlineQuery {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ChatMember {
-    pub status: String,
+    pub status: ChatMemberStatus,
     pub user: User,
+}
+
+/// A member's standing in a chat. In a private chat, `Kicked` means the user blocked the
+/// bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatMemberStatus {
+    Creator,
+    Administrator,
+    Member,
+    Restricted,
+    Left,
+    Kicked,
+    /// A status a later Bot API may add.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

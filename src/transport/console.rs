@@ -6,8 +6,9 @@
 //! then removed from the outbox, as a sender would after Telegram accepted them.
 
 use crate::engine::Engine;
+use crate::engine::outbound::action_of;
+use crate::store::{Finished, OutboxCall, StoreError, now_secs};
 use crate::telegram::methods::Action;
-use crate::store::{Finished, StoreError, now_secs};
 use crate::telegram::types::{
     CallbackQuery, Chat, ChatKind, InlineKeyboardButton, Message, MessageEntity, Update,
     UpdateKind, User,
@@ -114,7 +115,7 @@ impl<'e> Console<'e> {
         let update = Update { update_id, kind };
         if let Finished::Committed(entries) = self.engine.process(&update).await? {
             for entry in entries {
-                self.render(&entry.action, output)?;
+                self.render(&entry.call, output)?;
                 self.engine.store().outbox_done(entry.seq).await?;
             }
         }
@@ -163,8 +164,12 @@ impl<'e> Console<'e> {
         }
     }
 
-    fn render(&mut self, action: &Action, out: &mut impl Write) -> std::io::Result<()> {
-        match action {
+    fn render(&mut self, call: &OutboxCall, out: &mut impl Write) -> std::io::Result<()> {
+        // The bot's own calls are its actions; anything else is shown by its method.
+        let Ok(action) = action_of(call) else {
+            return writeln!(out, "(the bot called {})", call.method);
+        };
+        match &action {
             Action::SendMessage(m) => {
                 let id = self.fresh_message_id();
                 writeln!(out, "bot: {}", m.text.replace('\n', "\n     "))?;

@@ -1,0 +1,98 @@
+//! Users ([`USERS`]): what the bot knows about each Telegram user, changed by deltas
+//! applied inside the write transaction so that concurrent updates never lose a count.
+
+use super::error::{StoreError, decoded};
+use super::records::{Event, EventKind, UserDelta, UserRecord};
+use super::tables::{Tables, USERS};
+use super::{Store, codec::Stored};
+use redb::{ReadableDatabase, ReadableTable};
+
+impl Tables<'_> {
+    /// The stored user `id`, if any.
+    pub(crate) fn user(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        self.users
+            .get(id)?
+            .map(|v| decoded(USERS, id, v.value()))
+            .transpose()
+    }
+
+    pub(crate) fn put_user(&mut self, user: &UserRecord) -> Result<(), StoreError> {
+        self.users.insert(user.id, Stored::new(user))?;
+        Ok(())
+    }
+
+    /// Applies `delta` to the stored user; a user it creates is credited to their
+    /// referrer and logged as joined at `now` (unix seconds).
+    pub(super) fn apply_user_delta(
+        &mut self,
+        delta: &UserDelta,
+        now: i64,
+    ) -> Result<UserRecord, StoreError> {
+        let before = self.user(delta.id)?;
+        let created = before.is_none();
+        let user = delta.apply(before);
+        self.put_user(&user)?;
+        if created {
+            if let Some(mut referrer) = user.referrer.map(|id| self.user(id)).transpose()?.flatten()
+            {
+                referrer.referrals = referrer.referrals.saturating_add(1);
+                self.put_user(&referrer)?;
+            }
+            self.append_event(&Event {
+                at_ms: now.saturating_mul(1000),
+                user_id: Some(delta.id),
+                chat_id: None,
+                kind: EventKind::UserJoined {
+                    referrer: user.referrer,
+                },
+            })?;
+        }
+        Ok(user)
+    }
+}
+
+impl Store {
+    pub fn user(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(USERS)?;
+        table
+            .get(id)?
+            .map(|v| decoded(USERS, id, v.value()))
+            .transpose()
+    }
+
+    /// Users in id order, starting after `after`.
+    pub fn users(&self, after: Option<i64>, limit: usize) -> Result<Vec<UserRecord>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(USERS)?;
+        let range = match after {
+            Some(id) if id == i64::MAX => return Ok(Vec::new()),
+            Some(id) => table.range(id + 1..)?,
+            None => table.range::<i64>(..)?,
+        };
+        range
+            .take(limit)
+            .map(|entry| {
+                let (k, v) = entry?;
+                decoded(USERS, k.value(), v.value())
+            })
+            .collect()
+    }
+
+    /// Applies an administrative change to a user and returns the result.
+    pub async fn update_user(&self, delta: UserDelta) -> Result<UserRecord, StoreError> {
+        self.write(move |t| t.apply_user_delta(&delta, delta.seen_at))
+            .await
+    }
+
+    /// Forgets a user: their record, sessions and events. Returns whether they existed.
+    pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
+        self.write(move |t| {
+            let existed = t.users.remove(id)?.is_some();
+            t.forget_sessions_of(id)?;
+            t.forget_events_of(id)?;
+            Ok(existed)
+        })
+        .await
+    }
+}

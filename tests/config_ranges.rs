@@ -1,0 +1,266 @@
+//! Every number in the configuration has a range. `edgebot check` (the loader `serve`
+//! uses too) refuses a value outside it with one line on stderr naming the file, the
+//! line, the key and the range, and accepts both ends of it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `edgebot --config edgebot-test.toml check` in `dir` with `config` as the file and
+/// `env` as the only `EDGEBOT_*` variables (the caller's own ones could change the result).
+fn check(dir: &Path, config: &str, env: &[(&str, &str)]) -> Output {
+    std::fs::write(dir.join("edgebot-test.toml"), config).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgebot"));
+    command
+        .current_dir(dir)
+        .args(["--config", "edgebot-test.toml", "check"]);
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("EDGEBOT_") {
+            command.env_remove(var);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("the edgebot binary runs")
+}
+
+/// The one line on stderr of a run that must have been refused cleanly (not by a
+/// panic), or why it was not.
+fn refusal(output: &Output) -> Result<String, String> {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let code = output.status.code();
+    if !code.is_some_and(|c| c != 0 && c != 101) || stderr.contains("panicked") {
+        return Err(format!("exit {code:?}, stderr: {stderr}"));
+    }
+    if stderr.lines().count() != 1 {
+        return Err(format!("not one line: {stderr}"));
+    }
+    Ok(stderr)
+}
+
+/// `(section, key, range as the error names it, values outside it)`. Every field gets a
+/// negative value and a value past each end of its range (where one exists: 0 is the
+/// lowest `poll_timeout_secs`); some get one past their Rust type (256 for a `u8`) or
+/// past 64 bits; the float gets the non-finite values and one past `f32`.
+const OUT_OF_RANGE: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "telegram",
+        "max_connections",
+        "1..=100",
+        &["0", "101", "-1", "256"],
+    ),
+    (
+        "telegram",
+        "poll_timeout_secs",
+        "0..=50",
+        &["51", "-1", "4294967296"],
+    ),
+    (
+        "telegram",
+        "request_timeout_secs",
+        "1..=300",
+        &["0", "301", "-30"],
+    ),
+    (
+        "telegram",
+        "max_body_bytes",
+        "1024..=16777216",
+        &[
+            "0",
+            "1023",
+            "16777217",
+            "-1",
+            "9223372036854775807",
+            "99999999999999999999",
+        ],
+    ),
+    (
+        "storage",
+        "session_ttl_secs",
+        "1..=604800",
+        &["0", "604801", "-600"],
+    ),
+    (
+        "limits.inbound",
+        "per_second",
+        "1..=100",
+        &["0", "101", "-1", "-99999999999999999999"],
+    ),
+    (
+        "limits.inbound",
+        "burst",
+        "1..=100",
+        &["0", "101", "-5", "4294967296"],
+    ),
+    (
+        "limits.inbound",
+        "notice_cooldown_secs",
+        "1..=86400",
+        &["0", "86401", "-30"],
+    ),
+    (
+        "limits.outbound",
+        "global_per_second",
+        "1..=1000",
+        &["2000000000", "0", "1001", "-30"],
+    ),
+    (
+        "limits.outbound",
+        "private_per_second",
+        "1..=30",
+        &["0", "31", "-1"],
+    ),
+    (
+        "limits.outbound",
+        "group_per_minute",
+        "1..=60",
+        &["0", "61", "-20"],
+    ),
+    (
+        "models",
+        "faq_threshold",
+        "0.0..=1.0",
+        &[
+            "-0.1",
+            "1.5",
+            "1e40",
+            "nan",
+            "inf",
+            "-inf",
+            "2",
+            "-1",
+            "99999999999999999999",
+        ],
+    ),
+];
+
+/// `(section, key, min, max)`, as `check` prints them back.
+const BOUNDS: &[(&str, &str, &str, &str)] = &[
+    ("telegram", "max_connections", "1", "100"),
+    ("telegram", "poll_timeout_secs", "0", "50"),
+    ("telegram", "request_timeout_secs", "1", "300"),
+    ("telegram", "max_body_bytes", "1024", "16777216"),
+    ("storage", "session_ttl_secs", "1", "604800"),
+    ("limits.inbound", "per_second", "1", "100"),
+    ("limits.inbound", "burst", "1", "100"),
+    ("limits.inbound", "notice_cooldown_secs", "1", "86400"),
+    ("limits.outbound", "global_per_second", "1", "1000"),
+    ("limits.outbound", "private_per_second", "1", "30"),
+    ("limits.outbound", "group_per_minute", "1", "60"),
+    ("models", "faq_threshold", "0.0", "1.0"),
+];
+
+/// The file puts the key on line 4, after another key of its table, so that a wrong
+/// line shows.
+fn file_with(section: &str, key: &str, value: &str) -> String {
+    let other = match section {
+        "telegram" => "api_url = \"http://127.0.0.1:8081\"",
+        "storage" => "data_dir = \"data\"",
+        _ => "enabled = true",
+    };
+    format!("# written by tests/config_ranges.rs\n[{section}]\n{other}\n{key} = {value}\n")
+}
+
+#[test]
+fn the_values_found_by_a_new_user_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            file_with("limits.outbound", "global_per_second", "2000000000"),
+            "key `limits.outbound.global_per_second`: invalid value: integer `2000000000`, \
+             expected an integer in 1..=1000",
+        ),
+        (
+            file_with("telegram", "max_body_bytes", "0"),
+            "key `telegram.max_body_bytes`: invalid value: integer `0`, \
+             expected an integer in 1024..=16777216",
+        ),
+    ];
+    for (config, message) in cases {
+        let err = refusal(&check(dir.path(), &config, &[])).unwrap();
+        assert_eq!(err, format!("edgebot: edgebot-test.toml:4:1: {message}\n"));
+    }
+}
+
+#[test]
+fn values_out_of_range_are_refused_with_file_line_key_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for &(section, key, range, values) in OUT_OF_RANGE {
+        for value in values {
+            let what = format!("{section}.{key} = {value}");
+            let output = check(dir.path(), &file_with(section, key, value), &[]);
+            let err = match refusal(&output) {
+                Ok(err) => err,
+                Err(why) => {
+                    wrong.push(format!("{what}: {why}"));
+                    continue;
+                }
+            };
+            let names_range = err.contains(&format!("expected an integer in {range}"))
+                || err.contains(&format!("expected a number in {range}"));
+            let named = err.starts_with("edgebot: edgebot-test.toml:4:")
+                && err.contains(&format!("key `{section}.{key}`"))
+                && names_range;
+            if !named {
+                wrong.push(format!("{what}: not file, line 4, key and {range}: {err}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn both_ends_of_every_range_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    for &(section, key, min, max) in BOUNDS {
+        for value in [min, max] {
+            let output = check(dir.path(), &file_with(section, key, value), &[]);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{section}.{key} = {value}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                stdout.contains(&format!("\n{key} = {value}\n")),
+                "{section}.{key} = {value} is the effective setting: {stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wrong_type_names_the_range_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = check(
+        dir.path(),
+        &file_with("limits.outbound", "group_per_minute", "\"twenty\""),
+        &[],
+    );
+    let err = refusal(&output).unwrap();
+    assert!(err.starts_with("edgebot: edgebot-test.toml:4:"), "{err}");
+    assert!(err.contains("limits.outbound.group_per_minute"), "{err}");
+    assert!(err.contains("1..=60"), "{err}");
+}
+
+#[test]
+fn a_number_in_the_environment_is_checked_and_the_variable_named() {
+    // The only numbers the `EDGEBOT_*` variables carry are the ports of the listen
+    // addresses; a port past 65535 must stop `check` as it would stop `serve`.
+    let dir = tempfile::tempdir().unwrap();
+    for var in ["EDGEBOT_LISTEN", "EDGEBOT_ADMIN_LISTEN"] {
+        let output = check(dir.path(), "", &[(var, "127.0.0.1:65536")]);
+        let err = refusal(&output).unwrap();
+        assert!(
+            err.starts_with(&format!("edgebot: environment variable {var}:")),
+            "{err}"
+        );
+        assert!(err.contains("65536"), "{err}");
+
+        let output = check(dir.path(), "", &[(var, "127.0.0.1:65535")]);
+        assert!(
+            output.status.success(),
+            "{var}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
