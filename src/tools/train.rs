@@ -328,13 +328,20 @@ mod tests {
         use crate::ml::Models;
         use crate::tools::data::{Split, load};
 
-        let root = std::env::var_os("EDGEBOT_DATA_DIR").map_or_else(
+        let root = std::env::var_os("EDGEBOT_SHARED_DATA").map_or_else(
             || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
             PathBuf::from,
         );
         if !root.is_dir() {
+            // Missing data fails the test; only an explicit request skips it.
+            assert!(
+                std::env::var_os("EDGEBOT_SKIP_MISSING_DATA").is_some_and(|v| v == "1"),
+                "accuracy floors need the shared data at {} (set EDGEBOT_SHARED_DATA), \
+                 or EDGEBOT_SKIP_MISSING_DATA=1 to skip",
+                root.display()
+            );
             println!(
-                "SKIPPED: accuracy floors need the shared data at {} (or EDGEBOT_DATA_DIR)",
+                "SKIPPED (EDGEBOT_SKIP_MISSING_DATA=1): no shared data at {}",
                 root.display()
             );
             return;
