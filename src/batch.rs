@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 
 /// Where callers queue items; cheap to clone.
-pub struct Sender<T>(mpsc::Sender<T>);
+pub(crate) struct Sender<T>(mpsc::Sender<T>);
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
@@ -17,7 +17,7 @@ impl<T> Clone for Sender<T> {
 }
 
 /// Where worker threads take batches; several threads may share one.
-pub struct Batches<T> {
+pub(crate) struct Batches<T> {
     queue: Arc<Mutex<mpsc::Receiver<T>>>,
     max_batch: usize,
 }
@@ -34,11 +34,11 @@ impl<T> Clone for Batches<T> {
 /// The queue was closed: every worker is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the batch queue is closed")]
-pub struct Closed;
+pub(crate) struct Closed;
 
 /// A queue of at most `capacity` waiting items (at least one), taken `max_batch` at a
 /// time (at least one).
-pub fn channel<T>(capacity: usize, max_batch: usize) -> (Sender<T>, Batches<T>) {
+pub(crate) fn channel<T>(capacity: usize, max_batch: usize) -> (Sender<T>, Batches<T>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     (
         Sender(tx),
@@ -51,13 +51,8 @@ pub fn channel<T>(capacity: usize, max_batch: usize) -> (Sender<T>, Batches<T>) 
 
 impl<T> Sender<T> {
     /// Queues `item`, waiting while the queue is full.
-    pub async fn send(&self, item: T) -> Result<(), Closed> {
+    pub(crate) async fn send(&self, item: T) -> Result<(), Closed> {
         self.0.send(item).await.map_err(|_| Closed)
-    }
-
-    /// Queues `item` from a thread outside the async runtime.
-    pub fn blocking_send(&self, item: T) -> Result<(), Closed> {
-        self.0.blocking_send(item).map_err(|_| Closed)
     }
 }
 
@@ -65,7 +60,7 @@ impl<T> Batches<T> {
     /// Blocks for the first item, then takes what else is waiting, up to the maximum.
     /// `None` once every sender is gone and the queue is empty. Must not be called from
     /// an async task: it blocks the thread.
-    pub fn next_batch(&self) -> Option<Vec<T>> {
+    pub(crate) fn next_batch(&self) -> Option<Vec<T>> {
         // A worker that panicked mid-batch released the lock already; the queue is intact.
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         let first = queue.blocking_recv()?;
@@ -85,11 +80,11 @@ impl<T> Batches<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn takes_what_waits_up_to_the_maximum_then_ends_when_closed() {
+    #[tokio::test]
+    async fn takes_what_waits_up_to_the_maximum_then_ends_when_closed() {
         let (tx, batches) = channel(16, 3);
         for i in 0..5 {
-            tx.blocking_send(i).unwrap();
+            tx.send(i).await.unwrap();
         }
         assert_eq!(batches.next_batch(), Some(vec![0, 1, 2]));
         assert_eq!(batches.next_batch(), Some(vec![3, 4]));

@@ -39,7 +39,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Worth another try later: flood waits, server errors, timeouts, lost connections.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             ApiError::Telegram { code, .. } => *code == 429 || *code >= 500,
             ApiError::Timeout(_) | ApiError::Network(_) => true,
@@ -47,7 +47,7 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> Option<u16> {
+    pub(crate) fn code(&self) -> Option<u16> {
         match self {
             ApiError::Telegram { code, .. } => Some(*code),
             _ => None,
@@ -173,7 +173,7 @@ impl Client {
         self.timeout
     }
 
-    pub async fn get_me(&self) -> Result<User, ApiError> {
+    pub(crate) async fn get_me(&self) -> Result<User, ApiError> {
         self.call("getMe", &serde_json::json!({})).await
     }
 
@@ -196,7 +196,7 @@ impl Client {
         .await
     }
 
-    pub async fn delete_webhook(&self) -> Result<bool, ApiError> {
+    pub(crate) async fn delete_webhook(&self) -> Result<bool, ApiError> {
         self.call(
             "deleteWebhook",
             &serde_json::json!({"drop_pending_updates": false}),
@@ -206,7 +206,7 @@ impl Client {
 
     /// Long-polls for updates from `offset`; each update comes back as its raw JSON, so
     /// the inbox stores exactly what Telegram sent.
-    pub async fn get_updates(
+    pub(crate) async fn get_updates(
         &self,
         offset: i64,
         limit: u8,

@@ -2,7 +2,7 @@
 //! for the two places that print one.
 
 /// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
-pub fn civil_date(days: i64) -> String {
+pub(crate) fn civil_date(days: i64) -> String {
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -17,7 +17,7 @@ pub fn civil_date(days: i64) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM UTC` of a unix time in seconds.
-pub fn utc_minute(secs: i64) -> String {
+pub(crate) fn utc_minute(secs: i64) -> String {
     let rem = secs.rem_euclid(86_400);
     format!(
         "{} {:02}:{:02} UTC",

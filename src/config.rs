@@ -27,10 +27,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub models: ModelsConfig,
     /// Routes added to (or replacing, by the same trigger) the built-in ones.
-    pub routes: Vec<RouteConfig>,
+    pub(crate) routes: Vec<RouteConfig>,
     /// What answers when no route matched; the built-in fallback when unset.
-    pub fallback: Option<TargetConfig>,
-    pub faq: Vec<FaqEntry>,
+    pub(crate) fallback: Option<TargetConfig>,
+    pub(crate) faq: Vec<FaqEntry>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -52,13 +52,13 @@ pub struct TelegramConfig {
     pub listen: SocketAddr,
     /// Telegram's `max_connections` for the webhook, in the 1..=100 Telegram allows.
     #[serde(deserialize_with = "integer_in::<_, _, 1, 100>")]
-    pub max_connections: u8,
+    pub(crate) max_connections: u8,
     /// How long one long poll waits for updates: 0..=50, as Telegram allows.
     #[serde(deserialize_with = "integer_in::<_, _, 0, 50>")]
-    pub poll_timeout_secs: u32,
+    pub(crate) poll_timeout_secs: u32,
     /// The limit on one Bot API call (on top of the poll's own wait): 1..=300.
     #[serde(deserialize_with = "integer_in::<_, _, 1, 300>")]
-    pub request_timeout_secs: u32,
+    pub(crate) request_timeout_secs: u32,
     /// Largest webhook body accepted, in bytes: 1 KiB..=16 MiB. An update is a few KiB;
     /// below 1 KiB even small ones would be refused.
     #[serde(deserialize_with = "integer_in::<_, _, 1024, 16_777_216>")]
@@ -103,7 +103,7 @@ pub struct StorageConfig {
     /// How long a conversation state (e.g. "waiting for your feedback") lives:
     /// 1 second..=7 days.
     #[serde(deserialize_with = "integer_in::<_, _, 1, 604_800>")]
-    pub session_ttl_secs: u64,
+    pub(crate) session_ttl_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -129,13 +129,13 @@ pub struct InboundLimits {
     pub enabled: bool,
     /// Messages a user may send a second, sustained: 1..=100.
     #[serde(deserialize_with = "integer_in::<_, _, 1, 100>")]
-    pub per_second: std::num::NonZeroU32,
+    pub(crate) per_second: std::num::NonZeroU32,
     /// Messages a user may send at once before the rate applies: 1..=100.
     #[serde(deserialize_with = "integer_in::<_, _, 1, 100>")]
-    pub burst: std::num::NonZeroU32,
+    pub(crate) burst: std::num::NonZeroU32,
     /// At most one "slow down" notice per user in this many seconds: 1..=86400 (a day).
     #[serde(deserialize_with = "integer_in::<_, _, 1, 86_400>")]
-    pub notice_cooldown_secs: u64,
+    pub(crate) notice_cooldown_secs: u64,
 }
 
 impl Default for InboundLimits {
@@ -185,7 +185,7 @@ pub struct ModelsConfig {
     pub dir: Option<PathBuf>,
     /// Cosine similarity a text needs to an FAQ question to get its answer: 0.0..=1.0.
     #[serde(deserialize_with = "fraction")]
-    pub faq_threshold: f32,
+    pub(crate) faq_threshold: f32,
 }
 
 impl Default for ModelsConfig {
@@ -200,25 +200,25 @@ impl Default for ModelsConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FaqEntry {
-    pub question: String,
-    pub answer: String,
+pub(crate) struct FaqEntry {
+    pub(crate) question: String,
+    pub(crate) answer: String,
 }
 
 /// One line of the routing table: a trigger and what answers it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "RawRoute", into = "RawRoute")]
-pub struct RouteConfig {
-    pub trigger: Trigger,
-    pub target: TargetConfig,
+pub(crate) struct RouteConfig {
+    pub(crate) trigger: Trigger,
+    pub(crate) target: TargetConfig,
     /// Shown by /help for command routes.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// What makes a route match.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// `/name`, lowercased, without the slash.
     Command(String),
     /// Callback data starting with this prefix.
@@ -231,7 +231,7 @@ pub enum Trigger {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ChatKindConfig {
+pub(crate) enum ChatKindConfig {
     Private,
     Group,
     Channel,
@@ -240,7 +240,7 @@ pub enum ChatKindConfig {
 /// What answers a route: a built-in handler or a reply template.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum TargetConfig {
+pub(crate) enum TargetConfig {
     Handler { handler: HandlerName },
     Reply(ReplyTemplate),
 }
@@ -262,7 +262,7 @@ pub enum HandlerName {
 }
 
 impl HandlerName {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HandlerName::Start => "start",
             HandlerName::Help => "help",
@@ -278,14 +278,14 @@ impl HandlerName {
 /// A reply written in the config: text with placeholders such as `{first_name}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReplyTemplate {
-    pub reply: String,
+pub(crate) struct ReplyTemplate {
+    pub(crate) reply: String,
     /// Send as a reply to the incoming message (`reply_parameters`).
     #[serde(default)]
-    pub reply_to_message: bool,
+    pub(crate) reply_to_message: bool,
     /// Rows of inline buttons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keyboard: Vec<Vec<InlineKeyboardButton>>,
+    pub(crate) keyboard: Vec<Vec<InlineKeyboardButton>>,
 }
 
 /// The route as written in TOML: exactly one trigger key and one target.
@@ -685,7 +685,7 @@ impl Config {
     }
 
     /// Applies the `EDGEBOT_*` variables, read through `lookup`.
-    pub fn apply_env(
+    pub(crate) fn apply_env(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {

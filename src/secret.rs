@@ -15,7 +15,7 @@ impl Secret {
     }
 
     /// The value itself, for the one place that must send it (an HTTP header, a URL).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 

@@ -22,20 +22,20 @@ impl Trigger {
 
 impl Shutdown {
     /// Resolves once the shutdown has fired (or its trigger is gone).
-    pub async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         let _ = self.0.wait_for(|fired| *fired).await;
     }
 
     /// Sleeps for `duration`, or less if the shutdown fires first. Returns whether it
     /// fired.
-    pub async fn sleep(&mut self, duration: std::time::Duration) -> bool {
+    pub(crate) async fn sleep(&mut self, duration: std::time::Duration) -> bool {
         tokio::select! {
             () = tokio::time::sleep(duration) => self.fired(),
             () = self.wait() => true,
         }
     }
 
-    pub fn fired(&self) -> bool {
+    pub(crate) fn fired(&self) -> bool {
         *self.0.borrow()
     }
 }

@@ -110,7 +110,7 @@ impl Template {
 }
 
 /// Writes a number without an intermediate allocation.
-pub fn push_number(out: &mut String, n: impl std::fmt::Display) {
+pub(crate) fn push_number(out: &mut String, n: impl std::fmt::Display) {
     let _ = write!(out, "{n}");
 }
 

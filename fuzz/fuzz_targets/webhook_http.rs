@@ -13,8 +13,6 @@
 use bytes::Bytes;
 use edgebot::config::{Config, Secret};
 use edgebot::app::runtime::Sending;
-use edgebot::engine::dispatcher::Dispatcher;
-use edgebot::engine::sender::Outbox;
 use edgebot::store::Store;
 use edgebot::botapi::Client;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
@@ -36,8 +34,7 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(20);
 struct Rig {
     runtime: Runtime,
     server: Arc<WebhookServer>,
-    dispatcher: Dispatcher,
-    outbox: Outbox,
+    bot: edgebot::app::runtime::Runtime,
     api: FakeBotApi,
 }
 
@@ -46,7 +43,7 @@ static RIG: LazyLock<Rig> = LazyLock::new(|| {
         .enable_all()
         .build()
         .expect("a runtime");
-    let (server, dispatcher, outbox, api) = runtime.block_on(async {
+    let (server, bot, api) = runtime.block_on(async {
         // The only token the fake accepts is not ours: every call gets a permanent 401.
         let api = FakeBotApi::start(FakeConfig {
             valid_tokens: vec!["1:not-the-fuzzers-token".to_owned()],
@@ -67,24 +64,19 @@ static RIG: LazyLock<Rig> = LazyLock::new(|| {
             Duration::from_secs(5),
         )
         .expect("a client");
-        let runtime = Sending::start(&config, store, client)
+        let bot = Sending::start(&config, store, client)
             .expect("the outbox of a new store reads")
             .runtime(&config, Some("edgebot_test_bot".to_owned()), None)
             .expect("the default routes compile");
-        let (dispatcher, outbox, inbox) = (
-            runtime.dispatcher.clone(),
-            runtime.sending.outbox.clone(),
-            runtime.inbox.clone(),
-        );
+        let inbox = bot.inbox.clone();
         let server =
             WebhookServer::new(PATH.to_owned(), Secret::new(SECRET), MAX_BODY_BYTES, inbox);
-        (server, dispatcher, outbox, api)
+        (server, bot, api)
     });
     Rig {
         runtime,
         server,
-        dispatcher,
-        outbox,
+        bot,
         api,
     }
 });
@@ -146,8 +138,7 @@ fuzz_target!(|data: &[u8]| {
                     Bytes::from(response)
                 );
             }
-            rig.dispatcher.drained().await;
-            rig.outbox.drained().await;
+            rig.bot.drained().await;
         })
         .await
         .expect("an input is served and settled in time");

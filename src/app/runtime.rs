@@ -115,9 +115,9 @@ impl Sending {
 
 /// Everything an update goes through, from the inbox to the sender.
 pub struct Runtime {
-    pub sending: Sending,
-    pub engine: Arc<Engine>,
-    pub dispatcher: Dispatcher,
+    pub(crate) sending: Sending,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) dispatcher: Dispatcher,
     pub inbox: Inbox,
 }
 

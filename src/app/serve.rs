@@ -28,7 +28,7 @@ use crate::transport::webhook::{WebhookServer, path_of};
 use std::time::Duration;
 
 /// How long shutdown waits for in-flight work and the outbox.
-pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first and the longest wait between attempts to reach Telegram at start.
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(500);
@@ -58,7 +58,7 @@ pub enum ServeError {
 }
 
 /// The update kinds the routing table reacts to: Telegram sends nothing else.
-pub fn allowed_updates(engine: &Engine) -> Vec<&'static str> {
+pub(crate) fn allowed_updates(engine: &Engine) -> Vec<&'static str> {
     let mut kinds = vec!["message", "my_chat_member"];
     if engine.router().wants_callbacks() {
         kinds.push("callback_query");

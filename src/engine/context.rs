@@ -7,40 +7,38 @@ use super::ml::MlService;
 use super::router::Router;
 use crate::store::records::{ConversationState, Event, EventKind, SessionChange, UserRecord};
 use crate::telegram::methods::{Action, ReplyParameters, SendMessage};
-use crate::telegram::types::{CallbackQuery, ChatKind, InlineKeyboardMarkup, Message, Update};
+use crate::telegram::types::{CallbackQuery, InlineKeyboardMarkup, Message};
 use crate::template::{Field, Values, push_number};
 use smallvec::SmallVec;
 
 /// One update, seen from a handler.
-pub struct Context<'a> {
-    pub update: &'a Update,
+pub(crate) struct Context<'a> {
     pub chat_id: i64,
-    pub chat_kind: ChatKind,
     /// The message that arrived, or the message whose button was pressed.
-    pub message: Option<&'a Message>,
-    pub callback: Option<&'a CallbackQuery>,
+    pub(crate) message: Option<&'a Message>,
+    pub(crate) callback: Option<&'a CallbackQuery>,
     /// The arguments of the command, empty for other updates.
-    pub args: &'a str,
+    pub(crate) args: &'a str,
     /// The sender as stored once this update is committed.
-    pub user: Option<&'a UserRecord>,
+    pub(crate) user: Option<&'a UserRecord>,
     /// Whether this update registers the sender.
-    pub is_new_user: bool,
+    pub(crate) is_new_user: bool,
     /// The conversation this text continues, when one is open (the router sent it here
     /// for that reason).
-    pub conversation: Option<ConversationState>,
-    pub router: &'a Router,
+    pub(crate) conversation: Option<ConversationState>,
+    pub(crate) router: &'a Router,
     /// The models, when they are switched on.
-    pub ml: Option<&'a MlService>,
-    pub bot_username: Option<&'a str>,
+    pub(crate) ml: Option<&'a MlService>,
+    pub(crate) bot_username: Option<&'a str>,
     /// Unix seconds.
-    pub now: i64,
-    pub session_ttl_secs: i64,
+    pub(crate) now: i64,
+    pub(crate) session_ttl_secs: i64,
 }
 
 /// What a handler decided: actions to send and changes to commit.
 #[derive(Debug, Default)]
-pub struct Outcome {
-    pub actions: SmallVec<[Action; 2]>,
+pub(crate) struct Outcome {
+    pub(crate) actions: SmallVec<[Action; 2]>,
     pub events: Vec<Event>,
     pub session: Option<SessionChange>,
     /// The user who referred a newly registered sender.
@@ -48,12 +46,12 @@ pub struct Outcome {
 }
 
 impl Context<'_> {
-    pub fn user_id(&self) -> Option<i64> {
+    pub(crate) fn user_id(&self) -> Option<i64> {
         self.user.map(|u| u.id)
     }
 
     /// An event about this update's sender and chat.
-    pub fn event(&self, kind: EventKind) -> Event {
+    pub(crate) fn event(&self, kind: EventKind) -> Event {
         Event {
             at_ms: self.now * 1000,
             user_id: self.user_id(),
@@ -65,13 +63,13 @@ impl Context<'_> {
 
 impl Outcome {
     /// Sends `text` to the update's chat.
-    pub fn send(&mut self, ctx: &Context<'_>, text: String) {
+    pub(crate) fn send(&mut self, ctx: &Context<'_>, text: String) {
         self.send_with(ctx, text, None, false);
     }
 
     /// Sends `text` with an optional keyboard, optionally as a reply to the incoming
     /// message.
-    pub fn send_with(
+    pub(crate) fn send_with(
         &mut self,
         ctx: &Context<'_>,
         text: String,
@@ -110,7 +108,7 @@ impl Values for UserRecord {
 }
 
 /// An update without a sender (a channel post) renders placeholders empty.
-pub struct NoUser;
+pub(crate) struct NoUser;
 
 impl Values for NoUser {
     fn value(&self, _field: Field, _out: &mut String) {}

@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 /// Updates accepted but not yet finished, at most; intake waits past it.
-pub const DEFAULT_CAPACITY: usize = 8192;
+pub(crate) const DEFAULT_CAPACITY: usize = 8192;
 
 /// One update on its way through a lane; its permit frees a place when it is done.
 struct Queued {
@@ -23,7 +23,7 @@ struct Queued {
 }
 
 #[derive(Clone)]
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     lanes: Arc<Lanes<Queued>>,
     capacity: Arc<Semaphore>,
 }
@@ -59,7 +59,7 @@ impl Dispatcher {
     }
 
     /// Queues an update behind the others of its chat; waits while the queue is full.
-    pub async fn submit(&self, update: Update) {
+    pub(crate) async fn submit(&self, update: Update) {
         let permit = self
             .capacity
             .clone()

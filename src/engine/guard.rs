@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// What the guard says about one update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Pass,
     /// Over the limit: tell the user to slow down, once per cooldown.
     Notify,
@@ -49,7 +49,7 @@ impl Guard {
         Guard { limits }
     }
 
-    pub fn check(&self, user_id: i64) -> Verdict {
+    pub(crate) fn check(&self, user_id: i64) -> Verdict {
         let Some(limits) = &self.limits else {
             return Verdict::Pass;
         };

@@ -40,7 +40,7 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub fn new(store: Store, dispatcher: Dispatcher, metrics: Arc<Metrics>) -> Inbox {
+    pub(crate) fn new(store: Store, dispatcher: Dispatcher, metrics: Arc<Metrics>) -> Inbox {
         Inbox {
             store,
             dispatcher,
@@ -95,7 +95,7 @@ impl Inbox {
 
     /// Commits a batch from getUpdates, with the poll offset that confirms it, in one
     /// transaction; then dispatches the new ones in order.
-    pub async fn accept_batch(
+    pub(crate) async fn accept_batch(
         &self,
         raws: Vec<Bytes>,
         transport: &'static str,
@@ -136,7 +136,7 @@ impl Inbox {
     }
 
     /// Re-dispatches what was received but not finished before the last stop.
-    pub async fn replay_pending(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn replay_pending(&self) -> Result<usize, StoreError> {
         let pending = self.store.pending_inbox()?;
         let count = pending.len();
         for (update_id, raw) in pending {

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 type Work<T> = Arc<dyn Fn(i64, T) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
-pub struct Lanes<T> {
+pub(crate) struct Lanes<T> {
     queues: Mutex<HashMap<i64, VecDeque<T>>>,
     work: Work<T>,
     /// Items queued or being worked on.
@@ -37,7 +37,7 @@ impl<T: Send + 'static> Lanes<T> {
     }
 
     /// Queues `item` behind the other items of `key`.
-    pub fn push(self: &Arc<Self>, key: i64, item: T) {
+    pub(crate) fn push(self: &Arc<Self>, key: i64, item: T) {
         self.pending.fetch_add(1, Ordering::SeqCst);
         let mut queues = self.queues.lock().expect("lanes lock");
         match queues.get_mut(&key) {
@@ -73,7 +73,7 @@ impl<T: Send + 'static> Lanes<T> {
     }
 
     /// Items queued or in progress, over all lanes.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.pending.load(Ordering::SeqCst)
     }
 

@@ -32,7 +32,7 @@ pub enum MlLoadError {
 }
 
 /// The embedding model file inside `models.dir`, or compiled in.
-pub const EMBEDDER_FILE: &str = "minilm-l6-v2-q8.gguf";
+pub(crate) const EMBEDDER_FILE: &str = "minilm-l6-v2-q8.gguf";
 
 #[cfg(feature = "embedded-models")]
 const EMBEDDED_EMBEDDER: &[u8] = include_bytes!("../../models/minilm-l6-v2-q8.gguf");
@@ -68,7 +68,7 @@ pub async fn load_if_enabled(
 impl MlService {
     /// Loads the models (compiled in, or from `models.dir`) and embeds the FAQ questions,
     /// using the store's cache.
-    pub async fn load(
+    pub(crate) async fn load(
         config: &ModelsConfig,
         faq: &[FaqEntry],
         store: &Store,
@@ -89,7 +89,7 @@ impl MlService {
     }
 
     /// Spam and sentiment of a text; `None` only if the inference threads are gone.
-    pub async fn analyze(&self, text: &str) -> Option<Analysis> {
+    pub(crate) async fn analyze(&self, text: &str) -> Option<Analysis> {
         let started = Instant::now();
         let analysis = self.classifiers.analyze(text.to_owned()).await;
         self.metrics
@@ -109,7 +109,7 @@ impl MlService {
 
     /// The answer of the FAQ question nearest in meaning to `text`, when it is near
     /// enough.
-    pub async fn faq_answer(&self, text: &str) -> Option<&str> {
+    pub(crate) async fn faq_answer(&self, text: &str) -> Option<&str> {
         let faq = self.faq.as_ref()?;
         let started = Instant::now();
         let embedded = faq.embedder.embed(text.to_owned()).await;

@@ -5,11 +5,11 @@
 //! events, the conversation, the outbound actions — in one transaction together with the
 //! update's removal from the inbox. Transports feed it; the sender drains what it commits.
 
-pub mod context;
-pub mod dispatcher;
-pub mod guard;
-pub mod inbox;
-pub mod lanes;
+pub(crate) mod context;
+pub(crate) mod dispatcher;
+pub(crate) mod guard;
+pub(crate) mod inbox;
+pub(crate) mod lanes;
 pub mod ml;
 pub mod outbound;
 pub mod router;
@@ -39,7 +39,7 @@ const SLOW_DOWN: &str =
 /// passes the built-in set (`crate::handlers::BuiltIn`), so the handlers sit above the
 /// engine and may use its context types without a cycle.
 #[async_trait::async_trait]
-pub trait Handlers: Send + Sync {
+pub(crate) trait Handlers: Send + Sync {
     async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome);
 }
 
@@ -55,7 +55,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         store: Store,
         bot_username: Option<String>,
@@ -76,13 +76,13 @@ impl Engine {
     }
 
     /// Records into `metrics` instead of a private registry.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
         self.metrics = metrics;
         self
     }
 
     /// Uses the models for /analyze, FAQ answers and the analytics of texts.
-    pub fn with_ml(mut self, ml: Arc<ml::MlService>) -> Engine {
+    pub(crate) fn with_ml(mut self, ml: Arc<ml::MlService>) -> Engine {
         self.ml = Some(ml);
         self
     }
@@ -91,7 +91,7 @@ impl Engine {
         &self.store
     }
 
-    pub fn router(&self) -> &Router {
+    pub(crate) fn router(&self) -> &Router {
         &self.router
     }
 
@@ -107,12 +107,11 @@ impl Engine {
         match &update.kind {
             UpdateKind::Message(message) | UpdateKind::BusinessMessage(message) => {
                 if let Some(from) = &message.from {
-                    self.on_message(update, message, from, now, &mut finish)
-                        .await?;
+                    self.on_message(message, from, now, &mut finish).await?;
                 }
             }
             UpdateKind::CallbackQuery(query) => {
-                self.on_callback(update, query, now, &mut finish).await?;
+                self.on_callback(query, now, &mut finish).await?;
             }
             UpdateKind::MyChatMember(change) if change.chat.kind == ChatKind::Private => {
                 // In a private chat, "kicked" means the user blocked the bot.
@@ -138,7 +137,6 @@ impl Engine {
 
     async fn on_message(
         &self,
-        update: &Update,
         message: &Message,
         from: &User,
         now: i64,
@@ -151,7 +149,7 @@ impl Engine {
             return Ok(());
         };
         let command = parse_message(message, self.bot_username.as_deref());
-        let mut ctx = self.context(update, message.chat.id, message.chat.kind, &user, now);
+        let mut ctx = self.context(message.chat.id, &user, now);
         ctx.is_new_user = is_new;
         ctx.message = Some(message);
         let mut out = Outcome::default();
@@ -208,23 +206,19 @@ impl Engine {
 
     async fn on_callback(
         &self,
-        update: &Update,
         query: &CallbackQuery,
         now: i64,
         finish: &mut Finish,
     ) -> Result<(), StoreError> {
         let mut delta = seen(&query.from, now);
         let before = self.store.user(query.from.id)?;
-        let (chat_id, chat_kind) = query
-            .message
-            .as_ref()
-            .map_or((query.from.id, ChatKind::Private), |m| {
-                (m.chat.id, m.chat.kind)
-            });
+        // A button under a message answers in that message's chat; an inline-mode
+        // button has no message, and answers in the user's private chat.
+        let chat_id = query.message.as_ref().map_or(query.from.id, |m| m.chat.id);
         let Some((user, is_new)) = self.admit(&mut delta, before, chat_id, finish) else {
             return Ok(());
         };
-        let mut ctx = self.context(update, chat_id, chat_kind, &user, now);
+        let mut ctx = self.context(chat_id, &user, now);
         ctx.is_new_user = is_new;
         ctx.message = query.message.as_ref();
         ctx.callback = Some(query);
@@ -299,18 +293,9 @@ impl Engine {
             .handler_done(route, started.elapsed().as_secs_f64());
     }
 
-    fn context<'a>(
-        &'a self,
-        update: &'a Update,
-        chat_id: i64,
-        chat_kind: ChatKind,
-        user: &'a UserRecord,
-        now: i64,
-    ) -> Context<'a> {
+    fn context<'a>(&'a self, chat_id: i64, user: &'a UserRecord, now: i64) -> Context<'a> {
         Context {
-            update,
             chat_id,
-            chat_kind,
             message: None,
             callback: None,
             args: "",

@@ -26,8 +26,8 @@ pub enum Target {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub text: Template,
-    pub reply_to_message: bool,
-    pub keyboard: Option<InlineKeyboardMarkup>,
+    pub(crate) reply_to_message: bool,
+    pub(crate) keyboard: Option<InlineKeyboardMarkup>,
 }
 
 /// What the engine asks the router about.
@@ -49,9 +49,9 @@ pub enum Incoming<'a> {
 
 /// A command for /help: its name and description.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandHelp {
-    pub name: String,
-    pub description: String,
+pub(crate) struct CommandHelp {
+    pub(crate) name: String,
+    pub(crate) description: String,
 }
 
 #[derive(Debug)]
@@ -75,7 +75,7 @@ pub struct RouterError {
 }
 
 /// The routes every bot has unless its config replaces them.
-pub fn builtin_routes() -> Vec<RouteConfig> {
+pub(crate) fn builtin_routes() -> Vec<RouteConfig> {
     let handler = |command: &str, handler, description: &str| RouteConfig {
         trigger: Trigger::Command(command.into()),
         target: TargetConfig::Handler { handler },
@@ -219,12 +219,12 @@ impl Router {
     }
 
     /// The commands and their descriptions, in table order, for /help.
-    pub fn commands(&self) -> &[CommandHelp] {
+    pub(crate) fn commands(&self) -> &[CommandHelp] {
         &self.help
     }
 
     /// Whether any route reacts to buttons; decides `allowed_updates`.
-    pub fn wants_callbacks(&self) -> bool {
+    pub(crate) fn wants_callbacks(&self) -> bool {
         !self.callbacks.is_empty()
     }
 }

@@ -4,7 +4,7 @@
 use crate::engine::context::{Context, Outcome};
 use crate::ml::Analysis;
 
-pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
+pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
     let replied = ctx
         .message
         .and_then(|m| m.reply_to_message.as_deref())
@@ -29,7 +29,7 @@ pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
 }
 
 /// The analysis in words a person reads at a glance.
-pub fn describe(analysis: &Analysis) -> String {
+pub(crate) fn describe(analysis: &Analysis) -> String {
     let spam = analysis.spam_probability();
     let verdict = match spam {
         p if p >= 0.9 => "very likely spam",

@@ -3,7 +3,7 @@
 
 use crate::engine::context::{Context, Outcome};
 
-pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
+pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
     let text = ctx.message.and_then(|m| m.text_or_caption());
     if let (Some(ml), Some(text)) = (ctx.ml, text)
         && let Some(answer) = ml.faq_answer(text).await

@@ -4,7 +4,7 @@
 use crate::engine::context::{Context, Outcome};
 use crate::store::records::{ConversationState, EventKind, Session, SessionChange};
 
-pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
+pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
     let Some(user_id) = ctx.user_id() else {
         return;
     };

@@ -2,7 +2,7 @@
 
 use crate::engine::context::{Context, Outcome};
 
-pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
+pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
     let mut text = String::from("Here is what I can do:");
     for command in ctx.router.commands() {
         text.push_str("\n/");

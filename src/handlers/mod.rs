@@ -18,7 +18,7 @@ use crate::engine::context::{Context, Outcome};
 use crate::engine::router::Target;
 
 /// The built-in handlers, as the engine runs them.
-pub struct BuiltIn;
+pub(crate) struct BuiltIn;
 
 #[async_trait::async_trait]
 impl Handlers for BuiltIn {
@@ -49,9 +49,9 @@ pub(crate) mod testing {
     use crate::engine::context::{Context, Outcome};
     use crate::engine::router::{Router, Target};
     use crate::store::records::{Role, UserRecord, UserStatus};
-    use crate::telegram::types::{ChatKind, Update};
+    use crate::telegram::types::Update;
 
-    pub fn user() -> UserRecord {
+    pub(crate) fn user() -> UserRecord {
         UserRecord {
             id: 7,
             username: Some("ada".into()),
@@ -68,14 +68,14 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn update(text: &str) -> Update {
+    pub(crate) fn update(text: &str) -> Update {
         let json = serde_json::json!({"update_id": 1, "message": {"message_id": 10, "date": 0,
             "chat": {"id": 7, "type": "private"}, "from": {"id": 7, "first_name": "Ada"}, "text": text}});
         Update::from_json(json.to_string().as_bytes()).unwrap()
     }
 
     /// Runs the handler behind `target` on `update` from `user`.
-    pub fn outcome(
+    pub(crate) fn outcome(
         target: &Target,
         update: &Update,
         user: &UserRecord,
@@ -87,9 +87,7 @@ pub(crate) mod testing {
             panic!("a message update")
         };
         let ctx = Context {
-            update,
             chat_id: message.chat.id,
-            chat_kind: ChatKind::Private,
             message: Some(message),
             callback: None,
             args,
@@ -111,7 +109,7 @@ pub(crate) mod testing {
     }
 
     /// The text of the only message an outcome sends.
-    pub fn sent_text(out: &crate::engine::context::Outcome) -> &str {
+    pub(crate) fn sent_text(out: &crate::engine::context::Outcome) -> &str {
         match out.actions.as_slice() {
             [crate::telegram::methods::Action::SendMessage(m)] => &m.text,
             other => panic!("expected one message, got {other:?}"),

@@ -3,7 +3,7 @@
 use crate::calendar::utc_minute;
 use crate::engine::context::{Context, Outcome};
 
-pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
+pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
     let Some(user) = ctx.user else {
         out.send(ctx, "I only keep profiles of people.".into());
         return;

@@ -6,7 +6,7 @@ use crate::engine::context::{Context, NoUser, Outcome};
 use crate::engine::router::Reply;
 use crate::telegram::methods::{Action, AnswerCallbackQuery};
 
-pub async fn handle(reply: &Reply, ctx: &Context<'_>, out: &mut Outcome) {
+pub(crate) async fn handle(reply: &Reply, ctx: &Context<'_>, out: &mut Outcome) {
     let text = match ctx.user {
         Some(user) => reply.text.render(user),
         None => reply.text.render(&NoUser),

@@ -5,7 +5,7 @@ use crate::engine::context::{Context, Outcome};
 use crate::store::records::EventKind;
 use crate::telegram::command::{DeepLink, parse_deep_link};
 
-pub async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
+pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
     let name = ctx.user.map_or("there", |u| u.first_name.as_str());
     match parse_deep_link(ctx.args) {
         Some(DeepLink::Referral(referrer)) if ctx.is_new_user => out.referrer = Some(referrer),

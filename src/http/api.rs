@@ -15,14 +15,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-pub const DEFAULT_LIMIT: usize = 50;
-pub const MAX_LIMIT: usize = 1000;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const MAX_LIMIT: usize = 1000;
 /// The most records one request looks at before it returns what it found so far.
 const SCAN_BUDGET: usize = 20_000;
 /// Records read per store call while scanning.
 const PAGE: usize = 500;
-pub const DEFAULT_STATS_DAYS: u32 = 7;
-pub const MAX_STATS_DAYS: u32 = 366;
+pub(crate) const DEFAULT_STATS_DAYS: u32 = 7;
+pub(crate) const MAX_STATS_DAYS: u32 = 366;
 /// Telegram's limit on the text of one message, in characters.
 const MAX_TEXT_CHARS: usize = 4096;
 const DAY_MS: i64 = 86_400_000;
@@ -51,16 +51,16 @@ fn limit(query: &Query) -> Result<usize, ApiError> {
 
 /// `GET /api/v1/users`: paging, search and status filter.
 #[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    pub limit: usize,
-    pub after: Option<i64>,
+pub(crate) struct UserFilter {
+    pub(crate) limit: usize,
+    pub(crate) after: Option<i64>,
     /// Lowercased; matched against the username and the full name.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     pub status: Option<UserStatus>,
 }
 
 impl UserFilter {
-    pub fn from_query(query: &Query) -> Result<UserFilter, ApiError> {
+    pub(crate) fn from_query(query: &Query) -> Result<UserFilter, ApiError> {
         let status = match query.get("status") {
             None => None,
             Some("active") => Some(UserStatus::Active),
@@ -96,7 +96,7 @@ impl UserFilter {
     }
 }
 
-pub async fn list_users(store: &Store, filter: UserFilter) -> Result<Value, ApiError> {
+pub(crate) async fn list_users(store: &Store, filter: UserFilter) -> Result<Value, ApiError> {
     blocking(store, move |store| {
         let mut found = Vec::new();
         let mut cursor = filter.after;
@@ -126,7 +126,7 @@ pub async fn list_users(store: &Store, filter: UserFilter) -> Result<Value, ApiE
     .await
 }
 
-pub fn get_user(store: &Store, id: i64) -> Result<Value, ApiError> {
+pub(crate) fn get_user(store: &Store, id: i64) -> Result<Value, ApiError> {
     let user = store.user(id)?.ok_or_else(|| unknown_user(id))?;
     Ok(json!(user))
 }
@@ -138,7 +138,7 @@ fn unknown_user(id: i64) -> ApiError {
 /// The body of `PATCH /api/v1/users/{id}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserChange {
+pub(crate) struct UserChange {
     pub role: Option<Role>,
     pub status: Option<SettableStatus>,
 }
@@ -146,7 +146,7 @@ pub struct UserChange {
 /// An admin bans and unbans; only Telegram says a user blocked the bot.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SettableStatus {
+pub(crate) enum SettableStatus {
     Active,
     Banned,
 }
@@ -155,7 +155,11 @@ pub enum SettableStatus {
 /// [`Store::update_user`] it neither creates a missing user nor moves `last_seen`: the
 /// lookup and the change share one transaction, and an admin's action is not the user
 /// being seen.
-pub async fn patch_user(store: &Store, id: i64, change: UserChange) -> Result<Value, ApiError> {
+pub(crate) async fn patch_user(
+    store: &Store,
+    id: i64,
+    change: UserChange,
+) -> Result<Value, ApiError> {
     if change.role.is_none() && change.status.is_none() {
         return Err(ApiError::new(
             422,
@@ -201,19 +205,19 @@ pub async fn delete_user(store: &Store, id: i64) -> Result<(), ApiError> {
 
 /// `GET /api/v1/events`: paging by sequence number, filter by type and time.
 #[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    pub limit: usize,
-    pub after: u64,
+pub(crate) struct EventFilter {
+    pub(crate) limit: usize,
+    pub(crate) after: u64,
     /// An [`EventKind::name`].
     pub kind: Option<String>,
     /// Unix milliseconds, inclusive.
-    pub since_ms: Option<i64>,
+    pub(crate) since_ms: Option<i64>,
     /// Unix milliseconds, exclusive.
-    pub until_ms: Option<i64>,
+    pub(crate) until_ms: Option<i64>,
 }
 
 impl EventFilter {
-    pub fn from_query(query: &Query) -> Result<EventFilter, ApiError> {
+    pub(crate) fn from_query(query: &Query) -> Result<EventFilter, ApiError> {
         Ok(EventFilter {
             limit: limit(query)?,
             after: query.number("after")?.unwrap_or(0),
@@ -231,7 +235,7 @@ impl EventFilter {
 }
 
 /// An event as the API shows it: the kind's name as `type`, its fields as `data`.
-pub fn event_json(seq: u64, event: &Event) -> Value {
+pub(crate) fn event_json(seq: u64, event: &Event) -> Value {
     let data = match serde_json::to_value(&event.kind) {
         // Variants with fields serialize as `{"name": {fields}}`, unit variants as a string.
         Ok(Value::Object(map)) => map.into_iter().next().map_or(Value::Null, |(_, v)| v),
@@ -247,7 +251,7 @@ pub fn event_json(seq: u64, event: &Event) -> Value {
     })
 }
 
-pub async fn list_events(store: &Store, filter: EventFilter) -> Result<Value, ApiError> {
+pub(crate) async fn list_events(store: &Store, filter: EventFilter) -> Result<Value, ApiError> {
     blocking(store, move |store| {
         let mut found = Vec::new();
         let mut cursor = filter.after;
@@ -311,7 +315,7 @@ struct Day {
 }
 
 /// `GET /api/v1/stats?days=N`: the last N UTC days, today included.
-pub async fn stats(store: &Store, days: u32) -> Result<Value, ApiError> {
+pub(crate) async fn stats(store: &Store, days: u32) -> Result<Value, ApiError> {
     if !(1..=MAX_STATS_DAYS).contains(&days) {
         return Err(ApiError::bad_request(format!(
             "days={days}: between 1 and {MAX_STATS_DAYS}"
@@ -425,14 +429,14 @@ fn status_name(status: UserStatus) -> &'static str {
 /// The body of `POST /api/v1/messages`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewMessage {
+pub(crate) struct NewMessage {
     pub user_id: i64,
     pub text: String,
 }
 
 /// Queues a message to a user's private chat (whose id is the user's id). The outbox
 /// makes it durable before this answers; the sender delivers it under the flood limits.
-pub async fn send_message(
+pub(crate) async fn send_message(
     store: &Store,
     outbox: &Outbox,
     message: NewMessage,

@@ -29,7 +29,6 @@ use crate::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
 pub use admin::serve_admin;
-pub use routes::{Admin, Reply, Request};
 
 /// What the admin listener works with; built once by `edgebot serve`.
 pub struct AdminState {

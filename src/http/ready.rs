@@ -17,23 +17,23 @@ use std::path::Path;
 use std::time::Duration;
 
 /// How long the probe commit may take before the store counts as stuck.
-pub const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Below this much free space on the store's file system, the store is not ready.
-pub const MIN_FREE_BYTES: u64 = 16 << 20;
+pub(crate) const MIN_FREE_BYTES: u64 = 16 << 20;
 
 /// The outcome of each check, in a fixed order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Readiness {
-    pub checks: Vec<(&'static str, Result<(), String>)>,
+pub(crate) struct Readiness {
+    pub(crate) checks: Vec<(&'static str, Result<(), String>)>,
 }
 
 impl Readiness {
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.checks.iter().all(|(_, outcome)| outcome.is_ok())
     }
 
     /// 200 `{"status":"ready",…}` or 503 `{"status":"unavailable",…}`, naming each check.
-    pub fn reply(&self) -> Reply {
+    pub(crate) fn reply(&self) -> Reply {
         let checks: Map<String, Value> = self
             .checks
             .iter()
@@ -54,7 +54,7 @@ impl Readiness {
     }
 }
 
-pub async fn check(state: &AdminState) -> Readiness {
+pub(crate) async fn check(state: &AdminState) -> Readiness {
     let now = now_secs();
     let telegram = if state.health.api_reachable(now) {
         Ok(())

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Everything under this prefix needs the bearer token.
-pub const API_PREFIX: &str = "/api/v1";
+pub(crate) const API_PREFIX: &str = "/api/v1";
 
 /// The HTTP methods the table uses; anything else is `Other` and gets a 405.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub fn parse(method: &str) -> Verb {
+    pub(crate) fn parse(method: &str) -> Verb {
         match method {
             "GET" => Verb::Get,
             "POST" => Verb::Post,
@@ -48,7 +48,7 @@ impl Verb {
 
 /// What a route does; [`Admin::handle`] runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     Health,
     Ready,
     Metrics,
@@ -68,7 +68,7 @@ pub enum Endpoint {
 pub struct Route {
     pub verb: Verb,
     pub pattern: &'static str,
-    pub endpoint: Endpoint,
+    pub(crate) endpoint: Endpoint,
 }
 
 const fn route(verb: Verb, pattern: &'static str, endpoint: Endpoint) -> Route {
@@ -96,16 +96,16 @@ pub const ROUTES: &[Route] = &[
 
 /// The `{name}` segments a pattern captured.
 #[derive(Debug, Default)]
-pub struct Params<'a>(Vec<(&'static str, &'a str)>);
+pub(crate) struct Params<'a>(Vec<(&'static str, &'a str)>);
 
 impl<'a> Params<'a> {
-    pub fn get(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'a str> {
         self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 }
 
 /// Matches `path` against `pattern`, segment by segment.
-pub fn match_pattern<'a>(pattern: &'static str, path: &'a str) -> Option<Params<'a>> {
+pub(crate) fn match_pattern<'a>(pattern: &'static str, path: &'a str) -> Option<Params<'a>> {
     let mut params = Params::default();
     let mut want = pattern.split('/');
     let mut have = path.split('/');
@@ -125,31 +125,31 @@ pub fn match_pattern<'a>(pattern: &'static str, path: &'a str) -> Option<Params<
 
 /// A request as the handlers see it.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub verb: Verb,
     pub path: &'a str,
     /// The raw query string, without the `?`.
-    pub query: &'a str,
+    pub(crate) query: &'a str,
     /// The value of the `Authorization` header.
-    pub authorization: Option<&'a [u8]>,
-    pub body: &'a [u8],
+    pub(crate) authorization: Option<&'a [u8]>,
+    pub(crate) body: &'a [u8],
 }
 
 /// What goes back: a status, a content type, a body and any extra headers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: Vec<(&'static str, String)>,
 }
 
-pub const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 /// What prometheus-client's text encoder writes (it ends with `# EOF`).
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 impl Reply {
-    pub fn json(status: u16, value: &Value) -> Reply {
+    pub(crate) fn json(status: u16, value: &Value) -> Reply {
         Reply {
             status,
             content_type: JSON,
@@ -158,7 +158,7 @@ impl Reply {
         }
     }
 
-    pub fn empty(status: u16) -> Reply {
+    pub(crate) fn empty(status: u16) -> Reply {
         Reply {
             status,
             content_type: JSON,
@@ -173,8 +173,8 @@ impl Reply {
 #[error("{code}: {message}")]
 pub struct ApiError {
     pub status: u16,
-    pub code: &'static str,
-    pub message: String,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl ApiError {
@@ -186,15 +186,15 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "bad_request", message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(404, "not_found", message)
     }
 
-    pub fn reply(&self) -> Reply {
+    pub(crate) fn reply(&self) -> Reply {
         Reply::json(
             self.status,
             &json!({ "error": { "code": self.code, "message": self.message } }),
@@ -210,7 +210,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// The admin listener's request handling, without the socket.
-pub struct Admin {
+pub(crate) struct Admin {
     state: Arc<AdminState>,
     active_users: ActiveUsersCache,
 }
@@ -223,7 +223,7 @@ impl Admin {
         }
     }
 
-    pub async fn handle(&self, req: Request<'_>) -> Reply {
+    pub(crate) async fn handle(&self, req: Request<'_>) -> Reply {
         let is_api = req.path == API_PREFIX
             || req
                 .path
@@ -358,10 +358,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 
 /// The decoded `name=value` pairs of a query string.
 #[derive(Debug, Default)]
-pub struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    pub fn parse(raw: &str) -> Query {
+    pub(crate) fn parse(raw: &str) -> Query {
         Query(
             raw.split('&')
                 .filter(|pair| !pair.is_empty())
@@ -374,7 +374,7 @@ impl Query {
     }
 
     /// The last value given for `name`; an empty value counts as absent.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -382,7 +382,7 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    pub(crate) fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
         self.get(name)
             .map(|v| {
                 v.parse()

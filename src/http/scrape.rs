@@ -12,20 +12,21 @@ use crate::telemetry::metrics::WindowLabels;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-pub const ACTIVE_USERS_TTL: Duration = Duration::from_secs(30);
+pub(crate) const ACTIVE_USERS_TTL: Duration = Duration::from_secs(30);
 /// Users read per store call while counting.
 const PAGE: usize = 1000;
 
 /// The windows of `edgebot_active_users`, with their length in seconds.
-pub const WINDOWS: [(&str, i64); 3] = [("24h", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
+pub(crate) const WINDOWS: [(&str, i64); 3] =
+    [("24h", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
 
 /// How many users were seen within each of [`WINDOWS`], in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ActiveUsers(pub [u64; 3]);
+pub(crate) struct ActiveUsers(pub [u64; 3]);
 
 /// Counts users by `last_seen` over pages that `page(after, limit)` returns in id order
 /// (as [`Store::users`] does); a page shorter than asked for is the last.
-pub fn count_active_users<E>(
+pub(crate) fn count_active_users<E>(
     mut page: impl FnMut(Option<i64>, usize) -> Result<Vec<UserRecord>, E>,
     now: i64,
 ) -> Result<ActiveUsers, E> {
@@ -50,12 +51,12 @@ pub fn count_active_users<E>(
 /// The last count and when it was taken. Scrapes that find it stale wait for one scan
 /// rather than each starting their own.
 #[derive(Debug, Default)]
-pub struct ActiveUsersCache {
+pub(crate) struct ActiveUsersCache {
     last: Mutex<Option<(Instant, ActiveUsers)>>,
 }
 
 impl ActiveUsersCache {
-    pub async fn get(&self, store: &Store) -> Result<ActiveUsers, StoreError> {
+    pub(crate) async fn get(&self, store: &Store) -> Result<ActiveUsers, StoreError> {
         let mut last = self.last.lock().await;
         if let Some((at, counts)) = *last
             && at.elapsed() < ACTIVE_USERS_TTL
@@ -75,7 +76,7 @@ impl ActiveUsersCache {
 
 /// Refreshes the scrape-time gauges and encodes every metric. A store that cannot be
 /// read leaves its gauges as they were: the counters are still worth scraping.
-pub async fn render(state: &AdminState, cache: &ActiveUsersCache) -> String {
+pub(crate) async fn render(state: &AdminState, cache: &ActiveUsersCache) -> String {
     let metrics = &state.metrics;
     let store = state.store.clone();
     let stats = tokio::task::spawn_blocking(move || store.stats()).await;

@@ -28,7 +28,7 @@ enum Kind {
 pub(crate) struct Fnv1a(u64);
 
 impl Fnv1a {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self(FNV_OFFSET)
     }
 

@@ -14,7 +14,7 @@ mod pool;
 use std::path::{Path, PathBuf};
 
 pub(crate) use labels::{Label, names};
-pub use labels::{SentimentLabel, SpamLabel};
+pub(crate) use labels::{SentimentLabel, SpamLabel};
 pub(crate) use pool::InferencePool;
 
 use crate::ml::model::{HashBag, argmax};

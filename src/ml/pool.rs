@@ -26,7 +26,7 @@ pub(crate) struct InferencePool {
 impl InferencePool {
     /// Starts `threads` workers (at least one) behind a queue of `queue` requests (at least
     /// one); callers wait for room when it is full, which is the back-pressure.
-    pub(crate) fn new(models: Arc<Models>, threads: usize, queue: usize) -> Self {
+    pub fn new(models: Arc<Models>, threads: usize, queue: usize) -> Self {
         let (tx, batches) = batch::channel::<Job>(queue, MAX_BATCH);
         let workers = (0..threads.max(1))
             .map(|i| {

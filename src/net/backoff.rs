@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     start: Duration,
     max: Duration,
     next: Duration,
@@ -22,14 +22,14 @@ impl Backoff {
 
     /// The wait before the next attempt; each call doubles the following one, up to the
     /// cap.
-    pub fn next_wait(&mut self) -> Duration {
+    pub(crate) fn next_wait(&mut self) -> Duration {
         let nominal = self.next;
         self.next = (self.next * 2).min(self.max);
         nominal.mul_f64(0.5 + fastrand::f64())
     }
 
     /// After a success: the next failure waits the shortest time again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.start;
     }
 }

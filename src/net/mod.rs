@@ -3,7 +3,7 @@
 //! resolved by the pure-Rust resolver, so a static binary never calls glibc's
 //! `getaddrinfo` and its NSS modules.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod resolver;
 pub mod server;
 
@@ -11,10 +11,10 @@ use crate::net::resolver::{PureResolver, ResolverError};
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::time::Duration;
 
-pub type Connector = hyper_rustls::HttpsConnector<HttpConnector<PureResolver>>;
+pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector<PureResolver>>;
 
 /// A connector for `https://` and plain `http://` URLs (a local Bot API server, a test).
-pub fn https_connector(connect_timeout: Duration) -> Result<Connector, ResolverError> {
+pub(crate) fn https_connector(connect_timeout: Duration) -> Result<Connector, ResolverError> {
     let mut http = HttpConnector::new_with_resolver(PureResolver::from_system()?);
     http.enforce_http(false);
     http.set_nodelay(true);

@@ -55,7 +55,7 @@ const HOSTS: &str = "/etc/hosts";
 
 /// Errors from building the resolver or resolving a name.
 #[derive(Debug, thiserror::Error)]
-pub enum ResolverError {
+pub(crate) enum ResolverError {
     /// The resolver configuration exists but could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -89,7 +89,7 @@ pub enum ResolverError {
 ///
 /// Cheap to clone: clones share one cache and one set of name-server connections.
 #[derive(Clone)]
-pub struct PureResolver {
+pub(crate) struct PureResolver {
     inner: TokioResolver,
     hosts: Arc<Hosts>,
 }
@@ -102,7 +102,7 @@ impl PureResolver {
     ///
     /// When `/etc/resolv.conf` or `/etc/hosts` exists but cannot be read, or
     /// `/etc/resolv.conf` names no usable name server.
-    pub fn from_system() -> Result<PureResolver, ResolverError> {
+    pub(crate) fn from_system() -> Result<PureResolver, ResolverError> {
         Self::from_files(Path::new(RESOLV_CONF), Path::new(HOSTS))
     }
 

@@ -28,13 +28,13 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Names the listener in logs.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Connections served at once; more wait in the kernel's accept queue.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// How long a client may take to send its headers.
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// After shutdown, how long requests in flight may take to finish.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
 }
 
 impl Options {
@@ -103,7 +103,7 @@ pub async fn serve<H: Handler>(
 /// Serves one connection (a TCP stream, or any byte stream: the fuzzer feeds raw request
 /// bytes through an in-memory pipe) until it closes, or until `shutdown` fires and its
 /// request in flight is answered.
-pub async fn serve_connection<H, I>(
+pub(crate) async fn serve_connection<H, I>(
     handler: Arc<H>,
     io: I,
     options: Options,

@@ -48,7 +48,7 @@ pub enum CodecError {
 
 impl CodecError {
     /// Whether the value is most likely a newer edgebot's, rather than damaged.
-    pub(crate) fn is_newer(&self) -> bool {
+    pub fn is_newer(&self) -> bool {
         matches!(self, CodecError::UnknownVersion(_))
     }
 }

@@ -27,7 +27,7 @@ impl Store {
         ))
     }
 
-    pub async fn put_embedding(
+    pub(crate) async fn put_embedding(
         &self,
         model: u64,
         text: u64,

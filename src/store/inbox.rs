@@ -81,7 +81,7 @@ impl Store {
     }
 
     /// Durably records a batch of updates in one transaction: each is new or a duplicate.
-    pub async fn append_inbox_batch(
+    pub(crate) async fn append_inbox_batch(
         &self,
         items: Vec<(i64, bytes::Bytes)>,
     ) -> Result<Vec<Appended>, StoreError> {
@@ -97,7 +97,7 @@ impl Store {
     /// Keeps a body that did not parse, for inspection; returns its sequence number. When
     /// its `update_id` could still be read, the id counts as finished, so a redelivery is
     /// skipped and long polling moves past it.
-    pub async fn record_malformed(
+    pub(crate) async fn record_malformed(
         &self,
         record: MalformedUpdate,
         update_id: Option<i64>,

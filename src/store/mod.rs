@@ -28,7 +28,7 @@ pub use error::StoreError;
 pub use inbox::{Appended, Finish, Finished};
 pub use records::{OutboxCall, OutboxEntry};
 pub use tables::Tables;
-pub use writer::CommitObserver;
+pub(crate) use writer::CommitObserver;
 
 use redb::{Database, ReadableDatabase};
 use serde::Serialize;
@@ -125,12 +125,12 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.inner.path
     }
 
     /// Reports each group commit's duration and size to `observer` from now on.
-    pub fn observe_commits(&self, observer: CommitObserver) {
+    pub(crate) fn observe_commits(&self, observer: CommitObserver) {
         *self
             .inner
             .observer

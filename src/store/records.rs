@@ -61,7 +61,7 @@ pub struct UserDelta {
     /// Messages to add to `message_count`.
     pub messages: u64,
     /// Unix seconds of the update; becomes `last_seen` (and `first_seen` for a new user).
-    pub seen_at: i64,
+    pub(crate) seen_at: i64,
     /// The referrer, recorded only when this delta creates the user.
     pub referrer: Option<i64>,
     pub status: Option<UserStatus>,
@@ -82,7 +82,7 @@ impl UserDelta {
     }
 
     /// The record as it is after this change, from what was stored before it.
-    pub fn apply(&self, before: Option<UserRecord>) -> UserRecord {
+    pub(crate) fn apply(&self, before: Option<UserRecord>) -> UserRecord {
         let mut user = before.unwrap_or_else(|| UserRecord {
             id: self.id,
             username: None,
@@ -185,7 +185,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             EventKind::UserJoined { .. } => "user_joined",
             EventKind::Command { .. } => "command",
@@ -218,7 +218,7 @@ pub struct OutboxCall {
     /// order; `None` for calls that write to no chat (answering a callback query).
     pub chat_id: Option<i64>,
     /// The method's parameters: the JSON body of the call.
-    pub params: Vec<u8>,
+    pub(crate) params: Vec<u8>,
 }
 
 /// A call waiting in the outbox, with the update that caused it (0 for none).

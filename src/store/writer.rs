@@ -93,7 +93,7 @@ impl<T: Send> Job for Pending<T> {
 }
 
 /// Told the duration and job count of every commit (for the metrics).
-pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
+pub(crate) type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
 
 /// The handle through which tasks submit writes.
 #[derive(Clone)]

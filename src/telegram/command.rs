@@ -30,7 +30,10 @@ pub enum CommandParse<'a> {
 const MAX_COMMAND_LEN: usize = 32;
 
 /// Parses the command at the start of `message`'s text, if any.
-pub fn parse_message<'a>(message: &'a Message, bot_username: Option<&str>) -> CommandParse<'a> {
+pub(crate) fn parse_message<'a>(
+    message: &'a Message,
+    bot_username: Option<&str>,
+) -> CommandParse<'a> {
     match message.text.as_deref() {
         Some(text) => parse(text, &message.entities, bot_username),
         None => CommandParse::NotACommand,

@@ -79,7 +79,7 @@ impl Action {
     }
 
     /// The Bot API method this action calls.
-    pub fn method(&self) -> &'static str {
+    pub(crate) fn method(&self) -> &'static str {
         match self {
             Action::SendMessage(_) => "sendMessage",
             Action::EditMessageText(_) => "editMessageText",
@@ -91,7 +91,7 @@ impl Action {
 
     /// The chat this action writes to, which puts it under that chat's flood limit and
     /// ordering. Answering a callback query writes to no chat.
-    pub fn chat_id(&self) -> Option<i64> {
+    pub(crate) fn chat_id(&self) -> Option<i64> {
         match self {
             Action::SendMessage(a) => Some(a.chat_id),
             Action::EditMessageText(a) => Some(a.chat_id),
@@ -102,7 +102,7 @@ impl Action {
     }
 
     /// The method's parameters as the JSON body of the call.
-    pub fn params_json(&self) -> Vec<u8> {
+    pub(crate) fn params_json(&self) -> Vec<u8> {
         // These payloads are plain structs of strings and numbers: serialization cannot fail.
         let encoded = match self {
             Action::SendMessage(p) => serde_json::to_vec(p),

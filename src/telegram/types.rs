@@ -214,7 +214,7 @@ where
 pub struct User {
     pub id: i64,
     #[serde(default)]
-    pub is_bot: bool,
+    pub(crate) is_bot: bool,
     #[serde(default)]
     pub first_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,7 +243,7 @@ pub struct Chat {
     #[serde(rename = "type")]
     pub kind: ChatKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
@@ -305,27 +305,27 @@ pub struct MessageEntity {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Message {
     pub message_id: i64,
-    pub date: i64,
+    pub(crate) date: i64,
     pub chat: Chat,
     #[serde(default, deserialize_with = "lenient")]
     pub from: Option<User>,
     #[serde(default, deserialize_with = "lenient")]
-    pub message_thread_id: Option<i64>,
+    pub(crate) message_thread_id: Option<i64>,
     #[serde(default, deserialize_with = "lenient")]
     pub text: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
-    pub caption: Option<String>,
+    pub(crate) caption: Option<String>,
     #[serde(default, deserialize_with = "lenient_list")]
-    pub entities: Vec<MessageEntity>,
+    pub(crate) entities: Vec<MessageEntity>,
     #[serde(default, deserialize_with = "lenient")]
-    pub reply_to_message: Option<Box<Message>>,
+    pub(crate) reply_to_message: Option<Box<Message>>,
     #[serde(default, deserialize_with = "lenient_list")]
-    pub new_chat_members: Vec<User>,
+    pub(crate) new_chat_members: Vec<User>,
 }
 
 impl Message {
     /// The words of the message: its text, or the caption of its media.
-    pub fn text_or_caption(&self) -> Option<&str> {
+    pub(crate) fn text_or_caption(&self) -> Option<&str> {
         self.text.as_deref().or(self.caption.as_deref())
     }
 }
@@ -336,9 +336,9 @@ pub struct CallbackQuery {
     pub from: User,
     /// Absent for inline-mode messages; an inaccessible message still has its chat.
     #[serde(default, deserialize_with = "lenient")]
-    pub message: Option<Message>,
+    pub(crate) message: Option<Message>,
     #[serde(default, deserialize_with = "lenient")]
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -346,20 +346,20 @@ pub struct InlineQuery {
     pub id: String,
     pub from: User,
     #[serde(default)]
-    pub query: String,
+    pub(crate) query: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ChatMember {
+pub(crate) struct ChatMember {
     pub status: ChatMemberStatus,
-    pub user: User,
+    pub(crate) user: User,
 }
 
 /// A member's standing in a chat. In a private chat, `Kicked` means the user blocked the
 /// bot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ChatMemberStatus {
+pub(crate) enum ChatMemberStatus {
     Creator,
     Administrator,
     Member,
@@ -375,18 +375,18 @@ pub enum ChatMemberStatus {
 pub struct ChatMemberUpdated {
     pub chat: Chat,
     pub from: User,
-    pub date: i64,
+    pub(crate) date: i64,
     #[serde(default, deserialize_with = "lenient")]
-    pub old_chat_member: Option<ChatMember>,
+    pub(crate) old_chat_member: Option<ChatMember>,
     #[serde(default, deserialize_with = "lenient")]
-    pub new_chat_member: Option<ChatMember>,
+    pub(crate) new_chat_member: Option<ChatMember>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ChatJoinRequest {
     pub chat: Chat,
     pub from: User,
-    pub date: i64,
+    pub(crate) date: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -394,8 +394,8 @@ pub struct MessageReactionUpdated {
     pub chat: Chat,
     pub message_id: i64,
     #[serde(default, deserialize_with = "lenient")]
-    pub user: Option<User>,
-    pub date: i64,
+    pub(crate) user: Option<User>,
+    pub(crate) date: i64,
 }
 
 /// One button of an inline keyboard: it either sends callback data or opens a URL.

@@ -53,13 +53,13 @@ impl Health {
     }
 
     /// Telegram is reachable when a call succeeded recently and no failure came after it.
-    pub fn api_reachable(&self, now: i64) -> bool {
+    pub(crate) fn api_reachable(&self, now: i64) -> bool {
         let success = self.last_api_success.load(Ordering::Relaxed);
         let failure = self.last_api_failure.load(Ordering::Relaxed);
         success > 0 && success >= failure && now - success <= API_FRESHNESS_SECS
     }
 
-    pub fn models(&self) -> ModelsState {
+    pub(crate) fn models(&self) -> ModelsState {
         ModelsState::from_u8(self.models.load(Ordering::Relaxed))
     }
 }

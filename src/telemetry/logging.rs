@@ -16,8 +16,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// The variable holding the filter, in `EnvFilter` syntax (`info,edgebot=debug`).
-pub const FILTER_VAR: &str = "EDGEBOT_LOG";
-pub const DEFAULT_FILTER: &str = "info";
+pub(crate) const FILTER_VAR: &str = "EDGEBOT_LOG";
+pub(crate) const DEFAULT_FILTER: &str = "info";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -40,7 +40,7 @@ pub enum Format {
 
 impl Format {
     /// Human at a terminal, JSON otherwise.
-    pub fn for_stderr() -> Format {
+    pub(crate) fn for_stderr() -> Format {
         if std::io::stderr().is_terminal() {
             Format::Human
         } else {

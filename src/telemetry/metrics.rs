@@ -15,51 +15,51 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpdateLabels {
+pub(crate) struct UpdateLabels {
     pub kind: String,
-    pub transport: &'static str,
+    pub(crate) transport: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
+pub(crate) struct RouteLabels {
+    pub(crate) route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabels {
+pub(crate) struct CallLabels {
     pub method: &'static str,
-    pub outcome: &'static str,
+    pub(crate) outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModelLabels {
-    pub model: &'static str,
+pub(crate) struct ModelLabels {
+    pub(crate) model: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WindowLabels {
-    pub window: &'static str,
+pub(crate) struct WindowLabels {
+    pub(crate) window: &'static str,
 }
 
 /// Every metric, registered once at start.
 pub struct Metrics {
     registry: Registry,
-    pub updates_received: Family<UpdateLabels, Counter>,
-    pub updates_duplicate: Counter,
-    pub updates_malformed: Counter,
-    pub handler_seconds: Family<RouteLabels, Histogram>,
-    pub outbound_calls: Family<CallLabels, Counter>,
-    pub outbound_seconds: Histogram,
-    pub rate_limited: Counter,
-    pub rate_limit_wait_seconds: Counter<f64, AtomicU64>,
-    pub inbound_dropped: Counter,
-    pub inbox_depth: Gauge,
-    pub outbox_depth: Gauge,
-    pub store_bytes: Gauge,
-    pub store_commit_seconds: Histogram,
-    pub inference_seconds: Family<ModelLabels, Histogram>,
-    pub active_users: Family<WindowLabels, Gauge>,
-    pub resident_memory_bytes: Gauge,
+    pub(crate) updates_received: Family<UpdateLabels, Counter>,
+    pub(crate) updates_duplicate: Counter,
+    pub(crate) updates_malformed: Counter,
+    pub(crate) handler_seconds: Family<RouteLabels, Histogram>,
+    pub(crate) outbound_calls: Family<CallLabels, Counter>,
+    pub(crate) outbound_seconds: Histogram,
+    pub(crate) rate_limited: Counter,
+    pub(crate) rate_limit_wait_seconds: Counter<f64, AtomicU64>,
+    pub(crate) inbound_dropped: Counter,
+    pub(crate) inbox_depth: Gauge,
+    pub(crate) outbox_depth: Gauge,
+    pub(crate) store_bytes: Gauge,
+    pub(crate) store_commit_seconds: Histogram,
+    pub(crate) inference_seconds: Family<ModelLabels, Histogram>,
+    pub(crate) active_users: Family<WindowLabels, Gauge>,
+    pub(crate) resident_memory_bytes: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -187,14 +187,14 @@ impl Metrics {
             .inc();
     }
 
-    pub fn outbound_call(&self, method: &'static str, outcome: &'static str, seconds: f64) {
+    pub(crate) fn outbound_call(&self, method: &'static str, outcome: &'static str, seconds: f64) {
         self.outbound_calls
             .get_or_create(&CallLabels { method, outcome })
             .inc();
         self.outbound_seconds.observe(seconds);
     }
 
-    pub fn handler_done(&self, route: &str, seconds: f64) {
+    pub(crate) fn handler_done(&self, route: &str, seconds: f64) {
         self.handler_seconds
             .get_or_create(&RouteLabels {
                 route: route.to_owned(),
@@ -203,7 +203,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         self.resident_memory_bytes.set(resident_memory_bytes());
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -26,9 +26,9 @@ use tracing_opentelemetry::OpenTelemetryLayer;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The base URL of the collector; `/v1/traces` is appended.
-pub const ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub(crate) const ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// The full URL for traces; used as it is, and preferred over [`ENDPOINT_VAR`].
-pub const TRACES_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub(crate) const TRACES_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// One export (one batch of spans) may take this long, connection included.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A collector's answer is a small status; anything larger is not read.
@@ -55,7 +55,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// The pipeline the environment asks for; `None` when no endpoint is set.
-    pub fn from_env() -> Result<Option<Pipeline>, OtelError> {
+    pub(crate) fn from_env() -> Result<Option<Pipeline>, OtelError> {
         Pipeline::from_lookup(|var| std::env::var(var).ok())
     }
 

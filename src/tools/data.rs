@@ -63,7 +63,7 @@ pub(crate) enum Split {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Example {
-    pub(crate) text: String,
+    pub text: String,
     pub(crate) label: usize,
 }
 

@@ -85,7 +85,7 @@ const REFERENCE_SENTENCES: [&str; 16] = [
 #[derive(Debug, Clone)]
 pub(crate) struct ImportReport {
     pub(crate) out: PathBuf,
-    pub(crate) file_bytes: u64,
+    pub file_bytes: u64,
     pub(crate) tensors: usize,
     pub(crate) quantized_tensors: usize,
     pub(crate) vocab_size: usize,

@@ -19,7 +19,7 @@ pub(crate) struct ClassScores {
 }
 
 impl Confusion {
-    pub(crate) fn new(labels: &[&str]) -> Self {
+    pub fn new(labels: &[&str]) -> Self {
         Self {
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
             matrix: vec![vec![0; labels.len()]; labels.len()],

@@ -91,7 +91,11 @@ impl<'e> Console<'e> {
     }
 
     /// Sends one line to the bot and prints what it answers.
-    pub async fn say(&mut self, text: &str, output: &mut impl Write) -> Result<(), ConsoleError> {
+    pub(crate) async fn say(
+        &mut self,
+        text: &str,
+        output: &mut impl Write,
+    ) -> Result<(), ConsoleError> {
         let update_id = self.engine.store().next_console_update_id().await?;
         let kind = match self.pressed_button(text) {
             Some((message_id, button)) => match (button.callback_data, button.url) {

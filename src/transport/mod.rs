@@ -3,5 +3,5 @@
 //! inbox; nothing past the inbox knows which one runs.
 
 pub mod console;
-pub mod polling;
+pub(crate) mod polling;
 pub mod webhook;

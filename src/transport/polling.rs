@@ -29,19 +29,19 @@ pub enum PollError {
     Store(#[from] crate::store::StoreError),
 }
 
-pub struct Poller {
-    pub client: Client,
+pub(crate) struct Poller {
+    pub(crate) client: Client,
     pub store: Store,
     pub inbox: Inbox,
     pub health: Arc<Health>,
-    pub timeout_secs: u32,
-    pub allowed_updates: Vec<&'static str>,
+    pub(crate) timeout_secs: u32,
+    pub(crate) allowed_updates: Vec<&'static str>,
 }
 
 impl Poller {
     /// Polls until `shutdown` resolves. An update already fetched is committed before the
     /// loop stops.
-    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), PollError> {
+    pub(crate) async fn run(self, mut shutdown: Shutdown) -> Result<(), PollError> {
         let mut offset = self.store.poll_offset()?;
         let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
         tracing::info!(offset, "long polling started");

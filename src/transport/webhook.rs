@@ -30,7 +30,7 @@ const MAX_CONNECTIONS: usize = 1024;
 
 pub struct WebhookServer {
     pub path: String,
-    pub secret: Secret,
+    pub(crate) secret: Secret,
     pub max_body_bytes: usize,
     pub inbox: Inbox,
     closing: AtomicBool,
@@ -144,7 +144,7 @@ fn reply(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// The path part of the webhook URL, which is all the listener serves.
-pub fn path_of(url: &str) -> String {
+pub(crate) fn path_of(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     match after_scheme.find('/') {
         Some(i) => after_scheme[i..]

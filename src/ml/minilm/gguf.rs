@@ -101,7 +101,7 @@ impl<'a> GgufFile<'a> {
             .collect()
     }
 
-    pub(crate) fn config(&self) -> Result<BertConfig, EmbedError> {
+    pub fn config(&self) -> Result<BertConfig, EmbedError> {
         let pooling = self.u32(KEY_POOLING)?;
         if pooling != POOLING_MEAN {
             return Err(EmbedError::Format(format!(

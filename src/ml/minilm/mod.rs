@@ -52,7 +52,7 @@ pub struct Embedder {
 
 impl Embedder {
     /// Parses a GGUF produced by `edgebot model import-minilm`.
-    pub(crate) fn from_gguf_bytes(bytes: &[u8]) -> Result<Embedder, EmbedError> {
+    pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Embedder, EmbedError> {
         let file = gguf::GgufFile::parse(bytes)?;
         let tokenizer = tokenizer::WordPiece::from_gguf(&file)?;
         let model = model::Bert::load(&file.config()?, |name| file.tensor(name))?;

@@ -27,12 +27,7 @@ impl EmbedPool {
     /// candle's own worker pool, sized by `CANDLE_NUM_THREADS` (default: the physical cores),
     /// so one thread is usually right; more only help overlap tokenisation and pooling with
     /// another batch's matmuls.
-    pub(crate) fn new(
-        embedder: Arc<Embedder>,
-        threads: usize,
-        max_batch: usize,
-        queue: usize,
-    ) -> Self {
+    pub fn new(embedder: Arc<Embedder>, threads: usize, max_batch: usize, queue: usize) -> Self {
         let (jobs, batches) = batch::channel(queue, max_batch);
         for i in 0..threads.max(1) {
             let embedder = Arc::clone(&embedder);

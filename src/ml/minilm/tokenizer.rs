@@ -82,7 +82,7 @@ impl WordPiece {
 
     /// Builds the tokenizer through its serialised form, the one constructor of the
     /// `tokenizers` crate that takes every BERT setting and a plain vocabulary map.
-    pub(crate) fn new(s: &TokenizerSettings) -> Result<Self, EmbedError> {
+    pub fn new(s: &TokenizerSettings) -> Result<Self, EmbedError> {
         let vocab: serde_json::Map<String, serde_json::Value> = s
             .vocab
             .iter()
