@@ -8,9 +8,9 @@
 //!                                    → handler → one commit
 //! ```
 //!
-//! * A **transport** turns what arrives into one [`telegram::types::Update`]: the console
-//!   ([`console`]) for a person at a terminal. The rest of the program does not know
-//!   which transport runs.
+//! * A **transport** ([`transport`]) turns what arrives into one
+//!   [`telegram::types::Update`]: the webhook, long polling, or the console for a person
+//!   at a terminal. The rest of the program does not know which transport runs.
 //! * The **engine** ([`engine::Engine`]) asks the guard ([`engine::guard`]) whether the
 //!   sender may pass, parses the command ([`telegram::command`]), looks up the route
 //!   ([`engine::router`]) and runs the handler ([`handlers`]). Handlers are plain async
@@ -22,6 +22,11 @@
 //!   go through one writer thread that group-commits them.
 //! * The configuration ([`config`]) builds the routing table; with no file at all the
 //!   built-in routes make a useful bot.
+//! * [`app::runtime`] wires the parts one way for every command and test.
+//!
+//! Top-level modules import only downward; ARCHITECTURE.md has the table, and
+//! `tests/layers.rs` enforces it. Items are `pub(crate)` unless the binary, the tests,
+//! the benches or the fuzz targets need them.
 
 pub mod app;
 pub mod batch;
