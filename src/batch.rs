@@ -80,11 +80,11 @@ impl<T> Batches<T> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn takes_what_waits_up_to_the_maximum_then_ends_when_closed() {
+    #[test]
+    fn takes_what_waits_up_to_the_maximum_then_ends_when_closed() {
         let (tx, batches) = channel(16, 3);
         for i in 0..5 {
-            tx.send(i).await.unwrap();
+            tx.0.try_send(i).unwrap();
         }
         assert_eq!(batches.next_batch(), Some(vec![0, 1, 2]));
         assert_eq!(batches.next_batch(), Some(vec![3, 4]));
