@@ -566,6 +566,8 @@ impl Call<'_> {
             }
             _ => {}
         }
+        // What the overrides built by hand (poll options) gets its required fields.
+        shape::complete(ty, &mut value, &hints, 0);
         value
     }
 
