@@ -189,6 +189,8 @@ fn calls(shared: &Shared, query: &str) -> Result<Value, ControlError> {
     let since = integer("since")?.unwrap_or(0);
     let method = filters.get("method").and_then(Value::as_str);
     let recorded = lock(&shared.calls);
+    // Read under the same lock as the list, so no call falls between the two.
+    let last_seq = shared.last_seq_locked(&recorded);
     let selected: Vec<Value> = recorded
         .iter()
         .filter(|c| i64::try_from(c.seq).is_ok_and(|seq| seq > since))
@@ -196,7 +198,8 @@ fn calls(shared: &Shared, query: &str) -> Result<Value, ControlError> {
         .filter(|c| chat_id.is_none_or(|id| c.chat_id == Some(id)))
         .map(call_json)
         .collect();
-    Ok(json!({ "ok": true, "calls": selected, "last_seq": shared.last_seq() }))
+    drop(recorded);
+    Ok(json!({ "ok": true, "calls": selected, "last_seq": last_seq }))
 }
 
 fn add_fault(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ControlError> {

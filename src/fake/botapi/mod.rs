@@ -115,6 +115,8 @@ mod webhook;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_control;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -251,8 +253,9 @@ impl Shared {
         self.calls_changed.notify_waiters();
     }
 
-    fn last_seq(&self) -> u64 {
-        let _calls = lock(&self.calls);
+    /// The last `seq` given, read while the caller holds the `calls` lock (taking
+    /// the guard proves it), so that it matches the list the caller sees.
+    fn last_seq_locked(&self, _calls: &MutexGuard<'_, Vec<RecordedCall>>) -> u64 {
         self.seq.load(Ordering::Relaxed)
     }
 }
