@@ -68,6 +68,7 @@ enum Command {
     /// Run the fake Bot API server, to test a bot (this one or yours) without Telegram;
     /// its control API (push updates, read calls, inject faults) is under /_fake/
     FakeApi {
+        /// Where to listen; port 0 picks a free one (the start-up line names it)
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: std::net::SocketAddr,
         /// Tokens that authenticate (comma-separated or repeated); any token if none
