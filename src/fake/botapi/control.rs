@@ -396,26 +396,20 @@ fn fill_message(
 
 async fn post_update(shared: &Shared, body: Map<String, Value>) -> Result<Value, ControlError> {
     let now = methods::unix_now();
-    let (update_id, update, hook) = {
+    let (update_id, update, hook, pending) = {
         let mut state = lock(&shared.state);
         let update = build_update(&mut state, body, now)?;
+        let (id, update) = state.number_update(update);
         let hook = state.webhook.clone();
-        match &hook {
-            // A webhook gets the update at once; getUpdates would answer 409 anyway.
-            Some(_) => {
-                let (id, update) = state.number_update(update);
-                (id, update, hook)
-            }
-            None => {
-                let (id, update) = state.number_update(update);
-                state.queue(id, update.clone());
-                (id, update, None)
-            }
+        // With a webhook set the update goes there at once (getUpdates would answer
+        // 409 anyway); otherwise it waits for getUpdates.
+        if hook.is_none() {
+            state.queue(id, update.clone());
         }
+        (id, update, hook, state.pending_updates())
     };
     let Some(hook) = hook else {
         shared.updates_changed.notify_waiters();
-        let pending = lock(&shared.state).pending_updates();
         return Ok(json!({
             "ok": true, "update_id": update_id, "delivered_to": "getUpdates",
             "pending": pending, "update": update,
