@@ -4,9 +4,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use edgebot::config::Config;
 use edgebot::engine::router::{Incoming, Router};
-use edgebot::template::{Field, Template, Values};
 use edgebot::telegram::command::parse;
 use edgebot::telegram::types::{ChatKind, Update};
+use edgebot::template::{Field, Template, Values};
 use std::hint::black_box;
 
 const TEXT_UPDATE: &[u8] = br#"{"update_id":123456789,"message":{"message_id":4711,"from":{"id":987654321,"is_bot":false,"first_name":"Ada","last_name":"Lovelace","username":"ada","language_code":"en"},"chat":{"id":987654321,"first_name":"Ada","last_name":"Lovelace","username":"ada","type":"private"},"date":1732000000,"text":"hello there, how are you doing today?"}}"#;

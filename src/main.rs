@@ -4,10 +4,10 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use edgebot::config::{self, Config, Loaded};
-use edgebot::transport::console::{Console, LocalUser};
 use edgebot::engine::router::Router;
 use edgebot::store::Store;
 use edgebot::store::records::UserRecord;
+use edgebot::transport::console::{Console, LocalUser};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -291,7 +291,8 @@ fn analyze(config: &Config) -> anyhow::Result<()> {
 async fn replay(config: &Config, file: &Path) -> anyhow::Result<()> {
     let input = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
     let mut out = std::io::stdout().lock();
-    let summary = edgebot::app::replay::replay(config, std::io::BufReader::new(input), &mut out).await?;
+    let summary =
+        edgebot::app::replay::replay(config, std::io::BufReader::new(input), &mut out).await?;
     eprintln!(
         "replayed {} updates ({} unparsable): {} API calls",
         summary.updates, summary.unparsable, summary.calls

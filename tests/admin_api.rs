@@ -2,17 +2,17 @@
 //! health and readiness, metrics, every API route with and without the token, and the
 //! OpenAPI document kept in step with the route table.
 
-use edgebot::config::Secret;
-use edgebot::telegram::methods::Action;
-use edgebot::http::routes::{ROUTES, Verb};
 use edgebot::app::runtime::Sending;
+use edgebot::botapi::Client;
 use edgebot::config::Config;
+use edgebot::config::Secret;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::http::routes::{ROUTES, Verb};
 use edgebot::http::{AdminState, openapi, probe, serve_admin};
 use edgebot::shutdown;
 use edgebot::store::records::{Event, EventKind, Profile, UserDelta, UserStatus};
 use edgebot::store::{Finish, Store, now_ms, now_secs};
-use edgebot::botapi::Client;
-use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::telegram::methods::Action;
 use edgebot::telemetry::health::ModelsState;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -50,7 +50,8 @@ impl Server {
     async fn over(store: Store, token: Option<&str>, api_url: &str) -> Server {
         let mut config = Config::default();
         config.admin.token = token.map(Secret::new);
-        let client = Client::new(api_url, &Secret::new("123:test"), Duration::from_secs(5)).unwrap();
+        let client =
+            Client::new(api_url, &Secret::new("123:test"), Duration::from_secs(5)).unwrap();
         let sending = Sending::start(&config, store, client).unwrap();
         let state = sending.admin_state(&config);
         state.health.api_succeeded(now_secs());

@@ -9,11 +9,11 @@
 //! giving up on a slow answer is enough. The redelivery is then answered as a duplicate
 //! and not dispatched either, so the update waits in the inbox for the next restart.
 
-use edgebot::config::{Config, Secret};
 use edgebot::app::runtime::Sending;
-use edgebot::store::Store;
 use edgebot::botapi::Client;
+use edgebot::config::{Config, Secret};
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::store::Store;
 use edgebot::transport::webhook::WebhookServer;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

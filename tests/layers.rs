@@ -55,7 +55,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The top-level module a file belongs to; `None` for the crate root and the binary.
 fn module_of(file: &Path) -> Option<String> {
     let relative = file.strip_prefix(root().join("src")).unwrap();
-    let first = relative.components().next()?.as_os_str().to_str()?.to_owned();
+    let first = relative
+        .components()
+        .next()?
+        .as_os_str()
+        .to_str()?
+        .to_owned();
     match first.strip_suffix(".rs") {
         Some("lib" | "main") => None,
         Some(stem) => Some(stem.to_owned()),
@@ -182,7 +187,10 @@ fn every_import_between_top_level_modules_is_in_the_table() {
         violations.join("\n")
     );
     let stale: Vec<&String> = layers.keys().filter(|m| !modules.contains(*m)).collect();
-    assert!(stale.is_empty(), "modules in the table but not in src/: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "modules in the table but not in src/: {stale:?}"
+    );
 }
 
 #[test]

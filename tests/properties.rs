@@ -12,20 +12,20 @@
 #[path = "support/windows.rs"]
 mod windows;
 
+use edgebot::botapi::Client;
 use edgebot::config::{OutboundLimits, Secret};
-use edgebot::telegram::methods::{
-    Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ReplyParameters,
-    SendMessage,
-};
 use edgebot::engine::sender::Outbox;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
 use edgebot::store::codec::{self, CodecError};
 use edgebot::store::records::{
     ConversationState, Event, EventKind, MalformedUpdate, Role, Session, UserDelta, UserRecord,
     UserStatus,
 };
 use edgebot::store::{Appended, Finish, Finished, OutboxEntry, Store};
-use edgebot::botapi::Client;
-use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::telegram::methods::{
+    Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ReplyParameters,
+    SendMessage,
+};
 use edgebot::telegram::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use edgebot::telemetry::health::Health;
 use edgebot::telemetry::metrics::Metrics;

@@ -5,13 +5,13 @@
 #[path = "support/windows.rs"]
 mod windows;
 
+use edgebot::botapi::Client;
 use edgebot::config::{OutboundLimits, Secret};
-use edgebot::telegram::methods::Action;
 use edgebot::engine::sender::Outbox;
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig, Fault, RecordedCall};
 use edgebot::store::Store;
 use edgebot::store::records::UserStatus;
-use edgebot::botapi::Client;
-use edgebot::fake::botapi::{FakeBotApi, FakeConfig, Fault, RecordedCall};
+use edgebot::telegram::methods::Action;
 use edgebot::telemetry::health::Health;
 use edgebot::telemetry::metrics::Metrics;
 use std::num::NonZeroU32;

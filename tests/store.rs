@@ -1,9 +1,9 @@
 //! The store on a real redb file: finishing is atomic and exactly-once, and the file's
 //! edge cases (newer version, corruption, a second process) have clear outcomes.
 
-use edgebot::telegram::methods::Action;
 use edgebot::store::records::{Event, EventKind, UserDelta};
 use edgebot::store::{Appended, FILE_NAME, Finish, Finished, Store, StoreError};
+use edgebot::telegram::methods::Action;
 
 fn delta(id: i64, messages: u64) -> UserDelta {
     let mut d = UserDelta::new(id, 1_000);

@@ -7,11 +7,11 @@
 //!   their parent links.
 
 use bytes::Bytes;
-use edgebot::config::{Config, Secret};
 use edgebot::app::runtime::Sending;
-use edgebot::store::Store;
 use edgebot::botapi::Client;
+use edgebot::config::{Config, Secret};
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::store::Store;
 use edgebot::telemetry::logging::{self, Format};
 use edgebot::telemetry::otel::Pipeline;
 use http_body_util::{BodyExt, Full};

@@ -3,9 +3,9 @@
 //! update is answered once, and shutdown is clean.
 
 use edgebot::config::{Config, Secret};
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use edgebot::shutdown;
 use edgebot::store::Store;
-use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,5 +1,5 @@
 //! The application: wires the layers below into the long-running commands.
 
 pub mod replay;
-pub mod serve;
 pub mod runtime;
+pub mod serve;

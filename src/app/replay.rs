@@ -6,14 +6,14 @@
 //! inbound limit is off (a recording replays in milliseconds what users sent over hours);
 //! outbound flood limits are off for the same reason.
 
-use crate::config::Config;
-use crate::secret::Secret;
 use super::runtime::Sending;
+use crate::botapi::{ApiError, Client};
+use crate::config::Config;
 use crate::engine::inbox::InboxError;
 use crate::engine::router::RouterError;
-use crate::store::{Store, StoreError};
-use crate::botapi::{ApiError, Client};
 use crate::fake::botapi::{FakeBotApi, FakeConfig};
+use crate::secret::Secret;
+use crate::store::{Store, StoreError};
 use crate::telegram::types::Update;
 use std::io::{BufRead, Write};
 use std::time::Duration;

@@ -213,7 +213,9 @@ async fn run(
         .await
         .is_err()
     {
-        tracing::warn!("in-flight updates not finished in time; they are resumed at the next start");
+        tracing::warn!(
+            "in-flight updates not finished in time; they are resumed at the next start"
+        );
     }
     intake
 }

@@ -3,12 +3,12 @@
 //! A handler reads a [`Context`] and fills an [`Outcome`]; it never touches the store,
 //! a socket or a transport. The engine commits the outcome atomically with the update.
 
-use crate::telegram::methods::{Action, ReplyParameters, SendMessage};
 use super::ml::MlService;
 use super::router::Router;
 use crate::store::records::{ConversationState, Event, EventKind, SessionChange, UserRecord};
-use crate::template::{Field, Values, push_number};
+use crate::telegram::methods::{Action, ReplyParameters, SendMessage};
 use crate::telegram::types::{CallbackQuery, ChatKind, InlineKeyboardMarkup, Message, Update};
+use crate::template::{Field, Values, push_number};
 use smallvec::SmallVec;
 
 /// One update, seen from a handler.

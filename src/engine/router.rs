@@ -6,12 +6,12 @@
 //! specific trigger to the least: command, callback prefix, exact text, chat kind,
 //! fallback.
 
-use crate::store::records::ConversationState;
-use crate::template::{Template, TemplateError};
 use crate::config::{
     ChatKindConfig, Config, HandlerName, ReplyTemplate, RouteConfig, TargetConfig, Trigger,
 };
+use crate::store::records::ConversationState;
 use crate::telegram::types::{ChatKind, InlineKeyboardMarkup};
+use crate::template::{Template, TemplateError};
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -13,13 +13,13 @@
 //! actions that were in flight.
 
 use super::lanes::Lanes;
+use crate::botapi::{ApiError, Client};
 use crate::config::OutboundLimits;
+use crate::net::backoff::Backoff;
 use crate::store::records::{Event, EventKind, UserDelta, UserStatus};
 use crate::store::{OutboxEntry, Store, StoreError, now_ms, now_secs};
-use crate::botapi::{ApiError, Client};
-use crate::telemetry::health::Health;
-use crate::net::backoff::Backoff;
 use crate::telegram::methods::Action;
+use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
@@ -263,8 +263,8 @@ impl Sender {
     fn pause(&self, lane: i64, wait: Duration) {
         let now = Instant::now();
         let mut last = self.last_limited.lock().expect("limited lock");
-        let whole_bot = is_solo(lane)
-            || matches!(*last, Some((other, at)) if other != lane && now - at < wait);
+        let whole_bot =
+            is_solo(lane) || matches!(*last, Some((other, at)) if other != lane && now - at < wait);
         *last = Some((lane, now));
         if whole_bot {
             let mut pause = self.global_pause.lock().expect("pause lock");

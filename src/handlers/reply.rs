@@ -2,9 +2,9 @@
 //! its keyboard, as a reply when the route says so. A pressed button is acknowledged
 //! first, so the client stops its spinner.
 
-use crate::telegram::methods::{Action, AnswerCallbackQuery};
 use crate::engine::context::{Context, NoUser, Outcome};
 use crate::engine::router::Reply;
+use crate::telegram::methods::{Action, AnswerCallbackQuery};
 
 pub async fn handle(reply: &Reply, ctx: &Context<'_>, out: &mut Outcome) {
     let text = match ctx.user {
@@ -23,10 +23,10 @@ pub async fn handle(reply: &Reply, ctx: &Context<'_>, out: &mut Outcome) {
 
 #[cfg(test)]
 mod tests {
-    use crate::telegram::methods::Action;
     use crate::engine::router::{Reply, Target};
-    use crate::template::Template;
     use crate::handlers::testing::{outcome, update, user};
+    use crate::telegram::methods::Action;
+    use crate::template::Template;
     use std::sync::Arc;
 
     #[test]

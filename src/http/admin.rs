@@ -3,6 +3,8 @@
 
 use super::AdminState;
 use super::routes::{Admin, ApiError, Reply, Request, Verb};
+use crate::net::server;
+use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -11,8 +13,6 @@ use hyper::{Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use crate::net::server;
-use crate::shutdown::Shutdown;
 
 /// Request bodies (a PATCH, a message to send) are small; anything larger is refused.
 const MAX_BODY: usize = 64 * 1024;

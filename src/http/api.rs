@@ -7,10 +7,10 @@
 
 use super::routes::{ApiError, Query};
 use crate::calendar::civil_date;
-use crate::telegram::methods::Action;
 use crate::engine::sender::Outbox;
 use crate::store::records::{Event, EventKind, Role, UserDelta, UserRecord, UserStatus};
 use crate::store::{Store, codec, now_ms};
+use crate::telegram::methods::Action;
 use redb::ReadableTable;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -21,8 +21,8 @@ pub mod ready;
 pub mod routes;
 pub mod scrape;
 
-use crate::secret::Secret;
 use crate::engine::sender::Outbox;
+use crate::secret::Secret;
 use crate::store::Store;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;

@@ -45,7 +45,10 @@ mod tests {
         let nominal = [100, 200, 350, 350, 350];
         for (wait, nominal) in waits.iter().zip(nominal) {
             let nominal = Duration::from_millis(nominal);
-            assert!(*wait >= nominal / 2 && *wait <= nominal.mul_f64(1.5), "{wait:?}");
+            assert!(
+                *wait >= nominal / 2 && *wait <= nominal.mul_f64(1.5),
+                "{wait:?}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_wait() <= Duration::from_millis(150));

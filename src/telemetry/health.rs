@@ -85,7 +85,11 @@ mod tests {
     fn models_state_round_trips() {
         let health = Health::default();
         assert_eq!(health.models(), ModelsState::Off);
-        for state in [ModelsState::Loading, ModelsState::Loaded, ModelsState::Failed] {
+        for state in [
+            ModelsState::Loading,
+            ModelsState::Loaded,
+            ModelsState::Failed,
+        ] {
             health.set_models(state);
             assert_eq!(health.models(), state);
         }

@@ -6,8 +6,8 @@
 //! then removed from the outbox, as a sender would after Telegram accepted them.
 
 use crate::engine::Engine;
-use crate::telegram::methods::Action;
 use crate::store::{Finished, StoreError, now_secs};
+use crate::telegram::methods::Action;
 use crate::telegram::types::{
     CallbackQuery, Chat, ChatKind, InlineKeyboardButton, Message, MessageEntity, Update,
     UpdateKind, User,

@@ -8,9 +8,9 @@
 //! so Telegram keeps the update and delivers it again later. Slow clients are cut off by
 //! header and body timeouts, and the number of connections is capped.
 
-use crate::secret::Secret;
 use crate::engine::inbox::{Accepted, Inbox};
 use crate::net;
+use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
