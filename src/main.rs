@@ -65,10 +65,23 @@ enum Command {
     /// Feed recorded updates (JSON lines) through the bot against the built-in fake
     /// Bot API and print the API calls it makes as JSON lines
     Replay { file: PathBuf },
-    /// Run the fake Bot API server, to test a bot (this one or yours) without Telegram
+    /// Run the fake Bot API server, to test a bot (this one or yours) without Telegram;
+    /// its control API (push updates, read calls, inject faults) is under /_fake/
     FakeApi {
+        /// Where to listen; port 0 picks a free one (the start-up line names it)
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: std::net::SocketAddr,
+        /// Tokens that authenticate (comma-separated or repeated); any token if none
+        #[arg(long = "token", value_name = "TOKEN", value_delimiter = ',')]
+        tokens: Vec<String>,
+        /// Chats whose user blocked the bot: sends there get 403 (comma-separated)
+        #[arg(
+            long,
+            value_name = "CHAT_ID",
+            value_delimiter = ',',
+            allow_negative_numbers = true
+        )]
+        blocked: Vec<i64>,
     },
     /// Run the models over lines of stdin, one JSON result per line
     Analyze,
@@ -174,7 +187,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Analyze => analyze(&loaded.config),
             Command::Model(command) => Ok(edgebot::tools::cli::run(command)?),
             Command::Replay { file } => replay(&loaded.config, &file).await,
-            Command::FakeApi { listen } => fake_api(listen).await,
+            Command::FakeApi {
+                listen,
+                tokens,
+                blocked,
+            } => fake_api(listen, tokens, blocked).await,
             Command::Health { ready } => {
                 let timeout = std::time::Duration::from_secs(3);
                 Ok(edgebot::http::probe::probe(loaded.config.admin.listen, ready, timeout).await?)
@@ -253,12 +270,25 @@ async fn replay(config: &Config, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fake_api(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+async fn fake_api(
+    listen: std::net::SocketAddr,
+    tokens: Vec<String>,
+    blocked: Vec<i64>,
+) -> anyhow::Result<()> {
     use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
-    let api = FakeBotApi::bind(listen, FakeConfig::default())
+    let config = FakeConfig {
+        valid_tokens: tokens,
+        blocked_chats: blocked,
+        ..FakeConfig::default()
+    };
+    let api = FakeBotApi::bind(listen, config)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    eprintln!("fake Bot API on {}; Ctrl-C stops it", api.base_url());
+    let base = api.base_url();
+    // One line a script can wait for and read the port from (with --listen ...:0).
+    println!(
+        "fake Bot API listening on {base} (bots call {base}/bot<TOKEN>/<method>); control API at {base}/_fake/; Ctrl-C stops it"
+    );
     api.run_until(wait_for_signal()).await;
     Ok(())
 }

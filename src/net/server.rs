@@ -16,6 +16,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// Put into a response's extensions by a handler that wants its connection closed
+/// without any answer: the fake Bot API simulates a dropped connection this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseWithoutAnswer;
+
+/// What [`serve_connection`] tells hyper when a handler asked for [`CloseWithoutAnswer`];
+/// hyper then closes the connection without writing a byte.
+#[derive(Debug, thiserror::Error)]
+#[error("closed without an answer, as the handler asked")]
+struct ClosedWithoutAnswer;
+
 /// What answers the requests of one listener.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
@@ -114,7 +125,13 @@ pub(crate) async fn serve_connection<H, I>(
 {
     let service = hyper::service::service_fn(move |request| {
         let handler = handler.clone();
-        async move { Ok::<_, std::convert::Infallible>(handler.handle(request).await) }
+        async move {
+            let response = handler.handle(request).await;
+            if response.extensions().get::<CloseWithoutAnswer>().is_some() {
+                return Err(ClosedWithoutAnswer);
+            }
+            Ok(response)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

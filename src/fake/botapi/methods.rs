@@ -11,82 +11,17 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::flood::{FloodLimits, FloodState};
+use super::shape::{self, Hints, Method};
 use super::{Fault, Shared, lock};
+use crate::shutdown::Shutdown;
 
-/// Methods the fake knows, in their canonical spelling. Lookups ignore case,
-/// as Telegram does; the hot methods come first.
-const METHODS: &[&str] = &[
-    "sendMessage",
-    "getUpdates",
-    "editMessageText",
-    "editMessageReplyMarkup",
-    "answerCallbackQuery",
-    "deleteMessage",
-    "sendChatAction",
-    "getMe",
-    "setWebhook",
-    "deleteWebhook",
-    "getWebhookInfo",
-    "forwardMessage",
-    "copyMessage",
-    "sendPhoto",
-    "sendDocument",
-    "sendVideo",
-    "sendAudio",
-    "sendVoice",
-    "sendAnimation",
-    "sendSticker",
-    "sendVideoNote",
-    "banChatMember",
-    "unbanChatMember",
-    "restrictChatMember",
-    "getChat",
-    "getChatMember",
-    "leaveChat",
-    "setMyCommands",
-    "getMyCommands",
-    // Methods below answer `true` once authenticated.
-    "deleteMessages",
-    "deleteMyCommands",
-    "setMyName",
-    "setMyDescription",
-    "setMyShortDescription",
-    "setChatMenuButton",
-    "setMyDefaultAdministratorRights",
-    "promoteChatMember",
-    "setChatAdministratorCustomTitle",
-    "banChatSenderChat",
-    "unbanChatSenderChat",
-    "setChatPermissions",
-    "setChatTitle",
-    "setChatDescription",
-    "setChatPhoto",
-    "deleteChatPhoto",
-    "setChatStickerSet",
-    "deleteChatStickerSet",
-    "pinChatMessage",
-    "unpinChatMessage",
-    "unpinAllChatMessages",
-    "approveChatJoinRequest",
-    "declineChatJoinRequest",
-    "setMessageReaction",
-    "answerInlineQuery",
-    "answerShippingQuery",
-    "answerPreCheckoutQuery",
-    "logOut",
-    "close",
-];
-
-/// Media sends and the parameter carrying their file.
-const MEDIA: &[(&str, &str)] = &[
-    ("sendPhoto", "photo"),
-    ("sendDocument", "document"),
-    ("sendVideo", "video"),
-    ("sendAudio", "audio"),
-    ("sendVoice", "voice"),
-    ("sendAnimation", "animation"),
-    ("sendSticker", "sticker"),
-    ("sendVideoNote", "video_note"),
+/// Keys of an update that hold a message the bot may later reply to, edit or delete.
+pub(crate) const MESSAGE_KEYS: &[&str] = &[
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_message",
 ];
 
 /// Update types Telegram only sends when `allowed_updates` names them.
@@ -102,11 +37,9 @@ const TERMINATED: &str =
     "terminated by other getUpdates request; make sure that only one bot instance is running";
 const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
 
-pub(crate) fn canonical(name: &str) -> Option<&'static str> {
-    METHODS
-        .iter()
-        .copied()
-        .find(|known| known.eq_ignore_ascii_case(name))
+/// The Bot API method called `name` (in any case), if there is one.
+pub(crate) fn canonical(name: &str) -> Option<&'static Method> {
+    shape::method(name)
 }
 
 /// The webhook a bot registered with `setWebhook`.
@@ -192,7 +125,8 @@ impl State {
         if times == 0 {
             return;
         }
-        let method = method.map(|m| canonical(m).map_or_else(|| m.to_owned(), str::to_owned));
+        let method =
+            method.map(|m| canonical(m).map_or_else(|| m.to_owned(), |m| m.name.to_owned()));
         self.faults.push_back(QueuedFault {
             fault,
             remaining: times,
@@ -240,16 +174,56 @@ impl State {
         id
     }
 
+    /// Queues an already numbered update for getUpdates.
+    pub(crate) fn queue(&mut self, id: i64, update: Value) {
+        self.updates.push_back((id, update));
+    }
+
+    pub(crate) fn pending_updates(&self) -> usize {
+        self.updates.len()
+    }
+
+    /// The id the next message in `chat` gets.
+    pub(crate) fn next_message_id(&self, chat: i64) -> i64 {
+        self.chats
+            .get(&chat)
+            .map_or(0, |c| c.last_message_id)
+            .saturating_add(1)
+    }
+
+    /// The queued faults, for the control API.
+    pub(crate) fn faults_json(&self) -> Value {
+        let faults: Vec<Value> = self
+            .faults
+            .iter()
+            .map(|queued| {
+                let mut fault = match &queued.fault {
+                    Fault::TooManyRequests { retry_after } => {
+                        json!({ "fault": "429", "retry_after": retry_after })
+                    }
+                    Fault::ServerError(status) => json!({ "fault": "5xx", "status": status }),
+                    Fault::Delay(delay) => json!({
+                        "fault": "slow",
+                        "ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    }),
+                    Fault::DropConnection => json!({ "fault": "drop" }),
+                };
+                fault["times"] = json!(queued.remaining);
+                fault["method"] = json!(queued.method);
+                fault
+            })
+            .collect();
+        Value::Array(faults)
+    }
+
+    /// Forgets every queued fault; returns how many there were.
+    pub(crate) fn clear_faults(&mut self) -> usize {
+        std::mem::take(&mut self.faults).len()
+    }
+
     fn learn_messages(&mut self, update: &Value) {
-        let keys = [
-            "message",
-            "edited_message",
-            "channel_post",
-            "edited_channel_post",
-            "business_message",
-        ];
         let callback_message = update.get("callback_query").and_then(|q| q.get("message"));
-        let messages = keys.iter().filter_map(|key| update.get(*key));
+        let messages = MESSAGE_KEYS.iter().filter_map(|key| update.get(*key));
         for message in messages.chain(callback_message) {
             let chat = message.pointer("/chat/id").and_then(Value::as_i64);
             let id = message.get("message_id").and_then(Value::as_i64);
@@ -338,7 +312,7 @@ fn inline_markup(markup: Option<&Value>) -> Option<&Value> {
     markup.filter(|m| m.get("inline_keyboard").is_some())
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -422,7 +396,7 @@ fn bot_user(shared: &Shared, token: &str) -> Value {
 
 /// Chat ids say what kind of chat they are: users are positive, basic groups
 /// small negatives, supergroups and channels -100xxxxxxxxxx.
-fn chat_json(id: i64) -> Value {
+pub(crate) fn chat_json(id: i64) -> Value {
     if id > 0 {
         json!({ "id": id, "type": "private", "first_name": "Test" })
     } else if id <= SUPERGROUP_IDS_BELOW {
@@ -492,13 +466,12 @@ impl Call<'_> {
         Ok(Value::Object(message).into())
     }
 
-    fn send_media(&self, state: &mut State, field: &str) -> Result<Reply, ApiError> {
+    /// Every send that returns its `Message` except sendMessage: photos, documents,
+    /// invoices, dice... What was sent goes into the message's field named after the
+    /// method (`sendVideoNote` fills `video_note`), shaped as its type requires.
+    fn send(&self, state: &mut State, spec: &Method) -> Result<Reply, ApiError> {
         let chat = require_chat(self.params, "chat_id")?;
-        if is_empty(self.params.get(field)) {
-            return Err(ApiError::bad_request(format!(
-                "there is no {field} in the request"
-            )));
-        }
+        self.require_all(spec)?;
         let caption = caption(self.params)?;
         admit_send(self.shared, state, chat, self.at)?;
         let id = state.store_message(
@@ -509,19 +482,239 @@ impl Call<'_> {
                 markup: hash_markup(self.params.get("reply_markup")),
             },
         );
-        let file = json!({
-            "file_id": format!("fake-{field}-{chat}-{id}"),
-            "file_unique_id": format!("fake{chat}{id}"),
-        });
         let mut message = self.message(chat, id);
-        let media = if field == "photo" {
-            json!([file])
-        } else {
-            file
-        };
-        message.insert(field.to_owned(), media);
-        self.echo(&mut message, &["caption", "caption_entities"]);
+        if let Some((field, ty)) = spec.content {
+            message.insert(field.to_owned(), self.content(field, ty, chat, id));
+        }
+        self.echo(
+            &mut message,
+            &["caption", "caption_entities", "message_thread_id"],
+        );
         Ok(Value::Object(message).into())
+    }
+
+    /// Refuses a call that lacks a required parameter, the way Telegram words it.
+    fn require_all(&self, spec: &Method) -> Result<(), ApiError> {
+        for name in spec.required {
+            if is_empty(self.params.get(*name)) {
+                let description = match spec.content {
+                    Some((field, _)) if field == *name => {
+                        format!("there is no {field} in the request")
+                    }
+                    _ => format!("{name} is empty"),
+                };
+                return Err(ApiError::bad_request(description));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a send put into its message: files get ids of their own, an invoice its
+    /// total, a poll its options, anything else the plausible value of its type (with
+    /// the parameters of the same name, such as a location's `latitude`).
+    fn content(&self, field: &str, ty: &str, chat: i64, id: i64) -> Value {
+        let file_id = format!("fake-{field}-{chat}-{id}");
+        let unique_id = format!("fake{}{id}", chat.unsigned_abs());
+        if ty == "Array of PhotoSize" {
+            // Telegram answers with several sizes of the photo, smallest first.
+            return json!([
+                { "file_id": format!("{file_id}-s"), "file_unique_id": format!("{unique_id}s"),
+                  "width": 90, "height": 68 },
+                { "file_id": file_id, "file_unique_id": unique_id, "width": 640, "height": 480 },
+            ]);
+        }
+        let hints = Hints {
+            params: self.params,
+            now: unix_now(),
+        };
+        let mut value = shape::plausible(ty, field, &hints, 0);
+        let Value::Object(object) = &mut value else {
+            return value;
+        };
+        if object.contains_key("file_id") {
+            object.insert("file_id".to_owned(), json!(file_id));
+            object.insert("file_unique_id".to_owned(), json!(unique_id));
+        }
+        match field {
+            "invoice" => {
+                let prices = self.params.get("prices").and_then(Value::as_array);
+                let total: i64 = prices
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.get("amount").and_then(int_of))
+                    .fold(0, i64::saturating_add);
+                object.insert("total_amount".to_owned(), json!(total));
+                let start = self.params.get("start_parameter").cloned();
+                object.insert("start_parameter".to_owned(), start.unwrap_or(json!("")));
+            }
+            "poll" => {
+                let options = self.params.get("options").and_then(Value::as_array);
+                let options: Vec<Value> = options
+                    .into_iter()
+                    .flatten()
+                    .map(|o| {
+                        let text = o.get("text").unwrap_or(o);
+                        json!({ "text": text.as_str().unwrap_or(""), "voter_count": 0 })
+                    })
+                    .collect();
+                object.insert("options".to_owned(), Value::Array(options));
+                object.insert("id".to_owned(), json!(format!("{unique_id}poll")));
+            }
+            "dice" => {
+                // A die that always shows the same face would be easy to overlook.
+                object.insert("value".to_owned(), json!(id.rem_euclid(6) + 1));
+            }
+            _ => {}
+        }
+        // What the overrides built by hand (poll options) gets its required fields.
+        shape::complete(ty, &mut value, &hints, 0);
+        value
+    }
+
+    /// The edits this fake does not track in detail (captions, media, live
+    /// locations, game scores, checklists): inline messages answer `true`, others
+    /// must be a known message of the bot's and come back as edited.
+    fn edit_other(&self, state: &mut State, spec: &Method) -> Result<Reply, ApiError> {
+        self.require_all(spec)?;
+        if spec.returns.contains("True") && !is_empty(self.params.get("inline_message_id")) {
+            return Ok(Value::Bool(true).into());
+        }
+        let chat = require_chat(self.params, "chat_id")?;
+        let id = require_message_id(self.params)?;
+        let caption = caption(self.params)?;
+        if self.shared.blocked_chats.contains(&chat) {
+            return Err(ApiError::Forbidden("bot was blocked by the user"));
+        }
+        let message = state
+            .message_mut(chat, id)
+            .ok_or_else(|| ApiError::bad_request("message to edit not found"))?;
+        if !message.by_bot {
+            return Err(ApiError::bad_request("message can't be edited"));
+        }
+        if spec.name == "editMessageCaption" {
+            message.text = hash_text(caption);
+        }
+        if self.params.contains_key("reply_markup") {
+            message.markup = hash_markup(self.params.get("reply_markup"));
+        }
+        let mut answer = self.message(chat, id);
+        answer.insert("edit_date".to_owned(), Value::from(unix_now()));
+        self.echo(&mut answer, &["caption", "caption_entities"]);
+        Ok(Value::Object(answer).into())
+    }
+
+    /// A method this fake does not model beyond its signature: the required
+    /// parameters are checked and the answer is what the method returns, plausibly.
+    fn generic(&self, state: &mut State, spec: &Method) -> Result<Reply, ApiError> {
+        if spec.returns == "Message" && spec.name.starts_with("send") {
+            return self.send(state, spec);
+        }
+        if spec.returns == "Message or True" || spec.returns == "Message" {
+            return self.edit_other(state, spec);
+        }
+        self.require_all(spec)?;
+        let result = match spec.returns {
+            "True" => Value::Bool(true),
+            "Integer" => json!(1),
+            "String" if spec.name.contains("Token") => json!(format!(
+                "{}:FAKE-managed-bot-token",
+                bot_id(self.token).saturating_add(1)
+            )),
+            "String" if spec.name.contains("Link") => json!("https://t.me/+fakeinvite"),
+            "String" => json!("fake"),
+            array if array.starts_with("Array of ") => json!([]),
+            object => {
+                let hints = Hints {
+                    params: self.params,
+                    now: unix_now(),
+                };
+                shape::plausible(object, "", &hints, 0)
+            }
+        };
+        Ok(result.into())
+    }
+
+    /// forwardMessages and copyMessages: the messages found are duplicated in order,
+    /// the others skipped, as Telegram does.
+    fn duplicate_many(&self, state: &mut State, spec: &Method) -> Result<Reply, ApiError> {
+        let chat = require_chat(self.params, "chat_id")?;
+        let from_chat = require_chat(self.params, "from_chat_id")?;
+        self.require_all(spec)?;
+        let ids: Vec<i64> = match self.params.get("message_ids") {
+            Some(Value::Array(ids)) => ids.iter().filter_map(int_of).collect(),
+            _ => return Err(ApiError::bad_request("message_ids is empty")),
+        };
+        admit_send(self.shared, state, chat, self.at)?;
+        let mut sent = Vec::new();
+        for source_id in ids {
+            let Some(source) = state
+                .chats
+                .get(&from_chat)
+                .and_then(|c| c.messages.get(&source_id))
+                .copied()
+            else {
+                continue;
+            };
+            let id = state.store_message(
+                chat,
+                MessageState {
+                    by_bot: true,
+                    ..source
+                },
+            );
+            sent.push(json!({ "message_id": id }));
+        }
+        Ok(Value::Array(sent).into())
+    }
+
+    /// sendMediaGroup: one message per item of `media`, sharing a `media_group_id`.
+    fn send_media_group(&self, state: &mut State, spec: &Method) -> Result<Reply, ApiError> {
+        let chat = require_chat(self.params, "chat_id")?;
+        self.require_all(spec)?;
+        let Some(items) = self.params.get("media").and_then(Value::as_array) else {
+            return Err(ApiError::bad_request("media is empty"));
+        };
+        if !(2..=10).contains(&items.len()) {
+            return Err(ApiError::bad_request(
+                "wrong number of media in the album; must be from 2 to 10",
+            ));
+        }
+        admit_send(self.shared, state, chat, self.at)?;
+        let group = format!("fakegroup{}", state.next_message_id(chat));
+        let mut sent = Vec::new();
+        for item in items {
+            let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
+            let ty = match kind {
+                "photo" => "Array of PhotoSize",
+                "video" => "Video",
+                "audio" => "Audio",
+                "document" => "Document",
+                "animation" => "Animation",
+                "live_photo" => "LivePhoto",
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "unsupported media type {kind:?} in the album"
+                    )));
+                }
+            };
+            let caption = item.get("caption").and_then(Value::as_str);
+            let id = state.store_message(
+                chat,
+                MessageState {
+                    by_bot: true,
+                    text: hash_text(caption),
+                    markup: hash_markup(None),
+                },
+            );
+            let mut message = self.message(chat, id);
+            message.insert("media_group_id".to_owned(), json!(group));
+            message.insert(kind.to_owned(), self.content(kind, ty, chat, id));
+            if let Some(caption) = caption {
+                message.insert("caption".to_owned(), json!(caption));
+            }
+            sent.push(Value::Object(message));
+        }
+        Ok(Value::Array(sent).into())
     }
 
     /// Applies an edit to a tracked message; inline messages (by
@@ -715,10 +908,27 @@ fn webhook_info(state: &State) -> Value {
 }
 
 /// Runs every method except getUpdates; the state lock is held for the whole
-/// call, which is short and never awaits.
+/// call, which is short and never awaits. Whatever the method, a successful
+/// result is completed to carry every field its type requires.
 pub(crate) fn call(
     shared: &Shared,
-    method: &'static str,
+    spec: &'static Method,
+    token: &str,
+    params: &Map<String, Value>,
+    at: Instant,
+) -> Result<Reply, ApiError> {
+    let mut reply = run(shared, spec, token, params, at)?;
+    let hints = Hints {
+        params,
+        now: unix_now(),
+    };
+    shape::complete(spec.returns, &mut reply.result, &hints, 0);
+    Ok(reply)
+}
+
+fn run(
+    shared: &Shared,
+    spec: &'static Method,
     token: &str,
     params: &Map<String, Value>,
     at: Instant,
@@ -731,7 +941,7 @@ pub(crate) fn call(
     };
     let mut state = lock(&shared.state);
     let state = &mut *state;
-    match method {
+    match spec.name {
         "sendMessage" => call.send_message(state),
         "editMessageText" => {
             let text = require_text(params)?;
@@ -773,9 +983,19 @@ pub(crate) fn call(
             Ok(Value::Bool(true).into())
         }
         "getChat" => {
-            let mut chat = chat_json(require_chat(params, "chat_id")?);
+            let id = require_chat(params, "chat_id")?;
+            let mut chat = chat_json(id);
             chat["accent_color_id"] = Value::from(0);
             chat["max_reaction_count"] = Value::from(11);
+            // Users accept every kind of gift unless they said otherwise.
+            let accepted = id > 0;
+            chat["accepted_gift_types"] = json!({
+                "unlimited_gifts": accepted,
+                "limited_gifts": accepted,
+                "unique_gifts": accepted,
+                "premium_subscription": accepted,
+                "gifts_from_channels": accepted,
+            });
             Ok(chat.into())
         }
         "getChatMember" => {
@@ -805,17 +1025,19 @@ pub(crate) fn call(
             Ok(Value::Bool(true).into())
         }
         "getMyCommands" => Ok(state.commands.clone().into()),
-        media => match MEDIA.iter().find(|(name, _)| *name == media) {
-            Some((_, field)) => call.send_media(state, field),
-            None => Ok(Value::Bool(true).into()),
-        },
+        "forwardMessages" | "copyMessages" => call.duplicate_many(state, spec),
+        "sendMediaGroup" => call.send_media_group(state, spec),
+        _ => call.generic(state, spec),
     }
 }
 
-/// getUpdates, long polling up to `timeout` seconds without holding the lock.
+/// getUpdates, long polling up to `timeout` seconds without holding the lock. A
+/// shutdown ends the wait at once (with what there is), so that stopping the server
+/// never waits for a bot's long poll.
 pub(crate) async fn get_updates(
     shared: &Shared,
     params: &Map<String, Value>,
+    mut shutdown: Shutdown,
 ) -> Result<Reply, ApiError> {
     let offset = int(params, "offset").unwrap_or(0);
     let limit = usize::try_from(int(params, "limit").unwrap_or(100).clamp(1, 100)).unwrap_or(100);
@@ -862,7 +1084,14 @@ pub(crate) async fn get_updates(
                 return Ok(Value::Array(batch).into());
             }
         }
-        // On timeout the loop runs once more and answers with what it has.
-        let _ = tokio::time::timeout_at(deadline, changed).await;
+        // On timeout the loop runs once more and answers with what it has. A
+        // shutdown (or a server handle dropped) answers at once.
+        let stopped = tokio::select! {
+            _ = tokio::time::timeout_at(deadline, changed) => false,
+            () = shutdown.wait() => true,
+        };
+        if stopped {
+            return Ok(Value::Array(Vec::new()).into());
+        }
     }
 }

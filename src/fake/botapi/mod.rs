@@ -14,11 +14,17 @@
 //! until Ctrl-C. Point your bot's API base URL at `http://127.0.0.1:8081`
 //! instead of `https://api.telegram.org`; any token is accepted unless the
 //! server was configured with a list of valid tokens. It can be poked with
-//! any HTTP client:
+//! any HTTP client, and driven through the control API under `/_fake/` on the
+//! same port (see `control.rs`: push updates as a user, read what the bot
+//! called, inject faults, see the webhook):
 //!
 //! ```text
 //! $ curl -s http://127.0.0.1:8081/bot123:ABC/sendMessage -d chat_id=42 -d text=hi
 //! {"ok":true,"result":{"message_id":1,"from":{...},"chat":{"id":42,"type":"private",...},...}}
+//! $ curl -s http://127.0.0.1:8081/_fake/updates -d '{"text":"/start","from":{"id":42,"first_name":"Ann"}}'
+//! {"ok":true,"update_id":1,"delivered_to":"getUpdates",...}
+//! $ curl -s 'http://127.0.0.1:8081/_fake/calls?method=sendMessage&since=0'
+//! {"ok":true,"calls":[{"seq":1,"method":"sendMessage","params":{...},...}],"last_seq":1}
 //! ```
 //!
 //! From Rust tests:
@@ -50,11 +56,19 @@
 //! chats with users, `-100` followed by ten digits (e.g. `-1001234567890`)
 //! are supergroups, and other negative ids are basic groups.
 //!
-//! * `getMe`, `sendMessage` (message ids increase per chat), `editMessageText`,
-//!   `editMessageReplyMarkup` (including "message is not modified"),
-//!   `deleteMessage`, `forwardMessage`, `copyMessage`, media sends, chat
-//!   administration, `answerCallbackQuery`, `setMyCommands`, `getChat`, and a
-//!   list of other methods that just answer `true`. Unknown methods get 404.
+//! * Every method of Bot API 10.2 (the table in `spec.rs`, generated from
+//!   the schema by `src/fake/botapi/gen_spec.py`) answers, after checking its
+//!   required parameters, with a result of the type the schema says it returns,
+//!   every required field present (`shape.rs` completes what a method leaves
+//!   out). Names that are not Bot API methods get 404, as on Telegram.
+//! * Modelled in detail: `getMe`, `sendMessage` (message ids increase per
+//!   chat), `editMessageText`, `editMessageReplyMarkup` (including "message is
+//!   not modified"), `deleteMessage`, `forwardMessage(s)`, `copyMessage(s)`,
+//!   `sendMediaGroup`, chat administration, `answerCallbackQuery`,
+//!   `setMyCommands`/`getMyCommands` and `getChat`. Every other send (photos,
+//!   documents, invoices, dice, ...) stores a message and puts what was sent in
+//!   the message's field of that name, with file ids; other edits need a known
+//!   message of the bot's (or answer `true` for inline messages).
 //! * Updates: [`FakeBotApi::push_update`] queues an update; `getUpdates` long
 //!   polls with `offset`, `limit` and `timeout`, forgets updates below
 //!   `offset`, honours `allowed_updates` (by default `chat_member` and
@@ -76,8 +90,9 @@
 //!   beyond the per-chat, per-group or global rate get 429 with a computed
 //!   `retry_after`.
 //!
-//! Not simulated: file downloads, inline message editing state, payments,
-//! `parse_mode` entity parsing, and resolving
+//! Not simulated: file downloads, inline message editing state, payments
+//! (`sendInvoice` answers, but nobody pays), `parse_mode` entity parsing, and
+//! resolving
 //! `@username` chat ids (they answer "Bad Request: chat not found").
 //!
 //! # Recording and performance
@@ -88,25 +103,33 @@
 //! recorder is an append under a short lock; long benchmarks should drain it
 //! with [`FakeBotApi::take_calls`] or only read [`FakeBotApi::call_count`].
 
+mod control;
 mod error;
 mod flood;
 mod methods;
 mod params;
 mod server;
+mod shape;
+mod spec;
 mod webhook;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_control;
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::net;
+use crate::shutdown::{self, Trigger};
 
 pub use error::FakeError;
 pub use flood::FloodLimits;
@@ -155,6 +178,10 @@ pub enum Fault {
 /// whose path is not `/bot<TOKEN>/<method>` are answered 404 unrecorded.
 #[derive(Clone, Debug)]
 pub struct RecordedCall {
+    /// Numbers calls from 1 in the order they were recorded; never reused, also
+    /// after [`FakeBotApi::take_calls`], so a script can poll for calls past the last
+    /// one it saw (`GET /_fake/calls?since=N`).
+    pub seq: u64,
     /// The canonical method name (`sendMessage`) when the method is known,
     /// otherwise the name as sent.
     pub method: String,
@@ -184,7 +211,7 @@ impl RecordedCall {
 pub struct FakeBotApi {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    stop: Trigger,
     task: JoinHandle<()>,
 }
 
@@ -196,6 +223,9 @@ pub(crate) struct Shared {
     start: Instant,
     state: Mutex<State>,
     calls: Mutex<Vec<RecordedCall>>,
+    /// The last `seq` given to a call; advanced only under the `calls` lock, so
+    /// the list is in `seq` order.
+    seq: AtomicU64,
     calls_changed: tokio::sync::Notify,
     updates_changed: tokio::sync::Notify,
 }
@@ -215,9 +245,18 @@ impl Shared {
         }
     }
 
-    fn record(&self, call: RecordedCall) {
-        lock(&self.calls).push(call);
+    fn record(&self, mut call: RecordedCall) {
+        let mut calls = lock(&self.calls);
+        call.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        calls.push(call);
+        drop(calls);
         self.calls_changed.notify_waiters();
+    }
+
+    /// The last `seq` given, read while the caller holds the `calls` lock (taking
+    /// the guard proves it), so that it matches the list the caller sees.
+    fn last_seq_locked(&self, _calls: &MutexGuard<'_, Vec<RecordedCall>>) -> u64 {
+        self.seq.load(Ordering::Relaxed)
     }
 }
 
@@ -242,11 +281,21 @@ impl FakeBotApi {
             start: Instant::now(),
             state: Mutex::new(State::new(config.enforce_limits)),
             calls: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(0),
             calls_changed: tokio::sync::Notify::new(),
             updates_changed: tokio::sync::Notify::new(),
         });
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared), stopped));
+        let (stop, stopped) = shutdown::channel();
+        let handler = server::FakeHandler {
+            shared: Arc::clone(&shared),
+            shutdown: stopped.clone(),
+        };
+        let task = tokio::spawn(net::server::serve(
+            listener,
+            Arc::new(handler),
+            server::options(),
+            stopped,
+        ));
         Ok(FakeBotApi {
             shared,
             addr,
@@ -353,7 +402,7 @@ impl FakeBotApi {
     /// Stops accepting, closes every connection and waits until the port is
     /// released.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.stop.fire();
         let _ = self.task.await;
     }
 

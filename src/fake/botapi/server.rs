@@ -1,64 +1,59 @@
-//! The HTTP side: accepts keep-alive HTTP/1.1 connections, routes
-//! `/bot<TOKEN>/<method>`, applies injected faults, records every call and
-//! renders Telegram's JSON answers.
+//! The HTTP side, served by the process's one serving loop (`crate::net::server`):
+//! routes `/bot<TOKEN>/<method>` to the Bot API and `/_fake/...` to the control API,
+//! applies injected faults, records every Bot API call and renders Telegram's JSON
+//! answers.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::error::ApiError;
 use super::methods::{self, Reply};
-use super::{Fault, RecordedCall, Shared, lock, params};
+use super::{Fault, RecordedCall, Shared, control, lock, params};
+use crate::net::server::{CloseWithoutAnswer, Handler, Options};
+use crate::shutdown::Shutdown;
 
 /// Telegram accepts uploads up to 50 MB; anything larger is refused.
 const MAX_BODY: usize = 50 * 1024 * 1024;
 
-/// Returned by the service to make hyper close the connection unanswered.
-#[derive(Debug, thiserror::Error)]
-#[error("connection dropped")]
-pub(crate) struct DropConnection;
+/// How the fake's listener serves. Requests in flight get little time after a
+/// shutdown: long polls end at once, and a test waiting for the port to close should
+/// not wait for a slow fault.
+pub(crate) fn options() -> Options {
+    Options {
+        drain_timeout: Duration::from_secs(2),
+        ..Options::new("fake-botapi")
+    }
+}
 
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            // A dropped handle (sender gone) stops the server as well.
-            _ = stopped.wait_for(|stop| *stop) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                // Accept errors (e.g. out of file descriptors) are transient.
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-                    let _ = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+/// Answers every request of the fake's listener.
+pub(crate) struct FakeHandler {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) shutdown: Shutdown,
+}
+
+impl Handler for FakeHandler {
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
+        let shared = Arc::clone(&self.shared);
+        let shutdown = self.shutdown.clone();
+        async move {
+            let path = request.uri().path();
+            if path == "/_fake" || path.starts_with("/_fake/") {
+                control::handle(&shared, request).await
+            } else {
+                bot_api(&shared, shutdown, request).await
             }
         }
     }
-    drop(listener);
-    connections.shutdown().await;
 }
 
 /// Splits `/bot<TOKEN>/<method>`.
@@ -68,13 +63,20 @@ fn route(path: &str) -> Option<(&str, &str)> {
     (!method.is_empty() && !method.contains('/')).then_some((token, method))
 }
 
-fn respond(status: u16, body: &Value) -> Response<Full<Bytes>> {
+pub(crate) fn respond(status: u16, body: &Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(body).unwrap_or_default();
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A response the serving loop does not send: it closes the connection instead.
+fn dropped() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    response.extensions_mut().insert(CloseWithoutAnswer);
     response
 }
 
@@ -94,13 +96,14 @@ fn render(outcome: Result<Reply, ApiError>) -> (u16, Value) {
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
+async fn bot_api(
+    shared: &Shared,
+    mut shutdown: Shutdown,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DropConnection> {
+) -> Response<Full<Bytes>> {
     let at = Instant::now();
     let Some((token, method)) = route(req.uri().path()) else {
-        return Ok(respond(404, &ApiError::NotFound.body()));
+        return respond(404, &ApiError::NotFound.body());
     };
     // Some clients escape the token's colon as %3A.
     let token = if token.contains('%') {
@@ -111,6 +114,7 @@ async fn handle(
     let sent_method = method.to_owned();
     let record = |method: &str, params: Value, chat_id: Option<i64>, status: u16| {
         shared.record(RecordedCall {
+            seq: 0,
             method: method.to_owned(),
             token: token.clone(),
             params,
@@ -122,15 +126,16 @@ async fn handle(
     };
     let reject = |error: ApiError, method: &str, params: Value, chat_id: Option<i64>| {
         record(method, params, chat_id, error.status());
-        Ok(respond(error.status(), &error.body()))
+        respond(error.status(), &error.body())
     };
 
     if !shared.token_valid(&token) {
         return reject(ApiError::Unauthorized, &sent_method, json!({}), None);
     }
-    let Some(method) = methods::canonical(&sent_method) else {
+    let Some(spec) = methods::canonical(&sent_method) else {
         return reject(ApiError::NotFound, &sent_method, json!({}), None);
     };
+    let method = spec.name;
 
     let query = req.uri().query().map(str::to_owned);
     let content_type = req
@@ -144,7 +149,7 @@ async fn handle(
             return reject(ApiError::TooLarge, method, json!({}), None);
         }
         // The client went away mid-body; there is nobody left to answer.
-        Err(_) => return Err(DropConnection),
+        Err(_) => return dropped(),
     };
     let params = match params::parse(query.as_deref(), content_type.as_deref(), &body) {
         Ok(params) => params,
@@ -164,18 +169,21 @@ async fn handle(
         }
         Some(Fault::DropConnection) => {
             record(method, Value::Object(params), chat_id, 0);
-            return Err(DropConnection);
+            return dropped();
         }
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Delay(delay)) => {
+            // A shutdown cuts the delay short rather than hold the port.
+            shutdown.sleep(delay).await;
+        }
         None => {}
     }
 
     let outcome = if method == "getUpdates" {
-        methods::get_updates(&shared, &params).await
+        methods::get_updates(shared, &params, shutdown).await
     } else {
-        methods::call(&shared, method, &token, &params, at)
+        methods::call(shared, spec, &token, &params, at)
     };
     let (status, body) = render(outcome);
     record(method, Value::Object(params), chat_id, status);
-    Ok(respond(status, &body))
+    respond(status, &body)
 }

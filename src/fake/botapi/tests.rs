@@ -14,9 +14,9 @@ use tokio::net::TcpStream;
 
 use super::{FakeBotApi, FakeConfig, Fault, FloodLimits};
 
-const TOKEN: &str = "123456:TEST-token";
+pub(super) const TOKEN: &str = "123456:TEST-token";
 
-async fn request(
+pub(super) async fn request(
     addr: SocketAddr,
     method: Method,
     path: &str,
@@ -44,7 +44,7 @@ async fn request(
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
-async fn call(api: &FakeBotApi, method: &str, params: Value) -> (u16, Value) {
+pub(super) async fn call(api: &FakeBotApi, method: &str, params: Value) -> (u16, Value) {
     request(
         api.addr(),
         Method::POST,
@@ -55,7 +55,7 @@ async fn call(api: &FakeBotApi, method: &str, params: Value) -> (u16, Value) {
     .await
 }
 
-async fn start() -> FakeBotApi {
+pub(super) async fn start() -> FakeBotApi {
     FakeBotApi::start(FakeConfig::default()).await.unwrap()
 }
 
