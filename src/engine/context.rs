@@ -29,7 +29,7 @@ pub(crate) struct Context<'a> {
     pub(crate) router: &'a Router,
     /// The models, when they are switched on.
     pub(crate) ml: Option<&'a MlService>,
-    pub(crate) bot_username: Option<&'a str>,
+    pub bot_username: Option<&'a str>,
     /// Unix seconds.
     pub(crate) now: i64,
     pub(crate) session_ttl_secs: i64,

@@ -218,7 +218,7 @@ pub struct OutboxCall {
     /// order; `None` for calls that write to no chat (answering a callback query).
     pub chat_id: Option<i64>,
     /// The method's parameters: the JSON body of the call.
-    pub(crate) params: Vec<u8>,
+    pub params: Vec<u8>,
 }
 
 /// A call waiting in the outbox, with the update that caused it (0 for none).

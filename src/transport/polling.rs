@@ -35,7 +35,7 @@ pub(crate) struct Poller {
     pub inbox: Inbox,
     pub health: Arc<Health>,
     pub(crate) timeout_secs: u32,
-    pub(crate) allowed_updates: Vec<&'static str>,
+    pub allowed_updates: Vec<&'static str>,
 }
 
 impl Poller {

@@ -37,7 +37,7 @@ impl ApiError {
         Self::BadRequest(description.into())
     }
 
-    pub(crate) fn status(&self) -> u16 {
+    pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest(_) => 400,
             Self::Unauthorized => 401,

@@ -45,12 +45,12 @@ pub(crate) fn canonical(name: &str) -> Option<&'static Method> {
 /// The webhook a bot registered with `setWebhook`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookState {
-    pub url: String,
+    pub(crate) url: String,
     pub secret_token: Option<String>,
     pub allowed_updates: Option<Vec<String>>,
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
     /// Whether the `setWebhook` call asked to drop pending updates (they were).
-    pub drop_pending_updates: bool,
+    pub(crate) drop_pending_updates: bool,
 }
 
 /// A successful answer: `result` plus the optional `description` Telegram

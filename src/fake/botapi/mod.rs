@@ -181,11 +181,11 @@ pub struct RecordedCall {
     /// Numbers calls from 1 in the order they were recorded; never reused, also
     /// after [`FakeBotApi::take_calls`], so a script can poll for calls past the last
     /// one it saw (`GET /_fake/calls?since=N`).
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// The canonical method name (`sendMessage`) when the method is known,
     /// otherwise the name as sent.
     pub method: String,
-    pub token: String,
+    pub(crate) token: String,
     /// All parameters as a JSON object, typed like Telegram types them
     /// (`"42"` becomes `42` for `chat_id`, `reply_markup` strings become
     /// objects). Empty for calls refused before their body was read (401,

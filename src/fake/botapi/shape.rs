@@ -76,7 +76,7 @@ pub(crate) fn method_count() -> usize {
 /// What a plausible value may borrow from the call: parameters of the same name as a
 /// field (a forum topic's `name`, a contact's `phone_number`) and the time.
 pub(crate) struct Hints<'a> {
-    pub(crate) params: &'a Map<String, Value>,
+    pub params: &'a Map<String, Value>,
     pub(crate) now: i64,
 }
 
