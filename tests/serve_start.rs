@@ -7,6 +7,9 @@
 //! * A Bot API that cannot be reached at start is waited for: `/health` answers, and
 //!   `/health/ready` names `telegram` while the models load on their own; once Telegram
 //!   answers, the bot serves.
+//! * Readiness names the models while they load (they once loaded before the admin
+//!   listener bound, so the check could never fail), and models that cannot load end
+//!   the start with one line even while Telegram is being waited for.
 
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use serde_json::{Value, json};
@@ -45,11 +48,15 @@ impl Drop for Serve {
 
 impl Serve {
     fn start(api_url: &str) -> Serve {
+        // Every default: no routes, the models compiled in.
+        Serve::with_config(api_url, "")
+    }
+
+    fn with_config(api_url: &str, config: &str) -> Serve {
         let dir = tempfile::tempdir().expect("a temp dir");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        // Every default: no routes, the models compiled in.
-        std::fs::write(dir.path().join("edgebot.toml"), "").unwrap();
+        std::fs::write(dir.path().join("edgebot.toml"), config).unwrap();
         let mut command = Command::new(BIN);
         for (var, _) in std::env::vars() {
             if var.starts_with("EDGEBOT_") || var.starts_with("OTEL_") {
@@ -208,4 +215,65 @@ async fn an_unreachable_bot_api_is_waited_for_then_served() {
     assert!(ready.is_some(), "never ready:\n{}", serve.log());
     api.push_update(start_message(1, 7));
     assert!(wait_for_text(&api, 7, "Welcome").await, "{}", serve.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_the_models_while_they_load() {
+    // Enough FAQ questions that embedding them at start takes a while.
+    let faq: String = (0..400)
+        .map(|i| {
+            format!(
+                "[[faq]]\nquestion = \"How do I change setting number {i} of my account?\"\n\
+                 answer = \"Open the settings page and look for item {i}.\"\n\n"
+            )
+        })
+        .collect();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut serve = Serve::with_config(&url, &faq);
+    let loading = serve
+        .wait_until("/health/ready", |_, body| {
+            body["checks"]["models"]
+                .as_str()
+                .is_some_and(|m| m.contains("loading"))
+        })
+        .await;
+    assert!(
+        loading.is_some(),
+        "never saw the models loading:\n{}",
+        serve.log()
+    );
+    let (status, body) = serve
+        .wait_until("/health/ready", |_, body| body["checks"]["models"] == "ok")
+        .await
+        .unwrap_or_else(|| panic!("the models never loaded:\n{}", serve.log()));
+    assert_eq!(status, 503, "Telegram is still unreachable: {body}");
+}
+
+#[test]
+fn models_that_cannot_load_end_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for file in ["spam.gguf", "sentiment.gguf"] {
+        std::fs::write(models.join(file), b"GGUF but not really").unwrap();
+    }
+    let config = format!("[models]\ndir = \"{}\"\n", models.display());
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut serve = Serve::with_config(&url, &config);
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve kept waiting:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "{}", serve.log());
+    let log = serve.log();
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.starts_with("edgebot: models:"), "{log}");
 }

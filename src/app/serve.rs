@@ -14,7 +14,7 @@ use super::runtime::{Runtime, Sending};
 use crate::botapi::{ApiError, Client};
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::engine::ml::{MlLoadError, load_if_enabled};
+use crate::engine::ml::{MlLoadError, MlService, load_if_enabled};
 use crate::engine::router::RouterError;
 use crate::http::serve_admin;
 use crate::net::backoff::Backoff;
@@ -25,6 +25,7 @@ use crate::telegram::types::User;
 use crate::telemetry::health::{Health, ModelsState};
 use crate::transport::polling::{PollError, Poller};
 use crate::transport::webhook::{WebhookServer, path_of};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long shutdown waits for in-flight work and the outbox.
@@ -138,15 +139,27 @@ async fn start_bot(
             loaded
         })
     };
-    let Some(me) = connect(config, client, &health, shutdown).await? else {
+    // Models that fail to load end the start at once, even while Telegram is still
+    // being waited for: they are a config or file error that waiting will not fix.
+    let connecting = connect(config, client, &health, shutdown);
+    tokio::pin!(connecting);
+    let mut models = models;
+    let (me, ml) = tokio::select! {
+        me = &mut connecting => {
+            let me = me?;
+            let ml = if me.is_some() { joined((&mut models).await)? } else { None };
+            (me, ml)
+        }
+        loaded = &mut models => {
+            let ml = joined(loaded)?;
+            (connecting.await?, ml)
+        }
+    };
+    let Some(me) = me else {
         models.abort();
         return Ok(None);
     };
     tracing::info!(bot = me.username.as_deref().unwrap_or(""), "token accepted");
-    let ml = match models.await {
-        Ok(loaded) => loaded?,
-        Err(e) => return Err(MlLoadError::Panicked(e.to_string()).into()),
-    };
     let runtime = sending.runtime(config, me.username.clone(), ml)?;
     let resumed = runtime.inbox.replay_pending().await?;
     if resumed > 0 {
@@ -157,6 +170,18 @@ async fn start_bot(
     }
     Ok(Some(runtime))
 }
+
+/// What the model loading task ended with.
+fn joined(
+    loaded: Result<Loaded, tokio::task::JoinError>,
+) -> Result<Option<Arc<MlService>>, ServeError> {
+    match loaded {
+        Ok(loaded) => Ok(loaded?),
+        Err(e) => Err(MlLoadError::Panicked(e.to_string()).into()),
+    }
+}
+
+type Loaded = Result<Option<Arc<MlService>>, MlLoadError>;
 
 /// Asks Telegram who the bot is until it answers. A refused token ends the wait; any
 /// other failure (no network yet, DNS, a 5xx) is retried with backoff. `None` when the
