@@ -1,5 +1,80 @@
-//! Dates for people: unix times as `YYYY-MM-DD` (and `HH:MM UTC`), without a date crate
-//! for the two places that print one.
+//! Unix times, typed by unit, and as dates for people.
+//!
+//! [`UnixSecs`] and [`UnixMillis`] keep seconds and milliseconds apart: a time changes
+//! unit only through `UnixSecs::to_millis` or `UnixMillis::to_secs`, never by a bare
+//! `* 1000`. Both are `#[serde(transparent)]`, so they encode exactly as the `i64` they
+//! wrap: the JSON the admin API and the CLI print and the postcard bytes in the store are
+//! the same as before the types existed. Their arithmetic saturates: a damaged stored
+//! time must not panic.
+//!
+//! The dates are `YYYY-MM-DD` (and `HH:MM UTC`), without a date crate, for the two places
+//! that print one.
+
+use serde::{Deserialize, Serialize};
+use std::ops::{Add, Sub};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A unix time in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixSecs(pub i64);
+
+/// A unix time in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixMillis(pub i64);
+
+impl UnixSecs {
+    /// The current time, whole seconds (the milliseconds of [`UnixMillis::now`], cut).
+    pub fn now() -> UnixSecs {
+        UnixMillis::now().to_secs()
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The same instant in milliseconds.
+    pub(crate) fn to_millis(self) -> UnixMillis {
+        UnixMillis(self.0.saturating_mul(1000))
+    }
+}
+
+impl UnixMillis {
+    /// The current time; 0 on a clock set before 1970.
+    pub fn now() -> UnixMillis {
+        UnixMillis(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The whole second this instant falls in (rounded down, also before 1970).
+    pub(crate) fn to_secs(self) -> UnixSecs {
+        UnixSecs(self.0.div_euclid(1000))
+    }
+}
+
+/// Later by a number of seconds.
+impl Add<i64> for UnixSecs {
+    type Output = UnixSecs;
+    fn add(self, secs: i64) -> UnixSecs {
+        UnixSecs(self.0.saturating_add(secs))
+    }
+}
+
+/// Earlier by a number of seconds.
+impl Sub<i64> for UnixSecs {
+    type Output = UnixSecs;
+    fn sub(self, secs: i64) -> UnixSecs {
+        UnixSecs(self.0.saturating_sub(secs))
+    }
+}
 
 /// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
 pub(crate) fn civil_date(days: i64) -> String {
@@ -16,8 +91,9 @@ pub(crate) fn civil_date(days: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// `YYYY-MM-DD HH:MM UTC` of a unix time in seconds.
-pub(crate) fn utc_minute(secs: i64) -> String {
+/// `YYYY-MM-DD HH:MM UTC` of a unix time.
+pub(crate) fn utc_minute(at: UnixSecs) -> String {
+    let secs = at.get();
     let rem = secs.rem_euclid(86_400);
     format!(
         "{} {:02}:{:02} UTC",
@@ -41,9 +117,63 @@ mod tests {
 
     #[test]
     fn minutes() {
-        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc_minute(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc_minute(1_798_761_599), "2026-12-31 23:59 UTC");
-        assert_eq!(utc_minute(-60), "1969-12-31 23:59 UTC");
+        assert_eq!(utc_minute(UnixSecs(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(UnixSecs(951_782_400)), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_minute(UnixSecs(1_798_761_599)), "2026-12-31 23:59 UTC");
+        assert_eq!(utc_minute(UnixSecs(-60)), "1969-12-31 23:59 UTC");
+    }
+
+    #[test]
+    fn units_convert_explicitly() {
+        assert_eq!(
+            UnixSecs(1_700_000_000).to_millis(),
+            UnixMillis(1_700_000_000_000)
+        );
+        assert_eq!(
+            UnixMillis(1_700_000_000_999).to_secs(),
+            UnixSecs(1_700_000_000)
+        );
+        assert_eq!(UnixMillis(-1).to_secs(), UnixSecs(-1), "rounded down");
+        assert_eq!(
+            UnixSecs(i64::MAX).to_millis(),
+            UnixMillis(i64::MAX),
+            "saturates"
+        );
+        assert_eq!(UnixSecs(100) + 20, UnixSecs(120));
+        assert_eq!(UnixSecs(100) - 20, UnixSecs(80));
+        assert_eq!(UnixSecs(i64::MIN) - 1, UnixSecs(i64::MIN), "saturates");
+        let secs = UnixSecs::now();
+        assert!(secs > UnixSecs(1_600_000_000));
+        assert!(UnixMillis::now().to_secs() >= secs);
+    }
+
+    /// Transparent: the JSON and the postcard bytes are those of the bare `i64`, so the
+    /// admin API prints the same numbers and stored records read as they were written.
+    #[test]
+    fn encodings_are_those_of_the_bare_number() {
+        for n in [
+            0,
+            1,
+            -1,
+            1_700_000_000,
+            1_700_000_000_123,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let json = serde_json::to_string(&n).unwrap();
+            assert_eq!(serde_json::to_string(&UnixSecs(n)).unwrap(), json);
+            assert_eq!(serde_json::to_string(&UnixMillis(n)).unwrap(), json);
+            assert_eq!(
+                serde_json::from_str::<UnixSecs>(&json).unwrap(),
+                UnixSecs(n)
+            );
+            let bytes = postcard::to_allocvec(&n).unwrap();
+            assert_eq!(postcard::to_allocvec(&UnixSecs(n)).unwrap(), bytes);
+            assert_eq!(postcard::to_allocvec(&UnixMillis(n)).unwrap(), bytes);
+            assert_eq!(
+                postcard::from_bytes::<UnixMillis>(&bytes).unwrap(),
+                UnixMillis(n)
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use edgebot::app::runtime::Sending;
 use edgebot::botapi::Client;
+use edgebot::calendar::{UnixMillis, UnixSecs};
 use edgebot::config::Config;
 use edgebot::config::Secret;
 use edgebot::engine::outbound::call_of;
@@ -12,7 +13,7 @@ use edgebot::http::routes::{ROUTES, Verb};
 use edgebot::http::{AdminState, openapi, probe, serve_admin};
 use edgebot::shutdown;
 use edgebot::store::records::{Event, EventKind, Profile, UserDelta, UserStatus};
-use edgebot::store::{Finish, Store, now_ms, now_secs};
+use edgebot::store::{Finish, Store};
 use edgebot::telegram::methods::Action;
 use edgebot::telemetry::health::ModelsState;
 use http_body_util::{BodyExt, Full};
@@ -55,7 +56,7 @@ impl Server {
             Client::new(api_url, &Secret::new("123:test"), Duration::from_secs(5)).unwrap();
         let sending = Sending::start(&config, store, client).unwrap();
         let state = sending.admin_state(&config);
-        state.health.api_succeeded(now_secs());
+        state.health.api_succeeded(UnixSecs::now());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = shutdown::channel();
@@ -154,14 +155,14 @@ fn profile(username: Option<&str>, first: &str, last: Option<&str>) -> Profile {
     }
 }
 
-async fn add_user(store: &Store, id: i64, profile: Profile, seen_at: i64) {
+async fn add_user(store: &Store, id: i64, profile: Profile, seen_at: UnixSecs) {
     let mut delta = UserDelta::new(id, seen_at);
     delta.profile = Some(profile);
     delta.messages = 1;
     store.update_user(delta).await.unwrap();
 }
 
-async fn add_event(store: &Store, at_ms: i64, user_id: i64, kind: EventKind) {
+async fn add_event(store: &Store, at_ms: UnixMillis, user_id: i64, kind: EventKind) {
     store
         .append_events(vec![Event {
             at_ms,
@@ -212,7 +213,7 @@ async fn every_api_route_wants_the_token() {
         server.store(),
         1,
         profile(Some("one"), "One", None),
-        now_secs(),
+        UnixSecs::now(),
     )
     .await;
     let api_routes: Vec<_> = ROUTES
@@ -274,7 +275,7 @@ async fn without_a_token_the_api_is_off() {
 async fn users_page_search_and_filter() {
     let server = Server::start(Some(TOKEN)).await;
     let store = server.store();
-    let now = now_secs();
+    let now = UnixSecs::now();
     add_user(
         store,
         10,
@@ -364,7 +365,7 @@ async fn users_page_search_and_filter() {
 #[tokio::test]
 async fn ban_unban_and_role_change_an_existing_user_only() {
     let server = Server::start(Some(TOKEN)).await;
-    let seen_at = now_secs() - 3600;
+    let seen_at = UnixSecs::now() - 3600;
     add_user(
         server.store(),
         7,
@@ -412,10 +413,10 @@ async fn ban_unban_and_role_change_an_existing_user_only() {
 async fn delete_removes_the_user_and_their_events() {
     let server = Server::start(Some(TOKEN)).await;
     let store = server.store();
-    add_user(store, 1, profile(None, "One", None), now_secs()).await;
-    add_user(store, 2, profile(None, "Two", None), now_secs()).await;
-    add_event(store, now_ms(), 1, command("start")).await;
-    add_event(store, now_ms(), 2, command("start")).await;
+    add_user(store, 1, profile(None, "One", None), UnixSecs::now()).await;
+    add_user(store, 2, profile(None, "Two", None), UnixSecs::now()).await;
+    add_event(store, UnixMillis::now(), 1, command("start")).await;
+    add_event(store, UnixMillis::now(), 2, command("start")).await;
 
     let deleted = server
         .call("DELETE", "/api/v1/users/1", Some(TOKEN), None)
@@ -440,12 +441,12 @@ async fn delete_removes_the_user_and_their_events() {
 async fn stats_count_users_messages_and_commands() {
     let server = Server::start(Some(TOKEN)).await;
     let store = server.store();
-    let now = now_secs();
+    let now = UnixSecs::now();
     add_user(store, 1, profile(None, "One", None), now).await;
     add_user(store, 2, profile(None, "Two", None), now).await;
     // Seen ten days ago: outside a 7-day window.
     add_user(store, 3, profile(None, "Three", None), now - 10 * 86_400).await;
-    let at = now_ms();
+    let at = UnixMillis::now();
     add_event(store, at, 1, command("start")).await;
     add_event(store, at, 1, command("help")).await;
     add_event(store, at, 2, command("start")).await;
@@ -458,7 +459,13 @@ async fn stats_count_users_messages_and_commands() {
         },
     )
     .await;
-    add_event(store, at - 10 * 86_400_000, 3, command("old")).await;
+    add_event(
+        store,
+        UnixMillis(at.get() - 10 * 86_400_000),
+        3,
+        command("old"),
+    )
+    .await;
 
     let stats = server.get("/api/v1/stats?days=7").await;
     assert_eq!(stats.status, 200, "{}", stats.text());
@@ -496,7 +503,7 @@ async fn events_page_by_type_and_time() {
         } else {
             EventKind::Callback { data: "x".into() }
         };
-        add_event(store, base + i * 1000, 5, kind).await;
+        add_event(store, UnixMillis(base + i * 1000), 5, kind).await;
     }
     let all = server.get("/api/v1/events?limit=100").await.json();
     assert_eq!(all["events"].as_array().unwrap().len(), 10);
@@ -554,9 +561,9 @@ async fn send_message_goes_through_the_outbox() {
     let store = Store::open(dir.path()).unwrap();
     let server = Server::over(store, Some(TOKEN), &fake.base_url()).await;
     let store = server.store();
-    add_user(store, 21, profile(None, "Ann", None), now_secs()).await;
-    add_user(store, 22, profile(None, "Ben", None), now_secs()).await;
-    let mut blocked = UserDelta::new(22, now_secs());
+    add_user(store, 21, profile(None, "Ann", None), UnixSecs::now()).await;
+    add_user(store, 22, profile(None, "Ben", None), UnixSecs::now()).await;
+    let mut blocked = UserDelta::new(22, UnixSecs::now());
     blocked.status = Some(UserStatus::Blocked);
     store.update_user(blocked).await.unwrap();
 
@@ -646,7 +653,7 @@ async fn ready_follows_telegram_and_the_models() {
         .await
         .unwrap();
 
-    health.api_failed(now_secs() + 1);
+    health.api_failed(UnixSecs::now() + 1);
     let down = server.call("GET", "/health/ready", None, None).await;
     assert_eq!(down.status, 503);
     let body = down.json();
@@ -665,7 +672,7 @@ async fn ready_follows_telegram_and_the_models() {
         .await
         .expect("alive while not ready");
 
-    health.api_succeeded(now_secs() + 2);
+    health.api_succeeded(UnixSecs::now() + 2);
     assert_eq!(
         server.call("GET", "/health/ready", None, None).await.status,
         200
@@ -768,7 +775,7 @@ fn set_file_size_limit(bytes: libc::rlim_t) {
 async fn metrics_move_after_traffic() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let now = now_secs();
+    let now = UnixSecs::now();
     add_user(&store, 1, profile(None, "Today", None), now).await;
     add_user(
         &store,

@@ -13,6 +13,7 @@
 mod windows;
 
 use edgebot::botapi::Client;
+use edgebot::calendar::{UnixMillis, UnixSecs};
 use edgebot::config::{OutboundLimits, Secret};
 use edgebot::engine::outbound::{action_of, call_of};
 use edgebot::engine::sender::Outbox;
@@ -79,8 +80,8 @@ fn user_record() -> impl Strategy<Value = UserRecord> {
                 referrer,
                 referrals,
                 message_count,
-                first_seen,
-                last_seen,
+                first_seen: UnixSecs(first_seen),
+                last_seen: UnixSecs(last_seen),
             },
         )
 }
@@ -101,7 +102,7 @@ fn event() -> impl Strategy<Value = Event> {
         kind,
     )
         .prop_map(|(at_ms, user_id, chat_id, kind)| Event {
-            at_ms,
+            at_ms: UnixMillis(at_ms),
             user_id,
             chat_id,
             kind,
@@ -209,7 +210,7 @@ proptest! {
 
     #[test]
     fn sessions_round_trip(expires_at in any::<i64>()) {
-        round_trips(&Session { state: ConversationState::AwaitingFeedback, expires_at })?;
+        round_trips(&Session { state: ConversationState::AwaitingFeedback, expires_at: UnixSecs(expires_at) })?;
     }
 
     #[test]
@@ -218,7 +219,7 @@ proptest! {
         error in any::<String>(),
         raw in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        round_trips(&MalformedUpdate { received_at, error, raw })?;
+        round_trips(&MalformedUpdate { received_at: UnixSecs(received_at), error, raw })?;
     }
 
     /// Stored bytes may be damaged: decoding them fails cleanly, it never panics.
@@ -307,11 +308,11 @@ fn inbox_op() -> impl Strategy<Value = InboxOp> {
 }
 
 fn finish_of(update_id: i64) -> Finish {
-    let mut delta = UserDelta::new(USER, 1_000);
+    let mut delta = UserDelta::new(USER, UnixSecs(1_000));
     delta.messages = 1;
     Finish {
         update_id,
-        finished_at: 1_000,
+        finished_at: UnixSecs(1_000),
         users: vec![delta],
         events: Vec::new(),
         session: None,

@@ -200,7 +200,7 @@ async fn a_blocked_user_is_marked_and_not_retried() {
         Duration::from_secs(5),
     )
     .await;
-    let mut delta = edgebot::store::records::UserDelta::new(9, 1);
+    let mut delta = edgebot::store::records::UserDelta::new(9, edgebot::calendar::UnixSecs(1));
     delta.messages = 1;
     rig.store.update_user(delta).await.unwrap();
     rig.outbox

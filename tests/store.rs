@@ -1,13 +1,14 @@
 //! The store on a real redb file: finishing is atomic and exactly-once, and the file's
 //! edge cases (newer version, corruption, a second process) have clear outcomes.
 
+use edgebot::calendar::{UnixMillis, UnixSecs};
 use edgebot::engine::outbound::{action_of, call_of};
 use edgebot::store::records::{Event, EventKind, UserDelta};
 use edgebot::store::{Appended, FILE_NAME, Finish, Finished, Store, StoreError};
 use edgebot::telegram::methods::Action;
 
 fn delta(id: i64, messages: u64) -> UserDelta {
-    let mut d = UserDelta::new(id, 1_000);
+    let mut d = UserDelta::new(id, UnixSecs(1_000));
     d.messages = messages;
     d
 }
@@ -27,7 +28,7 @@ async fn finishing_is_exactly_once_and_survives_reopening() {
     assert_eq!(store.pending_inbox().unwrap().len(), 1);
     let finish = Finish {
         update_id: 5,
-        finished_at: 1_000,
+        finished_at: UnixSecs(1_000),
         users: vec![delta(1, 1)],
         events: vec![],
         session: None,
@@ -69,7 +70,7 @@ async fn concurrent_deltas_of_one_user_are_all_counted() {
                 store
                     .finish(Finish {
                         update_id: i,
-                        finished_at: 1_000,
+                        finished_at: UnixSecs(1_000),
                         users: vec![delta(9, 1)],
                         ..Finish::default()
                     })
@@ -112,7 +113,7 @@ async fn deleting_a_user_removes_their_events() {
     store.update_user(delta(2, 0)).await.unwrap();
     store
         .append_events(vec![Event {
-            at_ms: 0,
+            at_ms: UnixMillis(0),
             user_id: Some(1),
             chat_id: None,
             kind: EventKind::BlockedBot,
@@ -314,14 +315,17 @@ async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
     assert_eq!((ada.message_count, ada.referrals), (3, 1));
     assert_eq!(
         (ada.first_seen, ada.last_seen),
-        (1_700_000_000, 1_700_000_000)
+        (UnixSecs(1_700_000_000), UnixSecs(1_700_000_000))
     );
     assert_eq!((ada.role, ada.status), (Role::User, UserStatus::Active));
     let bob = store.user(43).unwrap().unwrap();
     assert_eq!((bob.first_name.as_str(), bob.referrer), ("Bob", Some(42)));
-    let session = store.session(42, 42, 1_700_000_000).unwrap().unwrap();
+    let session = store
+        .session(42, 42, UnixSecs(1_700_000_000))
+        .unwrap()
+        .unwrap();
     assert_eq!(session.state, ConversationState::AwaitingFeedback);
-    assert_eq!(session.expires_at, 1_700_000_900);
+    assert_eq!(session.expires_at, UnixSecs(1_700_000_900));
     let kinds: Vec<EventKind> = store
         .events(0, 10)
         .unwrap()
@@ -338,9 +342,25 @@ async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
             },
         ]
     );
+    // The times, now typed by unit, read as the bare numbers they were written as.
+    let times: Vec<UnixMillis> = store
+        .events(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.at_ms)
+        .collect();
+    assert_eq!(
+        times,
+        [
+            UnixMillis(1_700_000_000_000),
+            UnixMillis(1_700_000_100_000),
+            UnixMillis(1_700_000_300_000)
+        ]
+    );
     let malformed = store.malformed(10).unwrap();
     assert_eq!(malformed.len(), 1);
     assert_eq!(malformed[0].1.raw, b"{nope");
+    assert_eq!(malformed[0].1.received_at, UnixSecs(1_700_000_200));
     assert_eq!(
         store.pending_inbox().unwrap(),
         [(100, br#"{"update_id":100}"#.to_vec())]

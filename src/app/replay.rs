@@ -8,6 +8,7 @@
 
 use super::runtime::Sending;
 use crate::botapi::{ApiError, Client};
+use crate::calendar::UnixMillis;
 use crate::config::Config;
 use crate::engine::inbox::InboxError;
 use crate::engine::router::RouterError;
@@ -49,7 +50,7 @@ pub async fn replay(
     let scratch = std::env::temp_dir().join(format!(
         "edgebot-replay-{}-{}",
         std::process::id(),
-        crate::store::now_ms()
+        UnixMillis::now().get()
     ));
     let result = run(config, &api, &scratch, input, out).await;
     api.shutdown().await;

@@ -12,6 +12,7 @@
 
 use super::runtime::{Runtime, Sending};
 use crate::botapi::{ApiError, Client};
+use crate::calendar::UnixSecs;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::ml::{MlLoadError, MlService, load_if_enabled};
@@ -198,7 +199,7 @@ async fn connect(
             attempt = client.get_me() => attempt,
             () = shutdown.wait() => return Ok(None),
         };
-        let now = crate::store::now_secs();
+        let now = UnixSecs::now();
         match attempt {
             Ok(me) => {
                 health.api_succeeded(now);

@@ -5,6 +5,7 @@
 
 use super::ml::MlService;
 use super::router::Router;
+use crate::calendar::UnixSecs;
 use crate::store::records::{ConversationState, Event, EventKind, SessionChange, UserRecord};
 use crate::telegram::methods::{Action, ReplyParameters, SendMessage};
 use crate::telegram::types::{CallbackQuery, InlineKeyboardMarkup, Message};
@@ -30,8 +31,8 @@ pub(crate) struct Context<'a> {
     /// The models, when they are switched on.
     pub(crate) ml: Option<&'a MlService>,
     pub bot_username: Option<&'a str>,
-    /// Unix seconds.
-    pub(crate) now: i64,
+    /// When the engine took the update.
+    pub(crate) now: UnixSecs,
     pub(crate) session_ttl_secs: i64,
 }
 
@@ -53,7 +54,7 @@ impl Context<'_> {
     /// An event about this update's sender and chat.
     pub(crate) fn event(&self, kind: EventKind) -> Event {
         Event {
-            at_ms: self.now * 1000,
+            at_ms: self.now.to_millis(),
             user_id: self.user_id(),
             chat_id: Some(self.chat_id),
             kind,

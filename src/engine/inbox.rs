@@ -6,8 +6,9 @@
 //! and kept in the store for inspection.
 
 use super::dispatcher::Dispatcher;
+use crate::calendar::UnixSecs;
 use crate::store::records::MalformedUpdate;
-use crate::store::{Appended, Store, StoreError, now_secs};
+use crate::store::{Appended, Store, StoreError};
 use crate::telegram::types::Update;
 use crate::telemetry::metrics::Metrics;
 use bytes::Bytes;
@@ -157,7 +158,7 @@ impl Inbox {
         self.store
             .record_malformed(
                 MalformedUpdate {
-                    received_at: now_secs(),
+                    received_at: UnixSecs::now(),
                     error,
                     raw: raw.to_vec(),
                 },

@@ -15,9 +15,10 @@ pub mod outbound;
 pub mod router;
 pub mod sender;
 
+use crate::calendar::UnixSecs;
 use crate::config::Config;
 use crate::store::records::{EventKind, Profile, UserDelta, UserRecord, UserStatus};
-use crate::store::{Finish, Finished, Store, StoreError, now_secs};
+use crate::store::{Finish, Finished, Store, StoreError};
 use crate::telegram::command::{CommandParse, parse_message};
 use crate::telegram::methods::{Action, AnswerCallbackQuery};
 use crate::telegram::types::{
@@ -98,7 +99,7 @@ impl Engine {
     /// Handles one update and commits its effects. An update finished before is not
     /// handled again.
     pub async fn process(&self, update: &Update) -> Result<Finished, StoreError> {
-        let now = now_secs();
+        let now = UnixSecs::now();
         let mut finish = Finish {
             update_id: update.update_id,
             finished_at: now,
@@ -139,7 +140,7 @@ impl Engine {
         &self,
         message: &Message,
         from: &User,
-        now: i64,
+        now: UnixSecs,
         finish: &mut Finish,
     ) -> Result<(), StoreError> {
         let mut delta = seen(from, now);
@@ -207,7 +208,7 @@ impl Engine {
     async fn on_callback(
         &self,
         query: &CallbackQuery,
-        now: i64,
+        now: UnixSecs,
         finish: &mut Finish,
     ) -> Result<(), StoreError> {
         let mut delta = seen(&query.from, now);
@@ -269,7 +270,7 @@ impl Engine {
                         .outbox
                         .push(outbound::call_of(&Action::send(chat_id, SLOW_DOWN)));
                     finish.events.push(crate::store::records::Event {
-                        at_ms: finish.finished_at * 1000,
+                        at_ms: finish.finished_at.to_millis(),
                         user_id: Some(delta.id),
                         chat_id: Some(chat_id),
                         kind: EventKind::RateLimited,
@@ -293,7 +294,7 @@ impl Engine {
             .handler_done(route, started.elapsed().as_secs_f64());
     }
 
-    fn context<'a>(&'a self, chat_id: i64, user: &'a UserRecord, now: i64) -> Context<'a> {
+    fn context<'a>(&'a self, chat_id: i64, user: &'a UserRecord, now: UnixSecs) -> Context<'a> {
         Context {
             chat_id,
             message: None,
@@ -312,7 +313,7 @@ impl Engine {
 }
 
 /// A sighting of a user: their current names, no counts.
-fn seen(user: &User, now: i64) -> UserDelta {
+fn seen(user: &User, now: UnixSecs) -> UserDelta {
     let mut delta = UserDelta::new(user.id, now);
     delta.profile = Some(Profile {
         username: user.username.clone(),

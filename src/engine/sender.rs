@@ -15,10 +15,11 @@
 use super::lanes::Lanes;
 use super::outbound::{call_of, method_label};
 use crate::botapi::{ApiError, Client};
+use crate::calendar::{UnixMillis, UnixSecs};
 use crate::config::OutboundLimits;
 use crate::net::backoff::Backoff;
 use crate::store::records::{Event, EventKind, UserDelta, UserStatus};
-use crate::store::{OutboxEntry, Store, StoreError, now_ms, now_secs};
+use crate::store::{OutboxEntry, Store, StoreError};
 use crate::telegram::methods::Action;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
@@ -211,7 +212,7 @@ impl Sender {
                 let seconds = started.elapsed().as_secs_f64();
                 match result {
                     Ok(_) => {
-                        self.health.api_succeeded(now_secs());
+                        self.health.api_succeeded(UnixSecs::now());
                         self.metrics.outbound_call(label, "ok", seconds);
                         break;
                     }
@@ -229,14 +230,14 @@ impl Sender {
                         tokio::time::sleep(wait).await;
                     }
                     Err(e) if e.is_transient() => {
-                        self.health.api_failed(now_secs());
+                        self.health.api_failed(UnixSecs::now());
                         self.metrics.outbound_call(label, "retry", seconds);
                         let wait = backoff.next_wait();
                         tracing::warn!(method, error = %e, backoff_ms = wait.as_millis() as u64, "call failed, retrying");
                         tokio::time::sleep(wait).await;
                     }
                     Err(e) => {
-                        self.health.api_succeeded(now_secs());
+                        self.health.api_succeeded(UnixSecs::now());
                         self.refused(&entry, &e, seconds).await;
                         break;
                     }
@@ -287,13 +288,13 @@ impl Sender {
                     chat_id,
                     "the user blocked the bot; marking them blocked"
                 );
-                let mut delta = UserDelta::new(chat_id, now_secs());
+                let mut delta = UserDelta::new(chat_id, UnixSecs::now());
                 delta.status = Some(UserStatus::Blocked);
                 let marked = self.store.update_user(delta).await;
                 let logged = self
                     .store
                     .append_events(vec![Event {
-                        at_ms: now_ms(),
+                        at_ms: UnixMillis::now(),
                         user_id: Some(chat_id),
                         chat_id: Some(chat_id),
                         kind: EventKind::BlockedBot,

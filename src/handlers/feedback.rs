@@ -49,6 +49,7 @@ fn record(ctx: &Context<'_>, out: &mut Outcome, text: &str) {
 
 #[cfg(test)]
 mod tests {
+    use crate::calendar::UnixSecs;
     use crate::config::HandlerName;
     use crate::engine::router::Target;
     use crate::handlers::testing::{outcome, sent_text, update, user};
@@ -63,7 +64,7 @@ mod tests {
         let Some(SessionChange::Set { session, .. }) = out.session else {
             panic!("no session opened")
         };
-        assert_eq!(session.expires_at, 1_700_000_200 + 600);
+        assert_eq!(session.expires_at, UnixSecs(1_700_000_200 + 600));
     }
 
     #[test]

@@ -45,6 +45,7 @@ async fn run(target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
 pub(crate) mod testing {
     //! A context over a fixed private-chat update, for handler tests.
 
+    use crate::calendar::UnixSecs;
     use crate::config::Config;
     use crate::engine::context::{Context, Outcome};
     use crate::engine::router::{Router, Target};
@@ -63,8 +64,8 @@ pub(crate) mod testing {
             referrer: None,
             referrals: 2,
             message_count: 3,
-            first_seen: 1_700_000_000,
-            last_seen: 1_700_000_100,
+            first_seen: UnixSecs(1_700_000_000),
+            last_seen: UnixSecs(1_700_000_100),
         }
     }
 
@@ -97,7 +98,7 @@ pub(crate) mod testing {
             router: &router,
             ml: None,
             bot_username: Some("edgebot"),
-            now: 1_700_000_200,
+            now: UnixSecs(1_700_000_200),
             session_ttl_secs: 600,
         };
         let mut out = Outcome::default();

@@ -6,10 +6,10 @@
 //! matches little returns fewer items and a cursor to go on from.
 
 use super::routes::{ApiError, Query};
-use crate::calendar::civil_date;
+use crate::calendar::{UnixMillis, civil_date};
 use crate::engine::sender::Outbox;
+use crate::store::Store;
 use crate::store::records::{Event, EventKind, Role, UserDelta, UserRecord, UserStatus};
-use crate::store::{Store, now_ms};
 use crate::telegram::methods::Action;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -210,10 +210,10 @@ pub(crate) struct EventFilter {
     pub(crate) after: u64,
     /// An [`EventKind::name`].
     pub kind: Option<String>,
-    /// Unix milliseconds, inclusive.
-    pub(crate) since_ms: Option<i64>,
-    /// Unix milliseconds, exclusive.
-    pub(crate) until_ms: Option<i64>,
+    /// Inclusive.
+    pub(crate) since_ms: Option<UnixMillis>,
+    /// Exclusive.
+    pub(crate) until_ms: Option<UnixMillis>,
 }
 
 impl EventFilter {
@@ -222,8 +222,8 @@ impl EventFilter {
             limit: limit(query)?,
             after: query.number("after")?.unwrap_or(0),
             kind: query.get("type").map(str::to_owned),
-            since_ms: query.number("since_ms")?,
-            until_ms: query.number("until_ms")?,
+            since_ms: query.number("since_ms")?.map(UnixMillis),
+            until_ms: query.number("until_ms")?.map(UnixMillis),
         })
     }
 
@@ -321,7 +321,7 @@ pub(crate) async fn stats(store: &Store, days: u32) -> Result<Value, ApiError> {
             "days={days}: between 1 and {MAX_STATS_DAYS}"
         )));
     }
-    let today = now_ms().div_euclid(DAY_MS);
+    let today = UnixMillis::now().get().div_euclid(DAY_MS);
     blocking(store, move |store| {
         stats_between(store, today - i64::from(days) + 1, today)
     })
@@ -331,8 +331,8 @@ pub(crate) async fn stats(store: &Store, days: u32) -> Result<Value, ApiError> {
 /// Statistics over the UTC days `first..=last` (days since the Unix epoch).
 fn stats_between(store: &Store, first: i64, last: i64) -> Result<Value, ApiError> {
     let mut per_day: Vec<Day> = (first..=last).map(|_| Day::default()).collect();
-    let slot = |at_ms: i64| {
-        let day = at_ms.div_euclid(DAY_MS);
+    let slot = |at: UnixMillis| {
+        let day = at.get().div_euclid(DAY_MS);
         (first..=last)
             .contains(&day)
             .then(|| (day - first) as usize)
@@ -374,11 +374,11 @@ fn stats_between(store: &Store, first: i64, last: i64) -> Result<Value, ApiError
             cursor = Some(user.id);
             total += 1;
             *by_status.entry(status_name(user.status)).or_default() += 1;
-            if let Some(i) = slot(user.first_seen * 1000) {
+            if let Some(i) = slot(user.first_seen.to_millis()) {
                 per_day[i].new_users += 1;
             }
             // Not every message leaves an event; last_seen covers the user's latest day.
-            if let Some(i) = slot(user.last_seen * 1000) {
+            if let Some(i) = slot(user.last_seen.to_millis()) {
                 per_day[i].active.insert(user.id);
             }
         }

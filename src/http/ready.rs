@@ -10,7 +10,8 @@
 
 use super::AdminState;
 use super::routes::Reply;
-use crate::store::{Store, now_secs};
+use crate::calendar::UnixSecs;
+use crate::store::Store;
 use crate::telemetry::health::{API_FRESHNESS_SECS, ModelsState};
 use serde_json::{Map, Value, json};
 use std::path::Path;
@@ -55,7 +56,7 @@ impl Readiness {
 }
 
 pub(crate) async fn check(state: &AdminState) -> Readiness {
-    let now = now_secs();
+    let now = UnixSecs::now();
     let telegram = if state.health.api_reachable(now) {
         Ok(())
     } else {

@@ -6,8 +6,9 @@
 //! cached for [`ACTIVE_USERS_TTL`] so that frequent scrapes of a large bot stay cheap.
 
 use super::AdminState;
+use crate::calendar::UnixSecs;
 use crate::store::records::UserRecord;
-use crate::store::{Store, StoreError, now_secs};
+use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::WindowLabels;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -28,7 +29,7 @@ pub(crate) struct ActiveUsers(pub [u64; 3]);
 /// (as [`Store::users`] does); a page shorter than asked for is the last.
 pub(crate) fn count_active_users<E>(
     mut page: impl FnMut(Option<i64>, usize) -> Result<Vec<UserRecord>, E>,
-    now: i64,
+    now: UnixSecs,
 ) -> Result<ActiveUsers, E> {
     let mut counts = [0u64; 3];
     let mut after = None;
@@ -65,7 +66,7 @@ impl ActiveUsersCache {
         }
         let store = store.clone();
         let counts = tokio::task::spawn_blocking(move || {
-            count_active_users(|after, limit| store.users(after, limit), now_secs())
+            count_active_users(|after, limit| store.users(after, limit), UnixSecs::now())
         })
         .await
         .map_err(|e| StoreError::CommitFailed(format!("the user scan panicked: {e}")))??;
@@ -112,13 +113,13 @@ mod tests {
     use super::*;
     use crate::store::records::UserDelta;
 
-    fn user(id: i64, last_seen: i64) -> UserRecord {
+    fn user(id: i64, last_seen: UnixSecs) -> UserRecord {
         UserDelta::new(id, last_seen).apply(None)
     }
 
     #[test]
     fn windows_count_users_across_pages() {
-        let now = 100 * 86_400;
+        let now = UnixSecs(100 * 86_400);
         // More than a page, so the cursor is followed.
         let users: Vec<UserRecord> = (0..2500)
             .map(|id| {

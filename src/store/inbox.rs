@@ -8,6 +8,7 @@ use super::error::{StoreError, decoded};
 use super::records::{Event, MalformedUpdate, OutboxCall, OutboxEntry, SessionChange, UserDelta};
 use super::tables::{INBOX, MALFORMED, PROCESSED, Tables};
 use super::writer::Sequences;
+use crate::calendar::UnixSecs;
 use redb::{ReadableDatabase, ReadableTable};
 
 /// How many finished update ids are remembered for deduplication. Telegram redelivers
@@ -28,7 +29,7 @@ pub enum Appended {
 #[derive(Debug, Clone, Default)]
 pub struct Finish {
     pub update_id: i64,
-    pub finished_at: i64,
+    pub finished_at: UnixSecs,
     pub users: Vec<UserDelta>,
     pub events: Vec<Event>,
     pub session: Option<SessionChange>,
@@ -59,9 +60,9 @@ impl Tables<'_> {
     }
 
     /// Takes update `id` out of the inbox and remembers it as finished at `at`.
-    fn mark_finished(&mut self, id: i64, at: i64) -> Result<(), StoreError> {
+    fn mark_finished(&mut self, id: i64, at: UnixSecs) -> Result<(), StoreError> {
         self.inbox.remove(id)?;
-        self.processed.insert(id, at)?;
+        self.processed.insert(id, at.get())?;
         if id % 4096 == 0 {
             self.processed
                 .retain_in(..id.saturating_sub(PROCESSED_WINDOW), |_, _| false)?;
@@ -105,7 +106,7 @@ impl Store {
         let value = Stored::new(&record);
         self.write(move |t| {
             if let Some(id) = update_id {
-                t.processed.insert(id, record.received_at)?;
+                t.processed.insert(id, record.received_at.get())?;
             }
             let seq = Sequences::take(&mut t.seq.malformed);
             t.malformed.insert(seq, &value)?;

@@ -85,16 +85,6 @@ impl Drop for Inner {
     }
 }
 
-pub fn now_secs() -> i64 {
-    now_ms() / 1000
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Store {
     /// Opens (or creates) `DIR/edgebot.redb`, checks its version and migrates it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
@@ -339,7 +329,11 @@ mod tests {
         let users: Vec<_> = (1..=9)
             .map(|id| {
                 let store = store.clone();
-                tokio::spawn(async move { store.update_user(UserDelta::new(id, 1_000)).await })
+                tokio::spawn(async move {
+                    store
+                        .update_user(UserDelta::new(id, crate::calendar::UnixSecs(1_000)))
+                        .await
+                })
             })
             .collect();
         let failing = tokio::spawn({

@@ -2,8 +2,11 @@
 //!
 //! These types are encoded with [`super::codec`], whose layout is frozen per version:
 //! change a field and you add a version and a migration. They name nothing outside the
-//! store: a stored outbox call is the store's own record, not the wire model's action.
+//! store except the unix times of the leaf [`crate::calendar`], which encode as the bare
+//! `i64` they wrap; a stored outbox call is the store's own record, not the wire model's
+//! action.
 
+use crate::calendar::{UnixMillis, UnixSecs};
 use serde::{Deserialize, Serialize};
 
 /// What the bot knows about one Telegram user.
@@ -21,9 +24,8 @@ pub struct UserRecord {
     /// How many users started from this user's link.
     pub referrals: u32,
     pub message_count: u64,
-    /// Unix seconds.
-    pub first_seen: i64,
-    pub last_seen: i64,
+    pub first_seen: UnixSecs,
+    pub last_seen: UnixSecs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +62,8 @@ pub struct UserDelta {
     pub profile: Option<Profile>,
     /// Messages to add to `message_count`.
     pub messages: u64,
-    /// Unix seconds of the update; becomes `last_seen` (and `first_seen` for a new user).
-    pub(crate) seen_at: i64,
+    /// When the update came; becomes `last_seen` (and `first_seen` for a new user).
+    pub(crate) seen_at: UnixSecs,
     /// The referrer, recorded only when this delta creates the user.
     pub referrer: Option<i64>,
     pub status: Option<UserStatus>,
@@ -69,7 +71,7 @@ pub struct UserDelta {
 }
 
 impl UserDelta {
-    pub fn new(id: i64, seen_at: i64) -> UserDelta {
+    pub fn new(id: i64, seen_at: UnixSecs) -> UserDelta {
         UserDelta {
             id,
             profile: None,
@@ -122,8 +124,8 @@ impl UserDelta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub state: ConversationState,
-    /// Unix seconds after which the session is void.
-    pub expires_at: i64,
+    /// When the session is void.
+    pub expires_at: UnixSecs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -150,8 +152,7 @@ pub enum SessionChange {
 /// One line of the append-only analytics log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Unix milliseconds.
-    pub at_ms: i64,
+    pub at_ms: UnixMillis,
     pub user_id: Option<i64>,
     pub chat_id: Option<i64>,
     pub kind: EventKind,
@@ -201,7 +202,7 @@ impl EventKind {
 /// A body that did not parse as an update, kept for inspection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MalformedUpdate {
-    pub received_at: i64,
+    pub received_at: UnixSecs,
     pub error: String,
     pub raw: Vec<u8>,
 }

@@ -5,6 +5,7 @@ use super::codec::Stored;
 use super::error::{StoreError, decoded};
 use super::records::{Session, SessionChange};
 use super::tables::{SESSIONS, Tables};
+use crate::calendar::UnixSecs;
 use redb::ReadableDatabase;
 
 impl Tables<'_> {
@@ -41,7 +42,7 @@ impl Store {
         &self,
         chat_id: i64,
         user_id: i64,
-        now: i64,
+        now: UnixSecs,
     ) -> Result<Option<Session>, StoreError> {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(SESSIONS)?;

@@ -5,6 +5,7 @@ use super::error::{StoreError, decoded};
 use super::records::{Event, EventKind, UserDelta, UserRecord};
 use super::tables::{Tables, USERS};
 use super::{Store, codec::Stored};
+use crate::calendar::UnixSecs;
 use redb::{ReadableDatabase, ReadableTable};
 
 impl Tables<'_> {
@@ -22,11 +23,11 @@ impl Tables<'_> {
     }
 
     /// Applies `delta` to the stored user; a user it creates is credited to their
-    /// referrer and logged as joined at `now` (unix seconds).
+    /// referrer and logged as joined at `now`.
     pub(super) fn apply_user_delta(
         &mut self,
         delta: &UserDelta,
-        now: i64,
+        now: UnixSecs,
     ) -> Result<UserRecord, StoreError> {
         let before = self.user(delta.id)?;
         let created = before.is_none();
@@ -39,7 +40,7 @@ impl Tables<'_> {
                 self.put_user(&referrer)?;
             }
             self.append_event(&Event {
-                at_ms: now.saturating_mul(1000),
+                at_ms: now.to_millis(),
                 user_id: Some(delta.id),
                 chat_id: None,
                 kind: EventKind::UserJoined {

@@ -3,6 +3,7 @@
 //! The sender and the poller mark each call to Telegram; the model loader marks the
 //! models. `/health/ready` reads these, and probes the store itself.
 
+use crate::calendar::UnixSecs;
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 
 /// How long after its last success Telegram still counts as reachable.
@@ -10,9 +11,9 @@ pub const API_FRESHNESS_SECS: i64 = 120;
 
 #[derive(Debug, Default)]
 pub struct Health {
-    /// Unix seconds of the last successful call to the Bot API; 0 before the first.
+    /// The last successful call to the Bot API, a [`UnixSecs`]; 0 before the first.
     last_api_success: AtomicI64,
-    /// Unix seconds of the last failed call (network error or 5xx); 0 before the first.
+    /// The last failed call (network error or 5xx), a [`UnixSecs`]; 0 before the first.
     last_api_failure: AtomicI64,
     models: AtomicU8,
 }
@@ -40,12 +41,12 @@ impl ModelsState {
 }
 
 impl Health {
-    pub fn api_succeeded(&self, now: i64) {
-        self.last_api_success.store(now, Ordering::Relaxed);
+    pub fn api_succeeded(&self, now: UnixSecs) {
+        self.last_api_success.store(now.get(), Ordering::Relaxed);
     }
 
-    pub fn api_failed(&self, now: i64) {
-        self.last_api_failure.store(now, Ordering::Relaxed);
+    pub fn api_failed(&self, now: UnixSecs) {
+        self.last_api_failure.store(now.get(), Ordering::Relaxed);
     }
 
     pub fn set_models(&self, state: ModelsState) {
@@ -53,10 +54,10 @@ impl Health {
     }
 
     /// Telegram is reachable when a call succeeded recently and no failure came after it.
-    pub(crate) fn api_reachable(&self, now: i64) -> bool {
-        let success = self.last_api_success.load(Ordering::Relaxed);
-        let failure = self.last_api_failure.load(Ordering::Relaxed);
-        success > 0 && success >= failure && now - success <= API_FRESHNESS_SECS
+    pub(crate) fn api_reachable(&self, now: UnixSecs) -> bool {
+        let success = UnixSecs(self.last_api_success.load(Ordering::Relaxed));
+        let failure = UnixSecs(self.last_api_failure.load(Ordering::Relaxed));
+        success > UnixSecs(0) && success >= failure && success >= now - API_FRESHNESS_SECS
     }
 
     pub(crate) fn models(&self) -> ModelsState {
@@ -71,14 +72,20 @@ mod tests {
     #[test]
     fn reachability_follows_the_latest_outcome() {
         let health = Health::default();
-        assert!(!health.api_reachable(100), "nothing succeeded yet");
-        health.api_succeeded(100);
-        assert!(health.api_reachable(110));
-        health.api_failed(111);
-        assert!(!health.api_reachable(112));
-        health.api_succeeded(113);
-        assert!(health.api_reachable(114));
-        assert!(!health.api_reachable(113 + API_FRESHNESS_SECS + 1), "stale");
+        assert!(
+            !health.api_reachable(UnixSecs(100)),
+            "nothing succeeded yet"
+        );
+        health.api_succeeded(UnixSecs(100));
+        assert!(health.api_reachable(UnixSecs(110)));
+        health.api_failed(UnixSecs(111));
+        assert!(!health.api_reachable(UnixSecs(112)));
+        health.api_succeeded(UnixSecs(113));
+        assert!(health.api_reachable(UnixSecs(114)));
+        assert!(
+            !health.api_reachable(UnixSecs(113 + API_FRESHNESS_SECS + 1)),
+            "stale"
+        );
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! the bot's last keyboard (a callback query). The bot's actions are rendered as text and
 //! then removed from the outbox, as a sender would after Telegram accepted them.
 
+use crate::calendar::UnixSecs;
 use crate::engine::Engine;
 use crate::engine::outbound::action_of;
-use crate::store::{Finished, OutboxCall, StoreError, now_secs};
+use crate::store::{Finished, OutboxCall, StoreError};
 use crate::telegram::methods::Action;
 use crate::telegram::types::{
     CallbackQuery, Chat, ChatKind, InlineKeyboardButton, Message, MessageEntity, Update,
@@ -151,7 +152,7 @@ impl<'e> Console<'e> {
         };
         Message {
             message_id,
-            date: now_secs(),
+            date: UnixSecs::now().get(),
             chat: Chat {
                 id: self.user.id,
                 kind: ChatKind::Private,

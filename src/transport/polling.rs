@@ -6,10 +6,11 @@
 //! 409 (another poller, or a webhook still set) is explained, not just retried.
 
 use crate::botapi::{ApiError, Client};
+use crate::calendar::UnixSecs;
 use crate::engine::inbox::Inbox;
 use crate::net::backoff::Backoff;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, now_secs};
+use crate::store::Store;
 use crate::telemetry::health::Health;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -55,7 +56,7 @@ impl Poller {
             };
             match result {
                 Ok(updates) => {
-                    self.health.api_succeeded(now_secs());
+                    self.health.api_succeeded(UnixSecs::now());
                     backoff.reset();
                     if updates.is_empty() {
                         continue;
@@ -78,7 +79,7 @@ impl Poller {
                     description,
                     ..
                 }) => {
-                    self.health.api_failed(now_secs());
+                    self.health.api_failed(UnixSecs::now());
                     tracing::error!(
                         %description,
                         "Telegram refused getUpdates (409): another instance of this bot is polling, or a webhook is set; retrying in 5 s"
@@ -86,7 +87,7 @@ impl Poller {
                     shutdown.sleep(Duration::from_secs(5)).await;
                 }
                 Err(e) => {
-                    self.health.api_failed(now_secs());
+                    self.health.api_failed(UnixSecs::now());
                     let wait = backoff.next_wait();
                     tracing::warn!(error = %e, backoff_ms = wait.as_millis() as u64, "getUpdates failed");
                     shutdown.sleep(wait).await;
