@@ -220,7 +220,7 @@ async fn an_unreachable_bot_api_is_waited_for_then_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_the_models_while_they_load() {
     // Enough FAQ questions that embedding them at start takes a while.
-    let faq: String = (0..400)
+    let faq: String = (0..150)
         .map(|i| {
             format!(
                 "[[faq]]\nquestion = \"How do I change setting number {i} of my account?\"\n\
