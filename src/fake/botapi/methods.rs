@@ -428,6 +428,26 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// The bot's own message that an edit names, refused as Telegram refuses it: in a
+    /// chat that blocked the bot, when unknown, or when someone else sent it.
+    fn editable<'s>(
+        &self,
+        state: &'s mut State,
+        chat: i64,
+        id: i64,
+    ) -> Result<&'s mut MessageState, ApiError> {
+        if self.shared.blocked_chats.contains(&chat) {
+            return Err(ApiError::Forbidden("bot was blocked by the user"));
+        }
+        let message = state
+            .message_mut(chat, id)
+            .ok_or_else(|| ApiError::bad_request("message to edit not found"))?;
+        if !message.by_bot {
+            return Err(ApiError::bad_request("message can't be edited"));
+        }
+        Ok(message)
+    }
+
     fn message(&self, chat: i64, message_id: i64) -> Map<String, Value> {
         let mut message = Map::new();
         message.insert("message_id".to_owned(), Value::from(message_id));
@@ -579,18 +599,12 @@ impl Call<'_> {
         if spec.returns.contains("True") && !is_empty(self.params.get("inline_message_id")) {
             return Ok(Value::Bool(true).into());
         }
-        let chat = require_chat(self.params, "chat_id")?;
-        let id = require_message_id(self.params)?;
+        let (chat, id) = (
+            require_chat(self.params, "chat_id")?,
+            require_message_id(self.params)?,
+        );
         let caption = caption(self.params)?;
-        if self.shared.blocked_chats.contains(&chat) {
-            return Err(ApiError::Forbidden("bot was blocked by the user"));
-        }
-        let message = state
-            .message_mut(chat, id)
-            .ok_or_else(|| ApiError::bad_request("message to edit not found"))?;
-        if !message.by_bot {
-            return Err(ApiError::bad_request("message can't be edited"));
-        }
+        let message = self.editable(state, chat, id)?;
         if spec.name == "editMessageCaption" {
             message.text = hash_text(caption);
         }
@@ -725,15 +739,7 @@ impl Call<'_> {
         }
         let chat = require_chat(self.params, "chat_id")?;
         let id = require_message_id(self.params)?;
-        if self.shared.blocked_chats.contains(&chat) {
-            return Err(ApiError::Forbidden("bot was blocked by the user"));
-        }
-        let message = state
-            .message_mut(chat, id)
-            .ok_or_else(|| ApiError::bad_request("message to edit not found"))?;
-        if !message.by_bot {
-            return Err(ApiError::bad_request("message can't be edited"));
-        }
+        let message = self.editable(state, chat, id)?;
         let markup = hash_markup(self.params.get("reply_markup"));
         let text = new_text.map_or(message.text, |t| hash_text(Some(t)));
         if text == message.text && markup == message.markup {
