@@ -2,7 +2,8 @@
 //! [`Admin::handle`] and writes the reply. Nothing else happens here.
 
 use super::AdminState;
-use super::routes::{Admin, ApiError, Reply, Request, Verb};
+use super::routes::{Admin, Request, Verb};
+use super::wire::{ApiError, Reply};
 use crate::net::server;
 use crate::shutdown::Shutdown;
 use bytes::Bytes;

@@ -5,7 +5,7 @@
 //! blocking pool, and each request scans a bounded number of records: a filter that
 //! matches little returns fewer items and a cursor to go on from.
 
-use super::routes::{ApiError, Query};
+use super::wire::{ApiError, Query};
 use crate::calendar::{UnixMillis, civil_date};
 use crate::engine::sender::Outbox;
 use crate::store::Store;

@@ -8,6 +8,8 @@
 //!
 //! * [`routes`] is the table of every path the listener serves, the one place requests
 //!   are matched; the OpenAPI document ([`openapi`]) is checked against it.
+//! * `wire` is the vocabulary below both the table and the handlers (replies, API
+//!   errors, query strings), so neither imports the other in a circle.
 //! * [`api`], [`ready`] and [`scrape`] are plain functions from the state and a parsed
 //!   request to a status and a body.
 //! * [`admin`] is the thin hyper layer that reads requests off the socket.
@@ -20,6 +22,7 @@ pub mod probe;
 pub mod ready;
 pub mod routes;
 pub mod scrape;
+pub(crate) mod wire;
 
 use crate::engine::sender::Outbox;
 use crate::secret::Secret;

@@ -9,7 +9,7 @@
 //! on a full disk, while the next commit that needs a new page would not.
 
 use super::AdminState;
-use super::routes::Reply;
+use super::wire::Reply;
 use crate::calendar::UnixSecs;
 use crate::store::Store;
 use crate::telemetry::health::{API_FRESHNESS_SECS, ModelsState};
