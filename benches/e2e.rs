@@ -829,7 +829,7 @@ mod ceiling {
                 let text = format!("update {count}");
                 tokio::spawn(async move {
                     let params = serde_json::json!({"chat_id": chat_id, "text": text});
-                    let body = serde_json::to_vec(&params).unwrap_or_default();
+                    let body = Bytes::from(serde_json::to_vec(&params).unwrap_or_default());
                     let _ = client.call_raw("sendMessage", body, client.timeout()).await;
                 });
             }
@@ -857,10 +857,7 @@ mod ceiling {
                 .set_webhook(&url, &secret, &["message"], 40)
                 .await
                 .expect("setWebhook");
-            let path = url
-                .split_once("://")
-                .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
-                .unwrap_or_else(|| "/".to_owned());
+            let path = edgebot::transport::webhook::path_of(&url);
             let responder = Arc::new(Responder {
                 client,
                 path,

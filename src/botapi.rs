@@ -106,16 +106,17 @@ impl Client {
         })
     }
 
-    /// Calls `method` with a JSON body and returns the raw JSON of `result`.
+    /// Calls `method` with a JSON body and returns the raw JSON of `result`. The body is
+    /// `Bytes` so that a retried call shares it instead of copying it.
     pub async fn call_raw(
         &self,
         method: &str,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, ApiError> {
         let request = hyper::Request::post(format!("{}{method}", self.base))
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| ApiError::InvalidUrl(e.to_string()))?;
         let exchange = async {
             let response = self
@@ -163,7 +164,9 @@ impl Client {
     ) -> Result<T, ApiError> {
         let body =
             serde_json::to_vec(params).map_err(|e| ApiError::InvalidResponse(e.to_string()))?;
-        let raw = self.call_raw(method, body, self.timeout).await?;
+        let raw = self
+            .call_raw(method, Bytes::from(body), self.timeout)
+            .await?;
         serde_json::from_slice(&raw)
             .map_err(|e| ApiError::InvalidResponse(format!("{method}: {e}")))
     }
@@ -222,7 +225,7 @@ impl Client {
         .map_err(|e| ApiError::InvalidResponse(e.to_string()))?;
         // The server holds the request for up to `timeout_secs`: allow for that.
         let wait = Duration::from_secs(u64::from(timeout_secs)) + self.timeout;
-        let raw = self.call_raw("getUpdates", body, wait).await?;
+        let raw = self.call_raw("getUpdates", Bytes::from(body), wait).await?;
         serde_json::from_slice(&raw)
             .map_err(|e| ApiError::InvalidResponse(format!("getUpdates: {e}")))
     }

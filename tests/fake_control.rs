@@ -4,88 +4,39 @@
 //! here uses the library; the client is a few lines over `std::net::TcpStream`, so the
 //! same session works from any language.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// Kills its process when dropped, so a failing assertion leaves nothing running.
-struct Running {
-    name: &'static str,
-    child: Child,
-}
+#[path = "support/binary.rs"]
+mod binary;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use binary::{Running, edgebot, free_port};
 
-impl Running {
-    /// Fails the test if the process already exited, with what it wrote to stderr.
-    fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = self.child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            panic!("{} exited early ({status}): {stderr}", self.name);
+/// Fails the test if the process already exited, with what it wrote to stderr.
+fn assert_alive(running: &mut Running) {
+    if let Some(status) = running.exited() {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = running.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
         }
+        panic!("{} exited early ({status}): {stderr}", running.name);
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// The binary with none of the caller's `EDGEBOT_*` settings.
-fn edgebot(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_edgebot"));
-    command.current_dir(dir);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("EDGEBOT_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-/// One HTTP/1.1 request on a fresh connection; the answer's status and JSON body.
+/// One request to the fake; it must answer.
 fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = serde_json::from_str(body).unwrap_or_else(|_| json!({ "raw": body }));
-    (status, body)
+    binary::http(addr, method, path, &[], body).expect("the fake answers")
 }
 
 fn start_fake(dir: &std::path::Path) -> (Running, SocketAddr) {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut child = edgebot(dir)
+    let mut child = edgebot()
+        .current_dir(dir)
         .args(["fake-api", "--listen", &addr.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,7 +57,7 @@ fn start_fake(dir: &std::path::Path) -> (Running, SocketAddr) {
     let first = line
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_default();
-    fake.assert_alive();
+    assert_alive(&mut fake);
     assert!(
         first.contains(&format!("http://{addr}")) && first.contains("/_fake/"),
         "the start-up line names the address and the control API: {first:?}"
@@ -124,7 +75,8 @@ fn a_start_pushed_through_the_control_api_gets_the_welcome() {
     assert!(index["endpoints"].as_array().is_some_and(|e| e.len() >= 5));
 
     let admin = format!("127.0.0.1:{}", free_port());
-    let child = edgebot(dir.path())
+    let child = edgebot()
+        .current_dir(dir.path())
         .args(["--data-dir"])
         .arg(dir.path().join("data"))
         .arg("serve")
@@ -158,8 +110,8 @@ fn a_start_pushed_through_the_control_api_gets_the_welcome() {
     let mut since = 0;
     let mut seen = Vec::new();
     let welcome = loop {
-        bot.assert_alive();
-        fake.assert_alive();
+        assert_alive(&mut bot);
+        assert_alive(&mut fake);
         let path = format!("/_fake/calls?method=sendMessage&since={since}");
         let (status, calls) = http(api, "GET", &path, None);
         assert_eq!(status, 200, "{calls}");

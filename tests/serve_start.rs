@@ -11,39 +11,27 @@
 //!   listener bound, so the check could never fail), and models that cannot load end
 //!   the start with one line even while Telegram is being waited for.
 
+#[path = "support/binary.rs"]
+mod binary;
+
+use binary::{Running, edgebot, free_port};
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgebot");
 const TOKEN: &str = "123456:SERVE-START";
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
 /// Generous: two cores are shared with other builds and tests.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// A running `edgebot serve`, killed when the test ends however it ends.
+/// A running `edgebot serve`, with its admin address and its log.
 struct Serve {
-    child: Child,
+    process: Running,
     admin: SocketAddr,
     dir: TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Serve {
@@ -57,13 +45,7 @@ impl Serve {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         std::fs::write(dir.path().join("edgebot.toml"), config).unwrap();
-        let mut command = Command::new(BIN);
-        for (var, _) in std::env::vars() {
-            if var.starts_with("EDGEBOT_") || var.starts_with("OTEL_") {
-                command.env_remove(var);
-            }
-        }
-        let child = command
+        let child = edgebot()
             .arg("--config")
             .arg(dir.path().join("edgebot.toml"))
             .arg("--data-dir")
@@ -79,7 +61,15 @@ impl Serve {
             .stderr(log)
             .spawn()
             .expect("edgebot serve starts");
-        Serve { child, admin, dir }
+        let process = Running {
+            name: "edgebot serve",
+            child,
+        };
+        Serve {
+            process,
+            admin,
+            dir,
+        }
     }
 
     fn log(&self) -> String {
@@ -87,31 +77,15 @@ impl Serve {
     }
 
     fn still_running(&mut self) -> bool {
-        self.child.try_wait().expect("the child's status").is_none()
+        self.process.exited().is_none()
     }
 
-    /// One request to the admin listener: status and JSON body (`Null` if not JSON);
-    /// `None` while nothing listens.
+    /// One request to the admin listener, with the admin token; `None` while nothing
+    /// listens.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Option<(u16, Value)> {
-        let mut stream = TcpStream::connect_timeout(&self.admin, Duration::from_secs(2)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.split(' ').nth(1)?.parse().ok()?;
-        let json = response
-            .split_once("\r\n\r\n")
-            .and_then(|(_, body)| serde_json::from_str(body).ok())
-            .unwrap_or(Value::Null);
-        Some((status, json))
+        let bearer = format!("Bearer {ADMIN_TOKEN}");
+        let headers = [("Authorization", bearer.as_str())];
+        binary::http(self.admin, method, path, &headers, body.as_ref())
     }
 
     /// Polls `path` until `done` holds for its answer.
@@ -127,7 +101,12 @@ impl Serve {
             {
                 return Some((status, body));
             }
-            assert!(self.still_running(), "serve exited:\n{}", self.log());
+            assert!(
+                self.still_running(),
+                "{} exited:\n{}",
+                self.process.name,
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         None
@@ -262,7 +241,7 @@ fn models_that_cannot_load_end_the_start_with_one_line() {
     let mut serve = Serve::with_config(&url, &config);
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
-        if let Some(status) = serve.child.try_wait().unwrap() {
+        if let Some(status) = serve.process.exited() {
             break status;
         }
         assert!(

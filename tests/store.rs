@@ -143,23 +143,27 @@ async fn backup_is_a_consistent_openable_copy() {
     assert_eq!(copy.user(1).unwrap().unwrap().message_count, 4);
 }
 
+/// A new store in `dir` whose schema version is then overwritten with `version`, as
+/// another build (or damage) would leave it.
+fn store_with_schema_version(dir: &std::path::Path, version: &[u8]) {
+    drop(Store::open(dir).unwrap());
+    let db = redb::Database::open(dir.join(FILE_NAME)).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(edgebot::store::tables::META)
+        .unwrap()
+        .insert(
+            edgebot::store::tables::MetaKey::SchemaVersion as u32,
+            version,
+        )
+        .unwrap();
+    txn.commit().unwrap();
+}
+
 #[test]
 fn a_newer_schema_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
-    drop(Store::open(dir.path()).unwrap());
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(edgebot::store::tables::META)
-            .unwrap()
-            .insert(
-                edgebot::store::tables::MetaKey::SchemaVersion as u32,
-                99u32.to_le_bytes().as_slice(),
-            )
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    store_with_schema_version(dir.path(), &99u32.to_le_bytes());
     let before = std::fs::read(&path).unwrap();
     let err = Store::open(dir.path()).err().expect("refused");
     assert!(
@@ -179,20 +183,7 @@ fn a_newer_schema_is_refused_and_left_untouched() {
 #[test]
 fn a_damaged_schema_version_is_corrupt_not_newer() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(FILE_NAME);
-    drop(Store::open(dir.path()).unwrap());
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(edgebot::store::tables::META)
-            .unwrap()
-            .insert(
-                edgebot::store::tables::MetaKey::SchemaVersion as u32,
-                [0xff, 0xff].as_slice(),
-            )
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    store_with_schema_version(dir.path(), &[0xff, 0xff]);
     let err = Store::open(dir.path()).err().expect("refused");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     assert!(!err.to_string().contains("newer"), "{err}");

@@ -33,11 +33,7 @@ pub fn engine(
     metrics: Arc<Metrics>,
 ) -> Result<Engine, RouterError> {
     let handlers: Arc<dyn Handlers> = Arc::new(BuiltIn);
-    let mut engine = Engine::new(config, store, bot_username, handlers)?.with_metrics(metrics);
-    if let Some(ml) = ml {
-        engine = engine.with_ml(ml);
-    }
-    Ok(engine)
+    Engine::new(config, store, bot_username, handlers, ml, metrics)
 }
 
 /// The first step: the store and the sender, running.

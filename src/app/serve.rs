@@ -78,7 +78,7 @@ pub async fn serve(config: &Config, shutdown: Shutdown) -> Result<(), ServeError
         source,
     })?;
     let store = Store::open(&config.storage.data_dir)?;
-    let sending = Sending::start(config, store.clone(), client.clone())?;
+    let sending = Sending::start(config, store, client.clone())?;
 
     let admin = bind(config.admin.listen).await?;
     tracing::info!(addr = %config.admin.listen, "admin listener: /health, /health/ready, /metrics, /api/v1");
@@ -88,22 +88,31 @@ pub async fn serve(config: &Config, shutdown: Shutdown) -> Result<(), ServeError
         shutdown.clone(),
     ));
 
-    let started = start_bot(config, &client, sending.clone(), shutdown.clone()).await;
-    let result = match started {
-        Ok(Some(runtime)) => run(config, &client, &runtime, &store, shutdown).await,
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
+    let (runtime, result) =
+        match start_bot(config, &client, sending.clone(), shutdown.clone()).await {
+            Ok(Some(runtime)) => {
+                let intake = match &config.telegram.webhook_url {
+                    Some(url) => run_webhook(config, url, &client, &runtime, shutdown).await,
+                    None => run_polling(config, client.clone(), &runtime, shutdown).await,
+                };
+                (Some(runtime), intake)
+            }
+            Ok(None) => (None, Ok(())),
+            Err(e) => (None, Err(e)),
+        };
 
     tracing::info!("stopping: finishing in-flight updates and flushing the outbox");
-    let outbox = sending.outbox.clone();
-    if tokio::time::timeout(FLUSH_TIMEOUT, outbox.drained())
-        .await
-        .is_err()
-    {
+    let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
+        match &runtime {
+            Some(runtime) => runtime.drained().await,
+            None => sending.outbox.drained().await,
+        }
+    })
+    .await;
+    if flushed.is_err() {
         tracing::warn!(
-            unsent = outbox.pending(),
-            "outbox not flushed in time; what is left is sent at the next start"
+            unsent = sending.outbox.pending(),
+            "not finished in time; unfinished updates are resumed and unsent calls sent at the next start"
         );
     }
     if result.is_err() {
@@ -223,29 +232,6 @@ async fn connect(
     }
 }
 
-/// Intake until the shutdown, then the in-flight updates.
-async fn run(
-    config: &Config,
-    client: &Client,
-    runtime: &Runtime,
-    store: &Store,
-    shutdown: Shutdown,
-) -> Result<(), ServeError> {
-    let intake = match &config.telegram.webhook_url {
-        Some(url) => run_webhook(config, url, client, runtime, store, shutdown).await,
-        None => run_polling(config, client.clone(), runtime, store, shutdown).await,
-    };
-    if tokio::time::timeout(FLUSH_TIMEOUT, runtime.dispatcher.drained())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "in-flight updates not finished in time; they are resumed at the next start"
-        );
-    }
-    intake
-}
-
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::bind(addr)
         .await
@@ -257,12 +243,11 @@ async fn run_webhook(
     url: &str,
     client: &Client,
     runtime: &Runtime,
-    store: &Store,
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let secret = match &config.telegram.webhook_secret {
         Some(secret) => secret.clone(),
-        None => Secret::new(store.webhook_secret().await?),
+        None => Secret::new(runtime.sending.store.webhook_secret().await?),
     };
     let listener = bind(config.telegram.listen).await?;
     let server = WebhookServer::new(
@@ -292,7 +277,6 @@ async fn run_polling(
     config: &Config,
     client: Client,
     runtime: &Runtime,
-    store: &Store,
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     client
@@ -304,7 +288,7 @@ async fn run_polling(
         })?;
     let poller = Poller {
         client,
-        store: store.clone(),
+        store: runtime.sending.store.clone(),
         inbox: runtime.inbox.clone(),
         health: runtime.sending.health.clone(),
         timeout_secs: config.telegram.poll_timeout_secs,

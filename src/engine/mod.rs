@@ -61,12 +61,14 @@ impl Engine {
         store: Store,
         bot_username: Option<String>,
         handlers: Arc<dyn Handlers>,
+        ml: Option<Arc<ml::MlService>>,
+        metrics: Arc<Metrics>,
     ) -> Result<Engine, RouterError> {
         Ok(Engine {
             store,
             handlers,
-            ml: None,
-            metrics: Arc::new(Metrics::new()),
+            ml,
+            metrics,
             router: Router::from_config(config)?,
             guard: Guard::new(&config.limits.inbound),
             bot_username: bot_username
@@ -74,18 +76,6 @@ impl Engine {
                 .map(|u| u.trim_start_matches('@').to_owned()),
             session_ttl_secs: config.storage.session_ttl_secs as i64,
         })
-    }
-
-    /// Records into `metrics` instead of a private registry.
-    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
-        self.metrics = metrics;
-        self
-    }
-
-    /// Uses the models for /analyze, FAQ answers and the analytics of texts.
-    pub(crate) fn with_ml(mut self, ml: Arc<ml::MlService>) -> Engine {
-        self.ml = Some(ml);
-        self
     }
 
     pub fn store(&self) -> &Store {

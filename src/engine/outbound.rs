@@ -25,19 +25,10 @@ pub fn action_of(call: &OutboxCall) -> Result<Action, serde_json::Error> {
     serde_json::from_value(tagged.into())
 }
 
-/// Every method an action calls. Metric labels are a closed set, while a stored call
-/// names its method as a string; a name not listed here is counted as `other`.
-const METHODS: [&str; 5] = [
-    "sendMessage",
-    "editMessageText",
-    "answerCallbackQuery",
-    "deleteMessage",
-    "banChatMember",
-];
-
-/// The metric label of a stored call's method.
+/// The metric label of a stored call's method. Metric labels are a closed set, while a
+/// stored call names its method as a string; a name no action calls counts as `other`.
 pub(crate) fn method_label(method: &str) -> &'static str {
-    METHODS
+    Action::METHODS
         .iter()
         .find(|known| **known == method)
         .copied()

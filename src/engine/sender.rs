@@ -191,7 +191,8 @@ impl Outbox {
 }
 
 impl Sender {
-    async fn deliver(&self, lane: i64, entry: OutboxEntry, parent: &tracing::Span) {
+    async fn deliver(&self, lane: i64, mut entry: OutboxEntry, parent: &tracing::Span) {
+        let body = bytes::Bytes::from(std::mem::take(&mut entry.call.params));
         let method = entry.call.method.as_str();
         let label = method_label(method);
         let span = tracing::info_span!(
@@ -207,7 +208,7 @@ impl Sender {
                 let started = Instant::now();
                 let result = self
                     .client
-                    .call_raw(method, entry.call.params.clone(), self.client.timeout())
+                    .call_raw(method, body.clone(), self.client.timeout())
                     .await;
                 let seconds = started.elapsed().as_secs_f64();
                 match result {

@@ -78,6 +78,15 @@ impl Action {
         })
     }
 
+    /// Every method an action calls, as [`Action::method`] names them.
+    pub(crate) const METHODS: [&'static str; 5] = [
+        "sendMessage",
+        "editMessageText",
+        "answerCallbackQuery",
+        "deleteMessage",
+        "banChatMember",
+    ];
+
     /// The Bot API method this action calls.
     pub(crate) fn method(&self) -> &'static str {
         match self {

@@ -144,7 +144,7 @@ fn reply(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// The path part of the webhook URL, which is all the listener serves.
-pub(crate) fn path_of(url: &str) -> String {
+pub fn path_of(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     match after_scheme.find('/') {
         Some(i) => after_scheme[i..]

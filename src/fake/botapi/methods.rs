@@ -448,6 +448,19 @@ impl Call<'_> {
         Ok(message)
     }
 
+    /// Keeps a message the bot sends with this call's `reply_markup`, for later edits;
+    /// returns its id.
+    fn store_sent(&self, state: &mut State, chat: i64, text: Option<&str>) -> i64 {
+        state.store_message(
+            chat,
+            MessageState {
+                by_bot: true,
+                text: hash_text(text),
+                markup: hash_markup(self.params.get("reply_markup")),
+            },
+        )
+    }
+
     fn message(&self, chat: i64, message_id: i64) -> Map<String, Value> {
         let mut message = Map::new();
         message.insert("message_id".to_owned(), Value::from(message_id));
@@ -473,14 +486,7 @@ impl Call<'_> {
         let chat = require_chat(self.params, "chat_id")?;
         let text = require_text(self.params)?;
         admit_send(self.shared, state, chat, self.at)?;
-        let id = state.store_message(
-            chat,
-            MessageState {
-                by_bot: true,
-                text: hash_text(Some(text)),
-                markup: hash_markup(self.params.get("reply_markup")),
-            },
-        );
+        let id = self.store_sent(state, chat, Some(text));
         let mut message = self.message(chat, id);
         self.echo(&mut message, &["text", "entities", "message_thread_id"]);
         Ok(Value::Object(message).into())
@@ -494,14 +500,7 @@ impl Call<'_> {
         self.require_all(spec)?;
         let caption = caption(self.params)?;
         admit_send(self.shared, state, chat, self.at)?;
-        let id = state.store_message(
-            chat,
-            MessageState {
-                by_bot: true,
-                text: hash_text(caption),
-                markup: hash_markup(self.params.get("reply_markup")),
-            },
-        );
+        let id = self.store_sent(state, chat, caption);
         let mut message = self.message(chat, id);
         if let Some((field, ty)) = spec.content {
             message.insert(field.to_owned(), self.content(field, ty, chat, id));

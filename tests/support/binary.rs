@@ -1,0 +1,81 @@
+//! The real `edgebot` binary as a process in integration tests, talked to over plain
+//! HTTP: a loopback port, the command with none of the caller's settings, a guard that
+//! kills the process however the test ends, and a few-line HTTP/1.1 client.
+
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The binary with none of the caller's `EDGEBOT_*` or `OTEL_*` settings.
+pub fn edgebot() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgebot"));
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("EDGEBOT_") || key_text.starts_with("OTEL_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Kills its process when dropped, so a failing assertion leaves nothing running.
+pub struct Running {
+    pub name: &'static str,
+    pub child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// How the process ended, if it has.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("the child's status")
+    }
+}
+
+/// One request on a fresh connection: the answer's status and JSON body (a body that is
+/// not JSON comes back as `{"raw": …}`); `None` while nothing listens.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = serde_json::from_str(body).unwrap_or_else(|_| json!({ "raw": body }));
+    Some((status, body))
+}
