@@ -1,11 +1,14 @@
 //! The inbox: where every transport hands over what Telegram sent.
 //!
-//! An update is parsed, committed to the store (deduplicated by `update_id`, group
-//! committed with its neighbours) and only then acknowledged and dispatched. A body that
-//! does not parse is acknowledged too — Telegram would otherwise redeliver it forever —
-//! and kept in the store for inspection.
+//! Nothing is acknowledged before it is durable, in one of two ways. One update at a
+//! time (the webhook, `replay`): it is handled in its chat's order and acknowledged once
+//! its effects are committed, together with its "finished" mark, so one commit both keeps
+//! and applies it. A batch (long polling): committed to the inbox table with the offset
+//! that confirms it, then dispatched. Duplicates are found by `update_id` either way. A
+//! body that does not parse is acknowledged too — Telegram would otherwise redeliver it
+//! forever — and kept in the store for inspection.
 
-use super::dispatcher::Dispatcher;
+use super::dispatcher::{Dispatcher, Handled};
 use crate::calendar::UnixSecs;
 use crate::store::records::MalformedUpdate;
 use crate::store::{Appended, Store, StoreError};
@@ -49,12 +52,13 @@ impl Inbox {
         }
     }
 
-    /// Commits one body, then dispatches it. Resolves once the update is durable, which
-    /// is when the transport may acknowledge it.
+    /// Handles one body and resolves once what it changed is committed, which is when the
+    /// transport may acknowledge it. The update is kept by that same commit (its effects,
+    /// its outbox calls and its "finished" mark), so it costs one fsync, shared with
+    /// whatever else the writer commits at the time; a redelivered update changes nothing.
     ///
     /// The work runs in its own task: a client that goes away mid-request (Telegram
-    /// giving up on a slow answer) must not cancel it between the commit and the
-    /// dispatch, or the update would wait in the inbox until the next start.
+    /// giving up on a slow answer) must not cancel it halfway.
     pub async fn accept(
         &self,
         raw: Bytes,
@@ -69,25 +73,16 @@ impl Inbox {
         &self,
         raw: Bytes,
         transport: &'static str,
-    ) -> Result<Accepted, StoreError> {
+    ) -> Result<Accepted, InboxError> {
         let update = match Update::from_json(&raw) {
             Ok(update) => update,
-            Err(e) => return self.keep_malformed(raw, e.to_string()).await,
+            Err(e) => return Ok(self.keep_malformed(raw, e.to_string()).await?),
         };
         self.metrics.update_received(update.kind.name(), transport);
         tracing::Span::current().record("update_id", update.update_id);
-        let span = tracing::info_span!("inbox.append", update_id = update.update_id);
-        match self
-            .store
-            .append_inbox(update.update_id, raw)
-            .instrument(span)
-            .await?
-        {
-            Appended::New => {
-                self.dispatcher.submit(update).await;
-                Ok(Accepted::New)
-            }
-            Appended::Duplicate => {
+        match self.dispatcher.handle(update).await? {
+            Handled::Now => Ok(Accepted::New),
+            Handled::Before => {
                 self.metrics.updates_duplicate.inc();
                 Ok(Accepted::Duplicate)
             }
@@ -173,10 +168,10 @@ impl Inbox {
 /// a task that panicked or was cancelled (the runtime shutting down) is an error, not a
 /// panic of the caller.
 async fn detached<T: Send + 'static>(
-    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    work: impl Future<Output = Result<T, InboxError>> + Send + 'static,
 ) -> Result<T, InboxError> {
     match tokio::spawn(work).await {
-        Ok(result) => Ok(result?),
+        Ok(result) => result,
         Err(e) => {
             tracing::error!(error = %e, "accepting an update stopped before it finished");
             Err(InboxError::Interrupted(e.to_string()))
@@ -203,7 +198,7 @@ mod tests {
     async fn a_panic_while_accepting_is_an_error_not_a_panic() {
         let result: Result<(), InboxError> = detached(async { panic!("boom") }).await;
         assert!(matches!(result, Err(InboxError::Interrupted(_))));
-        let stored = detached(async { Ok::<_, StoreError>(7) }).await;
+        let stored = detached(async { Ok::<_, InboxError>(7) }).await;
         assert_eq!(stored.unwrap(), 7);
     }
 }

@@ -10,6 +10,7 @@ mod labels;
 pub mod minilm;
 pub(crate) mod model;
 mod pool;
+pub(crate) mod weights;
 
 use std::path::{Path, PathBuf};
 
