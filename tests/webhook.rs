@@ -51,8 +51,18 @@ async fn request(
     (status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_guards_its_door_and_loses_nothing() {
+/// `serve` in this process with its webhook at `/hook` (secret `s3cret`), limits off, on
+/// a fresh store; resolves once the webhook is registered with the fake.
+struct Serving {
+    api: FakeBotApi,
+    data: tempfile::TempDir,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    trigger: shutdown::Trigger,
+    server: tokio::task::JoinHandle<Result<(), edgebot::app::serve::ServeError>>,
+}
+
+async fn serving() -> Serving {
     let api = FakeBotApi::start(FakeConfig::default()).await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let listen = free_port();
@@ -81,6 +91,35 @@ async fn the_webhook_guards_its_door_and_loses_nothing() {
         )
         .await
     );
+    Serving {
+        api,
+        data,
+        listen,
+        admin,
+        trigger,
+        server,
+    }
+}
+
+/// The value of an unlabelled metric on the admin listener.
+async fn metric(admin: SocketAddr, name: &str) -> f64 {
+    let (status, text) = request(admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_guards_its_door_and_loses_nothing() {
+    let Serving {
+        api,
+        data,
+        listen,
+        admin,
+        trigger,
+        server,
+    } = serving().await;
     let webhook = api.webhook().expect("setWebhook took effect");
     assert_eq!(webhook.secret_token.as_deref(), Some("s3cret"));
     let allowed = webhook.allowed_updates.unwrap();
@@ -161,6 +200,69 @@ async fn the_webhook_guards_its_door_and_loses_nothing() {
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].1.raw, b"{not json");
     assert_eq!(store.user(5).unwrap().unwrap().message_count, 1);
+}
+
+/// An update is handled before the webhook answers, so one commit keeps it and applies
+/// it: answered updates are already counted, and each costs one commit for its effects
+/// and one (lazy, no fsync) for clearing its sent reply from the outbox — not a third for
+/// an inbox record in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_is_handled_and_committed_once_before_its_answer() {
+    let serving = serving().await;
+    let commits = "edgebot_store_commit_duration_seconds_count";
+    let secret = [("x-telegram-bot-api-secret-token", "s3cret")];
+    let before = metric(serving.admin, commits).await;
+    let updates = 5;
+    for id in 1..=updates {
+        let update = format!(
+            r#"{{"update_id":{id},"message":{{"message_id":{id},"date":1,"chat":{{"id":9,"type":"private"}},"from":{{"id":9,"first_name":"Ann"}},"text":"hello"}}}}"#
+        );
+        let (status, _) =
+            request(serving.listen, "POST", "/hook", &secret, update.as_bytes()).await;
+        assert_eq!(status, 200);
+        // Answered means handled: the reply is committed (queued or already sent).
+        let queued = metric(serving.admin, "edgebot_outbox_depth").await;
+        let sent = serving.api.delivered_calls("sendMessage").len();
+        assert!(
+            queued >= 1.0 || sent == id,
+            "update {id} answered before its reply was committed ({queued} queued, {sent} sent)"
+        );
+        assert!(
+            serving
+                .api
+                .wait_for(
+                    |c| c.iter().filter(|c| c.method == "sendMessage").count() == id,
+                    Duration::from_secs(10)
+                )
+                .await
+        );
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while metric(serving.admin, "edgebot_outbox_depth").await > 0.0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the sent reply leaves the outbox");
+    }
+    let after = metric(serving.admin, commits).await;
+    assert_eq!(
+        after - before,
+        2.0 * updates as f64,
+        "commits for {updates} updates"
+    );
+
+    serving.trigger.fire();
+    tokio::time::timeout(Duration::from_secs(15), serving.server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let store = Store::open(serving.data.path()).unwrap();
+    assert_eq!(
+        store.user(9).unwrap().unwrap().message_count,
+        updates as u64
+    );
+    assert_eq!(store.stats().unwrap().inbox, 0);
 }
 
 #[tokio::test]
