@@ -104,6 +104,18 @@ pub struct StorageConfig {
     /// 1 second..=7 days.
     #[serde(deserialize_with = "integer_in::<_, _, 1, 604_800>")]
     pub(crate) session_ttl_secs: u64,
+    /// Memory the store keeps of its file's pages: 1..=65536 MiB. What the bot touches on
+    /// every update (users, the tails of the append-only tables) is far smaller than the
+    /// default; the admin API's scans over old events read the rest from the OS.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 65_536>")]
+    pub cache_mib: u64,
+}
+
+impl StorageConfig {
+    /// The store's page cache, in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        usize::try_from(self.cache_mib << 20).unwrap_or(usize::MAX)
+    }
 }
 
 impl Default for StorageConfig {
@@ -111,6 +123,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("data"),
             session_ttl_secs: 600,
+            cache_mib: 16,
         }
     }
 }

@@ -313,7 +313,10 @@ fn check(loaded: &Loaded) -> anyhow::Result<()> {
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open(&config.storage.data_dir)?)
+    Ok(Store::open_with_cache(
+        &config.storage.data_dir,
+        config.storage.cache_bytes(),
+    )?)
 }
 
 async fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<()> {

@@ -78,6 +78,7 @@ const OUT_OF_RANGE: &[(&str, &str, &str, &[&str])] = &[
         "1..=604800",
         &["0", "604801", "-600"],
     ),
+    ("storage", "cache_mib", "1..=65536", &["0", "65537", "-16"]),
     (
         "limits.inbound",
         "per_second",
@@ -139,6 +140,7 @@ const BOUNDS: &[(&str, &str, &str, &str)] = &[
     ("telegram", "request_timeout_secs", "1", "300"),
     ("telegram", "max_body_bytes", "1024", "16777216"),
     ("storage", "session_ttl_secs", "1", "604800"),
+    ("storage", "cache_mib", "1", "65536"),
     ("limits.inbound", "per_second", "1", "100"),
     ("limits.inbound", "burst", "1", "100"),
     ("limits.inbound", "notice_cooldown_secs", "1", "86400"),
@@ -263,4 +265,13 @@ fn a_number_in_the_environment_is_checked_and_the_variable_named() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+#[test]
+fn the_configured_store_cache_defaults_to_the_stores_own() {
+    let config = edgebot::config::Config::default();
+    assert_eq!(
+        config.storage.cache_bytes(),
+        edgebot::store::DEFAULT_CACHE_BYTES
+    );
 }

@@ -77,7 +77,7 @@ pub async fn serve(config: &Config, shutdown: Shutdown) -> Result<(), ServeError
         url: api_url.clone(),
         source,
     })?;
-    let store = Store::open(&config.storage.data_dir)?;
+    let store = Store::open_with_cache(&config.storage.data_dir, config.storage.cache_bytes())?;
     let sending = Sending::start(config, store, client.clone())?;
 
     let admin = bind(config.admin.listen).await?;

@@ -44,6 +44,10 @@ pub const FILE_NAME: &str = "edgebot.redb";
 /// How many writes may wait for the writer before callers wait for room.
 const WRITE_QUEUE: usize = 8192;
 
+/// The page cache of [`Store::open`]: room for everything an update touches (users,
+/// sessions, the tails of the inbox, events and outbox) many times over.
+pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+
 /// Counts and sizes for `edgebot db stats` and the metrics.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreStats {
@@ -86,8 +90,16 @@ impl Drop for Inner {
 }
 
 impl Store {
-    /// Opens (or creates) `DIR/edgebot.redb`, checks its version and migrates it.
+    /// Opens (or creates) `DIR/edgebot.redb`, checks its version and migrates it, with the
+    /// default page cache.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// As [`Store::open`], keeping at most `cache_bytes` of the file's pages in memory
+    /// (redb's own default is 1 GiB, which a long-running bot fills with pages of old
+    /// events it will never read again).
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             path: dir.to_owned(),
             source,
@@ -98,6 +110,7 @@ impl Store {
             refuse_newer_without_writing(&path)?;
         }
         let db = Database::builder()
+            .set_cache_size(cache_bytes)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
         migrate(&db, &path)?;
