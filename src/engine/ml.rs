@@ -40,7 +40,14 @@ const EMBEDDED_EMBEDDER: &[u8] = include_bytes!("../../models/minilm-l6-v2-q8.gg
 /// Requests one inference thread batches together at most.
 const MAX_BATCH: usize = 64;
 
+/// Texts up to this size are analysed on the calling task: both classifiers take a few
+/// microseconds on a short message, less than handing it to the models' thread and back
+/// (two thread wake-ups). Longer texts go to that thread, so a burst of long messages
+/// never holds up the async runtime.
+const INLINE_TEXT_BYTES: usize = 512;
+
 pub struct MlService {
+    models: Arc<Models>,
     classifiers: InferencePool,
     faq: Option<Faq>,
     metrics: Arc<Metrics>,
@@ -75,13 +82,14 @@ impl MlService {
         metrics: Arc<Metrics>,
     ) -> Result<MlService, MlLoadError> {
         let models = Arc::new(Models::load(config.dir.as_deref())?);
-        let classifiers = InferencePool::new(models, 1, 4096);
+        let classifiers = InferencePool::new(models.clone(), 1, 4096);
         let faq = if faq.is_empty() {
             None
         } else {
             Some(Faq::load(config, faq, store).await?)
         };
         Ok(MlService {
+            models,
             classifiers,
             faq,
             metrics,
@@ -91,7 +99,11 @@ impl MlService {
     /// Spam and sentiment of a text; `None` only if the inference threads are gone.
     pub(crate) async fn analyze(&self, text: &str) -> Option<Analysis> {
         let started = Instant::now();
-        let analysis = self.classifiers.analyze(text.to_owned()).await;
+        let analysis = if text.len() <= INLINE_TEXT_BYTES {
+            Ok(self.models.analyze(text))
+        } else {
+            self.classifiers.analyze(text.to_owned()).await
+        };
         self.metrics
             .inference_seconds
             .get_or_create(&ModelLabels {
@@ -187,4 +199,31 @@ fn digest(bytes: &[u8]) -> u64 {
     let mut hash = Fnv1a::new();
     hash.write(bytes);
     hash.finish()
+}
+
+#[cfg(all(test, feature = "embedded-models"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn short_texts_inline_and_long_ones_on_the_pool_get_the_models_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = ModelsConfig::default();
+        let service = MlService::load(&config, &[], &store, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        let models = Models::load(None).unwrap();
+        let short = "WINNER!! Claim your prize now, call 09061701461";
+        let long = "I love this, thank you so much! ".repeat(40);
+        assert!(short.len() <= INLINE_TEXT_BYTES && long.len() > INLINE_TEXT_BYTES);
+        for text in [short, long.as_str()] {
+            let got = service.analyze(text).await.unwrap();
+            let want = models.analyze(text);
+            assert_eq!(got.spam.label, want.spam.label);
+            assert_eq!(got.sentiment.label, want.sentiment.label);
+            assert!((got.spam.score - want.spam.score).abs() < 1e-6);
+            assert!((got.sentiment.score - want.sentiment.score).abs() < 1e-6);
+        }
+    }
 }
