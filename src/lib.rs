@@ -18,8 +18,9 @@
 //!   never see a socket or a transport.
 //! * The **store** ([`store`]) commits everything one update changed — user counts,
 //!   events, the conversation, the actions for the outbox — in one transaction with the
-//!   update's mark as finished, so a crash never loses or repeats an effect. All writes
-//!   go through one writer thread that group-commits them.
+//!   update's mark as finished, so a crash never loses or repeats an effect. The webhook
+//!   answers once that commit is durable, so it is also what keeps the update. All
+//!   writes go through one writer thread that group-commits them.
 //! * The configuration ([`config`]) builds the routing table; with no file at all the
 //!   built-in routes make a useful bot.
 //! * [`app::runtime`] wires the parts one way for every command and test.
