@@ -9,6 +9,20 @@
 //! server cannot hide its backlog), the server's CPU seconds per 1,000 updates (from
 //! `/proc/<pid>/stat`) and its resident memory after the load.
 //!
+//! The phases:
+//! * (a) closed loop over the webhook; (b) open loop over the webhook at a fixed rate;
+//!   (d) RSS after (b), still under the load's footprint;
+//! * (c) closed loop over long polling: a second server process, started without a
+//!   webhook URL, long-polls the fake's getUpdates while the bench queues updates there
+//!   (`push_update`), keeping a window of them queued and unanswered so that every poll
+//!   finds a full batch waiting, the way a bot behind its backlog does;
+//! * (e) start to ready: a fresh server with every model on, MiniLM included (an FAQ is
+//!   configured), timed from spawn to the first 200 from `GET /health/ready` on the admin
+//!   listener, probed every few milliseconds over a new loopback connection, as an
+//!   orchestrator's probe would; several starts, each with a fresh data dir;
+//! * (f) RSS of the last (e) server: right after ready, then after a few texts answered
+//!   through the FAQ (so the embedder has run) and a second of idling.
+//!
 //! A plain `harness = false` main rather than criterion: criterion times a closure it
 //! may call any number of times in one process, while this measures another process
 //! under a load with a fixed size and schedule, and reports CPU and memory figures that
@@ -16,21 +30,30 @@
 //!
 //! Environment:
 //! * `E2E_UPDATES` (20000): updates in the closed-loop phase;
-//! * `E2E_USERS` (5000): distinct users in the closed-loop phase;
+//! * `E2E_USERS` (5000): distinct users in the closed-loop phases, (a) and (c);
 //! * `E2E_RATE` (2000) and `E2E_SECONDS` (5): the open-loop phase;
 //! * `E2E_CONNECTIONS` (48): webhook connections, one request in flight on each;
+//! * `E2E_POLL_UPDATES` (20000): updates in the long-polling phase (c);
+//! * `E2E_POLL_WINDOW` (1000): in (c), at most this many updates queued at the fake and
+//!   not yet answered (ten getUpdates batches); at least `E2E_POLL_UPDATES` queues them
+//!   all at once;
+//! * `E2E_STARTS` (5): starts timed in (e);
 //! * `E2E_LOG` (`warn`): the server's `EDGEBOT_LOG`;
 //! * `E2E_OTEL=1`: export traces to a loopback OTLP/HTTP sink started here;
 //! * `E2E_SERVER` (this build's `edgebot`): another server binary, to compare two builds
 //!   in one run on the same machine;
 //! * `E2E_CEILING=0`: skip the ceiling. By default the same load then runs against a
-//!   trivial responder ([`ceiling`]) and every figure is also given as a ratio to it.
+//!   trivial responder ([`ceiling`]) and every figure is also given as a ratio to it,
+//!   beside its target;
+//! * `E2E_ROLE` is set by the bench itself when it runs the ceiling (`ceiling` for the
+//!   webhook, `ceiling-poll` for long polling).
 
 use bytes::Bytes;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -45,6 +68,34 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// After the last reply, the server still clears the sent actions from its outbox;
 /// the CPU sample waits for that.
 const SETTLE: Duration = Duration::from_millis(250);
+/// Between two readiness probes in (e), which is how late the figure can be. Not much
+/// shorter: every probe costs the starting server a store commit (readiness probes the
+/// store for real).
+const PROBE_INTERVAL: Duration = Duration::from_millis(3);
+/// The FAQ of (e) and (f): configuring one makes the server load MiniLM and embed the
+/// questions before it is ready.
+const FAQ: [(&str, &str); 3] = [
+    (
+        "How do I reset my password?",
+        "Open Settings, then Account, then Reset password.",
+    ),
+    (
+        "How do I delete my account?",
+        "Send /feedback and ask us to delete it.",
+    ),
+    (
+        "Where can I find my invoices?",
+        "Invoices are under Settings, then Billing.",
+    ),
+];
+/// Texts of (f): they match no route, so the fallback embeds each and looks it up in
+/// the FAQ.
+const FAQ_TEXTS: [&str; 4] = [
+    "how can I reset my password",
+    "I want to delete my account",
+    "where are my invoices?",
+    "password reset, please",
+];
 
 struct Settings {
     updates: usize,
@@ -52,6 +103,9 @@ struct Settings {
     rate: u64,
     seconds: u64,
     connections: usize,
+    poll_updates: usize,
+    poll_window: usize,
+    starts: usize,
     log: String,
     otel: bool,
 }
@@ -73,6 +127,9 @@ impl Settings {
             rate: env_or("E2E_RATE", 2_000u64).max(1),
             seconds: env_or("E2E_SECONDS", 5),
             connections: env_or("E2E_CONNECTIONS", 48usize).max(1),
+            poll_updates: env_or("E2E_POLL_UPDATES", 20_000),
+            poll_window: env_or("E2E_POLL_WINDOW", 1_000usize).max(1),
+            starts: env_or("E2E_STARTS", 5usize).max(1),
             log: env_or("E2E_LOG", "warn".to_owned()),
             otel: env_or("E2E_OTEL", 0u8) == 1,
         }
@@ -87,6 +144,12 @@ fn update(update_id: u64, user: u64, start: bool) -> Bytes {
     } else {
         format!(r#""text":"hello number {update_id}""#)
     };
+    message(update_id, user, &text)
+}
+
+/// A message update from `user` in their private chat; `text` holds the message's text
+/// field (and its entities, if any), already JSON.
+fn message(update_id: u64, user: u64, text: &str) -> Bytes {
     Bytes::from(format!(
         r#"{{"update_id":{update_id},"message":{{"message_id":{update_id},"date":1732000000,"chat":{{"id":{user},"type":"private","first_name":"Ada"}},"from":{{"id":{user},"is_bot":false,"first_name":"Ada","language_code":"en"}},{text}}}}}"#
     ))
@@ -141,7 +204,9 @@ impl Conn {
 struct Server {
     child: Child,
     pid: u32,
-    log: std::path::PathBuf,
+    log: PathBuf,
+    /// Just before the spawn: where (e) starts its clock.
+    spawned: Instant,
 }
 
 impl Drop for Server {
@@ -156,6 +221,114 @@ impl Server {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Stops it as an operator would (SIGTERM) and checks that it exited cleanly.
+    async fn stop(&mut self) {
+        // SAFETY: kill(2) on the child we spawned and have not reaped.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().expect("waitpid").is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let status = self.child.try_wait().expect("waitpid");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the server did not stop cleanly: {status:?}\n{}",
+            self.log_tail()
+        );
+    }
+}
+
+/// How a server under test receives its updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intake {
+    /// A webhook listening on this loopback port.
+    Webhook(u16),
+    /// Long polling of the fake's getUpdates: no webhook URL at all, which is what
+    /// makes `edgebot serve` poll.
+    Polling,
+}
+
+/// Everything that differs between the server processes the bench starts.
+struct Launch<'a> {
+    settings: &'a Settings,
+    role: Role,
+    intake: Intake,
+    api: &'a FakeBotApi,
+    config: &'a Path,
+    data: PathBuf,
+    admin_port: u16,
+    log: PathBuf,
+    otlp_sink: Option<u16>,
+}
+
+impl Launch<'_> {
+    /// Starts the server (or the ceiling, with the same environment) as a child process.
+    fn spawn(&self) -> Server {
+        let mut command = match self.role {
+            Role::Edgebot => {
+                let mut command = Command::new(server_binary());
+                command
+                    .arg("--config")
+                    .arg(self.config)
+                    .arg("--data-dir")
+                    .arg(&self.data)
+                    .arg("serve");
+                command
+            }
+            Role::Ceiling => {
+                let mut command = Command::new(std::env::current_exe().expect("this bench"));
+                let role = match self.intake {
+                    Intake::Webhook(_) => "ceiling",
+                    Intake::Polling => "ceiling-poll",
+                };
+                command.env("E2E_ROLE", role);
+                command
+            }
+        };
+        command
+            .env("EDGEBOT_TOKEN", TOKEN)
+            .env("EDGEBOT_API_URL", self.api.base_url())
+            .env(
+                "EDGEBOT_ADMIN_LISTEN",
+                format!("127.0.0.1:{}", self.admin_port),
+            )
+            .env("EDGEBOT_LOG", &self.settings.log)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.log).expect("the log file"));
+        match self.intake {
+            Intake::Webhook(port) => {
+                command
+                    .env(
+                        "EDGEBOT_WEBHOOK_URL",
+                        format!("http://127.0.0.1:{port}/webhook"),
+                    )
+                    .env("EDGEBOT_WEBHOOK_SECRET", SECRET)
+                    .env("EDGEBOT_LISTEN", format!("127.0.0.1:{port}"));
+            }
+            Intake::Polling => {
+                // One left in the bench's own environment would turn polling off.
+                command.env_remove("EDGEBOT_WEBHOOK_URL");
+            }
+        }
+        if let Some(sink) = self.otlp_sink {
+            command.env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{sink}"),
+            );
+        }
+        let spawned = Instant::now();
+        let child = command.spawn().expect("the server starts");
+        Server {
+            pid: child.id(),
+            child,
+            log: self.log.clone(),
+            spawned,
+        }
     }
 }
 
@@ -194,17 +367,50 @@ impl CpuMeter {
     }
 }
 
-/// `VmRSS` and `VmHWM` of a process, in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
+/// Fields of `/proc/<pid>/status` given in kB (`VmRSS:`, ...), in MiB; 0 for a field the
+/// kernel does not report.
+fn status_mib<const N: usize>(pid: u32, keys: [&str; N]) -> [f64; N] {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    let kib = |key: &str| {
+    keys.map(|key| {
         status
             .lines()
             .find_map(|l| l.strip_prefix(key))
             .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
             .unwrap_or(0.0)
-    };
-    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+            / 1024.0
+    })
+}
+
+/// `VmRSS` and `VmHWM` of a process, in MiB.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let [rss, peak] = status_mib(pid, ["VmRSS:", "VmHWM:"]);
+    (rss, peak)
+}
+
+/// Resident memory of a process, in MiB: all of it, and the part that is the process's
+/// own (heap, stacks) apart from file pages (the binary, the compiled-in models), which
+/// the kernel can drop and read again.
+struct Rss {
+    total: f64,
+    anon: f64,
+    file: f64,
+}
+
+impl Rss {
+    fn of(pid: u32) -> Rss {
+        let [total, anon, file] = status_mib(pid, ["VmRSS:", "RssAnon:", "RssFile:"]);
+        Rss { total, anon, file }
+    }
+}
+
+impl std::fmt::Display for Rss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VmRSS {:.1} MiB (RssAnon {:.1} MiB, RssFile {:.1} MiB)",
+            self.total, self.anon, self.file
+        )
+    }
 }
 
 /// Waits until the fake has recorded `n` calls since it was last drained, then drains
@@ -416,9 +622,10 @@ fn free_port() -> u16 {
 }
 
 fn main() {
-    if std::env::var("E2E_ROLE").is_ok_and(|role| role == "ceiling") {
-        ceiling::run();
-        return;
+    match std::env::var("E2E_ROLE").as_deref() {
+        Ok("ceiling") => return ceiling::run(),
+        Ok("ceiling-poll") => return ceiling::run_polling(),
+        _ => {}
     }
     // `cargo bench` passes `--bench`; a filter argument would mean nothing here.
     let settings = Settings::from_env();
@@ -439,6 +646,15 @@ enum Role {
     Ceiling,
 }
 
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Edgebot => "edgebot",
+            Role::Ceiling => "CEILING (trivial responder)",
+        }
+    }
+}
+
 /// The figures a measurement compares.
 struct Figures {
     closed_per_second: f64,
@@ -449,46 +665,160 @@ struct Figures {
     rss_mib: f64,
 }
 
+/// The figures of (c).
+struct PollFigures {
+    per_second: f64,
+    cpu_per_1k: f64,
+}
+
+/// The figures of (e) and (f).
+struct StartFigures {
+    /// Median time to ready (edgebot) or to listening (the ceiling).
+    median_ms: f64,
+    /// (f), edgebot only: `VmRSS` idle after the FAQ texts.
+    rss_idle_mib: Option<f64>,
+}
+
+/// The targets, beside the edgebot figures they are about.
+const TARGET_CLOSED_RATE: f64 = 0.5;
+const TARGET_CPU_RATIO: f64 = 2.0;
+const TARGET_P99_EXTRA_MS: f64 = 2.0;
+const TARGET_RSS_LOAD_MIB: f64 = 40.0;
+const TARGET_RSS_MINILM_MIB: f64 = 72.0;
+const TARGET_READY_MS: f64 = 150.0;
+
+/// The target and met columns of the comparison table.
+fn target(text: &str, met: bool) -> String {
+    format!("   {text:<24} {}", if met { "yes" } else { "NO" })
+}
+
+/// "met" or "NOT met", for the per-role lines.
+fn met(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
 async fn run(settings: Settings) {
     let bot = measure(&settings, Role::Edgebot).await;
+    let bot_poll = measure_polling(&settings, Role::Edgebot).await;
+    let bot_start = measure_starts(&settings, Role::Edgebot).await;
     if std::env::var("E2E_CEILING").is_ok_and(|v| v == "0") {
         return;
     }
     let ceiling = measure(&settings, Role::Ceiling).await;
+    let ceiling_poll = measure_polling(&settings, Role::Ceiling).await;
+    let ceiling_start = measure_starts(&settings, Role::Ceiling).await;
     println!();
     println!("edgebot against the ceiling, measured side by side:");
     println!(
-        "{:<40} {:>12} {:>12} {:>10}",
-        "figure", "edgebot", "ceiling", "ratio"
+        "{:<40} {:>12} {:>12} {:>10}   {:<24} met?",
+        "figure", "edgebot", "ceiling", "ratio", "target (edgebot)"
     );
-    let row = |name: &str, a: f64, b: f64| {
-        println!("{name:<40} {a:>12.4} {b:>12.4} {:>9.2}x", a / b);
+    let row = |name: &str, a: f64, b: f64, target: &str| {
+        println!("{name:<40} {a:>12.4} {b:>12.4} {:>9.2}x{target}", a / b);
+    };
+    let rate_target = |a: f64, b: f64| {
+        target(
+            &format!(">= {TARGET_CLOSED_RATE}x ceiling"),
+            a >= TARGET_CLOSED_RATE * b,
+        )
+    };
+    let cpu_target = |a: f64, b: f64| {
+        target(
+            &format!("<= {TARGET_CPU_RATIO}x ceiling"),
+            a <= TARGET_CPU_RATIO * b,
+        )
     };
     row(
         "(a) closed loop, updates/s",
         bot.closed_per_second,
         ceiling.closed_per_second,
+        &rate_target(bot.closed_per_second, ceiling.closed_per_second),
     );
     row(
         "(a) closed loop, CPU-s per 1k updates",
         bot.closed_cpu_per_1k,
         ceiling.closed_cpu_per_1k,
+        &cpu_target(bot.closed_cpu_per_1k, ceiling.closed_cpu_per_1k),
     );
     row(
         "(b) open loop, CPU-s per 1k updates",
         bot.open_cpu_per_1k,
         ceiling.open_cpu_per_1k,
+        &cpu_target(bot.open_cpu_per_1k, ceiling.open_cpu_per_1k),
     );
-    row("(b) reply p50, ms", bot.reply_p50_ms, ceiling.reply_p50_ms);
-    row("(b) reply p99, ms", bot.reply_p99_ms, ceiling.reply_p99_ms);
+    row(
+        "(b) reply p50, ms",
+        bot.reply_p50_ms,
+        ceiling.reply_p50_ms,
+        "",
+    );
+    row(
+        "(b) reply p99, ms",
+        bot.reply_p99_ms,
+        ceiling.reply_p99_ms,
+        "",
+    );
+    let extra = bot.reply_p99_ms - ceiling.reply_p99_ms;
+    // One column narrower than the ratio rows before the target: " ms" is three wide.
     println!(
-        "{:<40} {:>12.2} {:>12.2} {:>+9.2} ms",
+        "{:<40} {:>12.2} {:>12.2} {:>+9.2} ms {}",
         "(b) reply p99 difference",
         bot.reply_p99_ms,
         ceiling.reply_p99_ms,
-        bot.reply_p99_ms - ceiling.reply_p99_ms
+        extra,
+        target(
+            &format!("<= ceiling + {TARGET_P99_EXTRA_MS} ms"),
+            extra <= TARGET_P99_EXTRA_MS
+        )
+        .trim_start()
     );
-    row("(d) RSS after the load, MiB", bot.rss_mib, ceiling.rss_mib);
+    row(
+        "(c) long polling, updates/s",
+        bot_poll.per_second,
+        ceiling_poll.per_second,
+        &rate_target(bot_poll.per_second, ceiling_poll.per_second),
+    );
+    row(
+        "(c) long polling, CPU-s per 1k updates",
+        bot_poll.cpu_per_1k,
+        ceiling_poll.cpu_per_1k,
+        &cpu_target(bot_poll.cpu_per_1k, ceiling_poll.cpu_per_1k),
+    );
+    row(
+        "(d) RSS after the load, MiB",
+        bot.rss_mib,
+        ceiling.rss_mib,
+        &target(
+            &format!("<= {TARGET_RSS_LOAD_MIB} MiB"),
+            bot.rss_mib <= TARGET_RSS_LOAD_MIB,
+        ),
+    );
+    // Not a ratio: the ceiling loads no models and has no readiness to report, so its
+    // figure is the time until its webhook port accepts, for reference.
+    println!(
+        "{:<40} {:>12.1} {:>12.1} {:>10}{}",
+        "(e) start->ready/listening, median ms",
+        bot_start.median_ms,
+        ceiling_start.median_ms,
+        "-",
+        target(
+            &format!("<= {TARGET_READY_MS} ms"),
+            bot_start.median_ms <= TARGET_READY_MS
+        )
+    );
+    if let Some(rss) = bot_start.rss_idle_mib {
+        println!(
+            "{:<40} {:>12.1} {:>12} {:>10}{}",
+            "(f) RSS with MiniLM, idle, MiB",
+            rss,
+            "-",
+            "-",
+            target(
+                &format!("<= {TARGET_RSS_MINILM_MIB} MiB"),
+                rss <= TARGET_RSS_MINILM_MIB
+            )
+        );
+    }
 }
 
 async fn measure(settings: &Settings, role: Role) -> Figures {
@@ -506,53 +836,23 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
     let export_bytes = Arc::new(AtomicU64::new(0));
 
     let port = free_port();
-    let log = dir.path().join("serve.log");
-    let mut command = match role {
-        Role::Edgebot => {
-            let mut command = Command::new(server_binary());
-            command
-                .arg("--config")
-                .arg(&config)
-                .arg("--data-dir")
-                .arg(&data)
-                .arg("serve");
-            command
-        }
-        Role::Ceiling => {
-            let mut command = Command::new(std::env::current_exe().expect("this bench"));
-            command.env("E2E_ROLE", "ceiling");
-            command
-        }
+    let otlp_sink = if settings.otel {
+        Some(start_otlp_sink(exports.clone(), export_bytes.clone()).await)
+    } else {
+        None
     };
-    command
-        .env("EDGEBOT_TOKEN", TOKEN)
-        .env("EDGEBOT_API_URL", api.base_url())
-        .env(
-            "EDGEBOT_WEBHOOK_URL",
-            format!("http://127.0.0.1:{port}/webhook"),
-        )
-        .env("EDGEBOT_WEBHOOK_SECRET", SECRET)
-        .env("EDGEBOT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("EDGEBOT_ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("EDGEBOT_LOG", &settings.log)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("the log file"));
-    if settings.otel {
-        let sink = start_otlp_sink(exports.clone(), export_bytes.clone()).await;
-        command.env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{sink}"),
-        );
+    let mut server = Launch {
+        settings,
+        role,
+        intake: Intake::Webhook(port),
+        api: &api,
+        config: &config,
+        data: data.clone(),
+        admin_port: free_port(),
+        log: dir.path().join("serve.log"),
+        otlp_sink,
     }
-    let child = command.spawn().expect("edgebot serve starts");
-    let mut server = Server {
-        pid: child.id(),
-        child,
-        log,
-    };
+    .spawn();
     let ready = api
         .wait_for(
             |calls| calls.iter().any(|c| c.method == "setWebhook"),
@@ -633,10 +933,7 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
     println!();
     println!(
         "{} e2e: {} binary, webhook, limits off, EDGEBOT_LOG={}, tracing {}, {} connections",
-        match role {
-            Role::Edgebot => "edgebot",
-            Role::Ceiling => "CEILING (trivial responder)",
-        },
+        role.name(),
         // The binary is built with the bench's own profile.
         if cfg!(debug_assertions) {
             "DEBUG (figures only from `cargo bench`)"
@@ -651,29 +948,14 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
         },
         settings.connections
     );
-    println!(
-        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>13} {:>11}",
-        "phase", "updates", "wall s", "updates/s", "server CPU s", "CPU s/1k upd", "bench CPU s"
-    );
-    let row = |name: &str, n: usize, wall: Duration, cpu: (f64, f64)| {
-        println!(
-            "{:<34} {:>8} {:>8.2} {:>10.0} {:>12.2} {:>13.4} {:>11.2}",
-            name,
-            n,
-            wall.as_secs_f64(),
-            n as f64 / wall.as_secs_f64(),
-            cpu.0,
-            cpu.0 / (n as f64 / 1000.0),
-            cpu.1
-        );
-    };
-    row(
+    phase_header();
+    phase_row(
         &format!("(a) closed loop, {} users", settings.users),
         settings.updates,
         closed_wall,
         closed_cpu,
     );
-    row(
+    phase_row(
         &format!("(b) open loop {}/s x {} s", settings.rate, settings.seconds),
         count,
         open_wall,
@@ -706,18 +988,7 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
     );
 
     // Stop it as an operator would, then check the store kept the closed-loop counts.
-    // SAFETY: kill(2) on the child we spawned and have not reaped.
-    unsafe { libc::kill(server.pid as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.child.try_wait().expect("waitpid").is_none() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let status = server.child.try_wait().expect("waitpid");
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the server did not stop cleanly: {status:?}\n{}",
-        server.log_tail()
-    );
+    server.stop().await;
     let figures = Figures {
         closed_per_second: settings.updates as f64 / closed_wall.as_secs_f64(),
         closed_cpu_per_1k: closed_cpu.0 / (settings.updates as f64 / 1000.0),
@@ -758,6 +1029,414 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
     figures
 }
 
+/// (c): the closed loop of (a) through long polling instead of the webhook, in a server
+/// process of its own.
+async fn measure_polling(settings: &Settings, role: Role) -> PollFigures {
+    let api = FakeBotApi::start(FakeConfig::default())
+        .await
+        .expect("the fake Bot API starts");
+    // Under target/, as in (a): the store's fsyncs must cost what they cost on a disk.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
+    let config = dir.path().join("edgebot.toml");
+    std::fs::write(&config, CONFIG).expect("the config is written");
+    let otlp_sink = if settings.otel {
+        Some(start_otlp_sink(Arc::default(), Arc::default()).await)
+    } else {
+        None
+    };
+    let mut server = Launch {
+        settings,
+        role,
+        intake: Intake::Polling,
+        api: &api,
+        config: &config,
+        data: dir.path().join("data"),
+        admin_port: free_port(),
+        log: dir.path().join("serve.log"),
+        otlp_sink,
+    }
+    .spawn();
+    // A getUpdates is recorded only once answered, i.e. once there are updates; the
+    // deleteWebhook just before the first one says the poller is starting.
+    let polling = api
+        .wait_for(
+            |calls| calls.iter().any(|c| c.method == "deleteWebhook"),
+            PATIENCE,
+        )
+        .await;
+    assert!(
+        polling,
+        "the server never started polling:\n{}",
+        server.log_tail()
+    );
+    println!("server pid {}", server.pid);
+    api.take_calls();
+    let pid = server.pid.to_string();
+    let bench_pid = std::process::id().to_string();
+    let window = settings.poll_window;
+    let mut next_id = 1;
+
+    // Warm-up, as in (a).
+    polling_closed_loop(&api, &mut next_id, 1_000, 900_000_000, 500, window).await;
+
+    let server_cpu = CpuMeter::start(&pid);
+    let bench_cpu = CpuMeter::start(&bench_pid);
+    let started = Instant::now();
+    let count = settings.poll_updates;
+    let (replies, polls) = polling_closed_loop(
+        &api,
+        &mut next_id,
+        count,
+        1_000_000_000,
+        settings.users,
+        window,
+    )
+    .await;
+    let last = replies.iter().map(|c| c.at).max().unwrap_or(started);
+    let wall = last.duration_since(started);
+    tokio::time::sleep(SETTLE).await;
+    let cpu = (server_cpu.seconds(), bench_cpu.seconds());
+    let (rss, peak) = memory_mib(server.pid);
+    server.stop().await;
+
+    println!();
+    println!(
+        "{} polling: {} binary, long polling (getUpdates, up to 100 a call), limits off, EDGEBOT_LOG={}, at most {} updates queued and unanswered",
+        role.name(),
+        if cfg!(debug_assertions) {
+            "DEBUG (figures only from `cargo bench`)"
+        } else {
+            "release"
+        },
+        settings.log,
+        window
+    );
+    phase_header();
+    phase_row(
+        &format!("(c) long polling, {} users", settings.users),
+        count,
+        wall,
+        cpu,
+    );
+    println!(
+        "(c) from the first update queued to the last reply; {polls} getUpdates answered meanwhile ({:.1} updates each)",
+        count as f64 / polls.max(1) as f64
+    );
+    println!("(c) server RSS after the load: {rss:.1} MiB (peak {peak:.1} MiB)");
+    PollFigures {
+        per_second: count as f64 / wall.as_secs_f64(),
+        cpu_per_1k: cpu.0 / (count as f64 / 1000.0),
+    }
+}
+
+/// Queues `count` updates at the fake for getUpdates, from users `first_user ..
+/// first_user + users` in turn, each user's first a `/start` as in (a), keeping at most
+/// `window` of them queued or in the bot and not yet answered: each reply lets another
+/// one in. Returns the replies and the number of getUpdates calls answered meanwhile.
+async fn polling_closed_loop(
+    api: &FakeBotApi,
+    next_id: &mut u64,
+    count: usize,
+    first_user: u64,
+    users: usize,
+    window: usize,
+) -> (Vec<RecordedCall>, usize) {
+    let mut replies = Vec::with_capacity(count);
+    let mut polls = 0;
+    let mut queued = 0;
+    let mut progress = Instant::now();
+    loop {
+        while queued < count && queued - replies.len() < window {
+            let user = first_user + (queued % users) as u64;
+            let body = update(*next_id, user, queued < users);
+            api.push_update(serde_json::from_slice(&body).expect("the bench's updates are JSON"));
+            *next_id += 1;
+            queued += 1;
+        }
+        if replies.len() >= count {
+            return (replies, polls);
+        }
+        // A millisecond between refills: the window holds several batches, so the bot
+        // finds updates waiting however late this loop wakes.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let before = replies.len();
+        for call in api.take_calls() {
+            if call.method == "getUpdates" {
+                polls += 1;
+            } else if call.method == "sendMessage" && call.delivered() {
+                replies.push(call);
+            }
+        }
+        if replies.len() > before {
+            progress = Instant::now();
+        }
+        assert!(
+            progress.elapsed() < PATIENCE,
+            "no reply for {PATIENCE:?}: {} of {count} answered, {queued} queued",
+            replies.len()
+        );
+    }
+}
+
+/// (e) and (f): `E2E_STARTS` starts with every model on and an FAQ configured, each
+/// with a fresh data dir, timed to the first 200 from `/health/ready` (the ceiling: to
+/// its webhook port accepting); then the memory of the last one, right after ready and
+/// idle after answering texts through the FAQ.
+async fn measure_starts(settings: &Settings, role: Role) -> StartFigures {
+    let api = FakeBotApi::start(FakeConfig::default())
+        .await
+        .expect("the fake Bot API starts");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
+    let config = dir.path().join("edgebot.toml");
+    // Models on explicitly, although that is the default: this phase is about them.
+    let mut text = format!("{CONFIG}\n[models]\nenabled = true\n");
+    for (question, answer) in FAQ {
+        text.push_str(&format!(
+            "\n[[faq]]\nquestion = \"{question}\"\nanswer = \"{answer}\"\n"
+        ));
+    }
+    std::fs::write(&config, text).expect("the config is written");
+    let otlp_sink = if settings.otel {
+        Some(start_otlp_sink(Arc::default(), Arc::default()).await)
+    } else {
+        None
+    };
+    let mut times = Vec::with_capacity(settings.starts);
+    let mut memory = None;
+    for i in 0..settings.starts {
+        let port = free_port();
+        let admin_port = free_port();
+        api.take_calls();
+        let mut server = Launch {
+            settings,
+            role,
+            intake: Intake::Webhook(port),
+            api: &api,
+            config: &config,
+            data: dir.path().join(format!("data-{i}")),
+            admin_port,
+            log: dir.path().join(format!("serve-{i}.log")),
+            otlp_sink,
+        }
+        .spawn();
+        let elapsed = match role {
+            Role::Edgebot => {
+                time_until(&mut server, || async move {
+                    ready_status(admin_port).await == Some(200)
+                })
+                .await
+            }
+            Role::Ceiling => {
+                time_until(&mut server, || async move {
+                    tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .is_ok()
+                })
+                .await
+            }
+        };
+        let after_ready = (role == Role::Edgebot).then(|| Rss::of(server.pid));
+        times.push(elapsed);
+        // The webhook is set last in a start, after ready; stopping before it would
+        // interrupt the start, and (f) needs it.
+        let set = api
+            .wait_for(
+                |calls| calls.iter().any(|c| c.method == "setWebhook"),
+                PATIENCE,
+            )
+            .await;
+        assert!(
+            set,
+            "the server never set its webhook:\n{}",
+            server.log_tail()
+        );
+        if let Some(after_ready) = after_ready
+            && i + 1 == settings.starts
+        {
+            let (answered, idle) = faq_then_idle(&api, &server, port).await;
+            memory = Some((after_ready, answered, idle));
+        }
+        server.stop().await;
+    }
+
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    times.sort_unstable();
+    let middle = times.len() / 2;
+    let median_ms = if times.len() % 2 == 0 {
+        (ms(times[middle - 1]) + ms(times[middle])) / 2.0
+    } else {
+        ms(times[middle])
+    };
+    let (min_ms, max_ms) = (ms(times[0]), ms(times[times.len() - 1]));
+    println!();
+    let spread = format!(
+        "{} starts: min {min_ms:.1} ms, median {median_ms:.1} ms, max {max_ms:.1} ms",
+        times.len()
+    );
+    if role == Role::Ceiling {
+        println!(
+            "{} start: webhook, no models, probed every {} ms",
+            role.name(),
+            PROBE_INTERVAL.as_millis()
+        );
+        println!("(e) spawn -> webhook port accepting, {spread}");
+        return StartFigures {
+            median_ms,
+            rss_idle_mib: None,
+        };
+    }
+    println!(
+        "{} start: {} binary, webhook, every model on (MiniLM: {} FAQ entries), a fresh data dir each start, EDGEBOT_LOG={}",
+        role.name(),
+        if cfg!(debug_assertions) {
+            "DEBUG (figures only from `cargo bench`)"
+        } else {
+            "release"
+        },
+        FAQ.len(),
+        settings.log
+    );
+    println!(
+        "(e) spawn -> first 200 from GET /health/ready (probed every {} ms), {spread}; target median <= {TARGET_READY_MS} ms: {}",
+        PROBE_INTERVAL.as_millis(),
+        met(median_ms <= TARGET_READY_MS)
+    );
+    let Some((after_ready, answered, idle)) = memory else {
+        return StartFigures {
+            median_ms,
+            rss_idle_mib: None,
+        };
+    };
+    println!("(f) server RSS right after ready: {after_ready}");
+    println!(
+        "(f) server RSS idle 1 s after {} FAQ texts ({answered} answered from the FAQ): {idle}; target VmRSS <= {TARGET_RSS_MINILM_MIB} MiB: {}",
+        FAQ_TEXTS.len(),
+        met(idle.total <= TARGET_RSS_MINILM_MIB)
+    );
+    StartFigures {
+        median_ms,
+        rss_idle_mib: Some(idle.total),
+    }
+}
+
+/// Time from the server's spawn until `probe` first succeeds, probing every
+/// [`PROBE_INTERVAL`] (or right after a slower probe); read when that probe returns.
+async fn time_until<P, F>(server: &mut Server, probe: P) -> Duration
+where
+    P: Fn() -> F,
+    F: std::future::Future<Output = bool>,
+{
+    loop {
+        let attempt = tokio::time::Instant::now();
+        // A probe that hangs must not hang the bench; a starting server answers fast.
+        if matches!(tokio::time::timeout(PATIENCE, probe()).await, Ok(true)) {
+            return server.spawned.elapsed();
+        }
+        assert!(
+            server.child.try_wait().expect("waitpid").is_none(),
+            "the server exited while starting:\n{}",
+            server.log_tail()
+        );
+        assert!(
+            server.spawned.elapsed() < PATIENCE,
+            "not ready after {PATIENCE:?}:\n{}",
+            server.log_tail()
+        );
+        tokio::time::sleep_until(attempt + PROBE_INTERVAL).await;
+    }
+}
+
+/// The status of one `GET /health/ready` on a new loopback connection, as an
+/// orchestrator's probe asks it; `None` while nothing listens or answers.
+async fn ready_status(port: u16) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!(
+        "GET /health/ready HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    // "HTTP/1.1 200": the status line's first twelve bytes are all it takes.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while head.len() < 12 {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    std::str::from_utf8(&head)
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// (f): posts [`FAQ_TEXTS`] to the webhook, each from a user of its own, waits for their
+/// replies, then idles a second. Returns how many replies were FAQ answers, and the
+/// server's memory then.
+async fn faq_then_idle(api: &FakeBotApi, server: &Server, port: u16) -> (usize, Rss) {
+    api.take_calls();
+    let mut conn = Conn::open(port).await;
+    for (i, text) in FAQ_TEXTS.iter().enumerate() {
+        let id = 1 + i as u64;
+        let text = format!(r#""text":{}"#, serde_json::Value::from(*text));
+        conn.post(message(id, 3_000_000_000 + id, &text)).await;
+    }
+    drop(conn);
+    let replied = api
+        .wait_for(
+            |calls| {
+                calls
+                    .iter()
+                    .filter(|c| c.method == "sendMessage" && c.delivered())
+                    .count()
+                    >= FAQ_TEXTS.len()
+            },
+            PATIENCE,
+        )
+        .await;
+    assert!(
+        replied,
+        "the FAQ texts were not all answered:\n{}",
+        server.log_tail()
+    );
+    let answered = api
+        .take_calls()
+        .iter()
+        .filter(|c| {
+            c.method == "sendMessage" && FAQ.iter().any(|(_, answer)| c.params["text"] == *answer)
+        })
+        .count();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (answered, Rss::of(server.pid))
+}
+
+/// The header of the per-phase table.
+fn phase_header() {
+    println!(
+        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>13} {:>11}",
+        "phase", "updates", "wall s", "updates/s", "server CPU s", "CPU s/1k upd", "bench CPU s"
+    );
+}
+
+/// One phase: `n` updates in `wall`, costing `cpu` (server, bench) CPU seconds.
+fn phase_row(name: &str, n: usize, wall: Duration, cpu: (f64, f64)) {
+    println!(
+        "{:<34} {:>8} {:>8.2} {:>10.0} {:>12.2} {:>13.4} {:>11.2}",
+        name,
+        n,
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64(),
+        cpu.0,
+        cpu.0 / (n as f64 / 1000.0),
+        cpu.1
+    );
+}
+
 /// The median and 99th percentile of latencies, in milliseconds.
 fn p50_p99_ms(samples: &[Duration]) -> (f64, f64) {
     let mut sorted = samples.to_vec();
@@ -777,11 +1456,12 @@ fn server_binary() -> std::path::PathBuf {
 }
 
 /// The ceiling: the same load against a bot that does nothing durable. It is this bench
-/// binary run again with `E2E_ROLE=ceiling`, started exactly as `edgebot serve` is (a
-/// child process with the same environment), and built from edgebot's own parts — the
-/// one HTTP serving loop, the Bot API client, the update parser — with a counter in
-/// memory instead of a store and no models. Every edgebot figure is then given as a
-/// ratio to the ceiling's, measured side by side on the same noisy machine.
+/// binary run again with `E2E_ROLE=ceiling` (webhook) or `E2E_ROLE=ceiling-poll` (long
+/// polling), started exactly as `edgebot serve` is (a child process with the same
+/// environment), and built from edgebot's own parts — the one HTTP serving loop, the Bot
+/// API client, the update parser — with a counter in memory instead of a store and no
+/// models. Every edgebot figure is then given as a ratio to the ceiling's, measured side
+/// by side on the same noisy machine.
 mod ceiling {
     use bytes::Bytes;
     use edgebot::botapi::Client;
@@ -791,6 +1471,7 @@ mod ceiling {
     use http_body_util::{BodyExt, Full};
     use hyper::body::Incoming;
     use hyper::{Request, Response, StatusCode};
+    use serde_json::value::RawValue;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
@@ -825,29 +1506,98 @@ mod ceiling {
             };
             let count = self.handled.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(chat_id) = update.chat_id() {
-                let client = self.client.clone();
-                let text = format!("update {count}");
-                tokio::spawn(async move {
-                    let params = serde_json::json!({"chat_id": chat_id, "text": text});
-                    let body = Bytes::from(serde_json::to_vec(&params).unwrap_or_default());
-                    let _ = client.call_raw("sendMessage", body, client.timeout()).await;
-                });
+                reply(&self.client, chat_id, format!("update {count}"));
             }
             status(StatusCode::OK)
         }
     }
 
-    /// Serves until SIGTERM, configured by the same variables as `edgebot serve`.
-    pub fn run() {
-        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set"));
+    /// One sendMessage in a task of its own, so that the next update need not wait for it.
+    fn reply(client: &Client, chat_id: i64, text: String) {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let params = serde_json::json!({"chat_id": chat_id, "text": text});
+            let body = Bytes::from(serde_json::to_vec(&params).unwrap_or_default());
+            let _ = client.call_raw("sendMessage", body, client.timeout()).await;
+        });
+    }
+
+    fn var(name: &str) -> String {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is set"))
+    }
+
+    /// The Bot API client, configured as `edgebot serve` configures its own.
+    fn client() -> Client {
+        Client::new(
+            &var("EDGEBOT_API_URL"),
+            &Secret::new(var("EDGEBOT_TOKEN")),
+            Duration::from_secs(10),
+        )
+        .expect("a Bot API client")
+    }
+
+    /// Long-polls until SIGTERM, as edgebot does: getUpdates for up to 100 updates past the
+    /// last one seen, waiting up to 30 s, then one sendMessage per update, with nothing
+    /// stored.
+    pub fn run_polling() {
         let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
         runtime.block_on(async {
-            let client = Client::new(
-                &var("EDGEBOT_API_URL"),
-                &Secret::new(var("EDGEBOT_TOKEN")),
-                Duration::from_secs(10),
-            )
-            .expect("a Bot API client");
+            let client = client();
+            // As edgebot does before polling: getUpdates is refused while a webhook is set.
+            let _: bool = client
+                .call(
+                    "deleteWebhook",
+                    &serde_json::json!({"drop_pending_updates": false}),
+                )
+                .await
+                .expect("deleteWebhook");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            let mut offset = 0i64;
+            let mut handled = 0u64;
+            loop {
+                let params = serde_json::json!({
+                    "offset": offset,
+                    "limit": 100,
+                    "timeout": 30,
+                    "allowed_updates": ["message"],
+                });
+                let body = Bytes::from(serde_json::to_vec(&params).unwrap_or_default());
+                let poll = client.call_raw("getUpdates", body, Duration::from_secs(40));
+                let result = tokio::select! {
+                    result = poll => result,
+                    _ = term.recv() => return,
+                };
+                let updates = result
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice::<Vec<Box<RawValue>>>(&raw).ok());
+                let Some(updates) = updates else {
+                    // Only the fake answers here, and it fails only in passing (a 409
+                    // for a superseded poll): retry after a pause, as a poller would.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                for raw in updates {
+                    // The bench queues only updates it wrote, and they all parse.
+                    let Ok(update) = Update::from_json(raw.get().as_bytes()) else {
+                        continue;
+                    };
+                    offset = offset.max(update.update_id + 1);
+                    handled += 1;
+                    if let Some(chat_id) = update.chat_id() {
+                        reply(&client, chat_id, format!("update {handled}"));
+                    }
+                }
+            }
+        });
+    }
+
+    /// Serves until SIGTERM, configured by the same variables as `edgebot serve`.
+    pub fn run() {
+        let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+        runtime.block_on(async {
+            let client = client();
             let url = var("EDGEBOT_WEBHOOK_URL");
             let secret = Secret::new(var("EDGEBOT_WEBHOOK_SECRET"));
             let listener = tokio::net::TcpListener::bind(var("EDGEBOT_LISTEN"))
