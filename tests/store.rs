@@ -59,6 +59,57 @@ async fn finishing_is_exactly_once_and_survives_reopening() {
     assert!(store.pending_outbox().unwrap().is_empty());
 }
 
+/// A sent call's removal costs no commit of its own: it rides on the next one, whatever
+/// that carries, and a store that closes first removes it as it closes.
+#[tokio::test]
+async fn settled_calls_leave_the_outbox_with_the_next_commit_or_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let calls = vec![
+        call_of(&Action::send(1, "a")),
+        call_of(&Action::send(1, "b")),
+        call_of(&Action::send(2, "c")),
+    ];
+    let entries = store.enqueue_outbox(calls).await.unwrap();
+    store.outbox_settled(entries[0].seq);
+    assert_eq!(
+        store.pending_outbox().unwrap().len(),
+        3,
+        "not yet committed"
+    );
+    let finish = Finish {
+        update_id: 9,
+        finished_at: UnixSecs(1_700_000_000),
+        ..Finish::default()
+    };
+    store.finish(finish).await.unwrap();
+    let left: Vec<u64> = store
+        .pending_outbox()
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        left,
+        [entries[1].seq, entries[2].seq],
+        "rode on the update's commit"
+    );
+
+    store.outbox_settled(entries[1].seq);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let left: Vec<u64> = store
+        .pending_outbox()
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, [entries[2].seq], "removed as the store closed");
+    store.outbox_settled(entries[2].seq);
+    store.flush_settled().await.unwrap();
+    assert!(store.pending_outbox().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn concurrent_deltas_of_one_user_are_all_counted() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,7 +25,7 @@ use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -61,6 +61,11 @@ struct Limits {
 
 /// Entries of `last_write` kept before the ones that no longer matter are forgotten.
 const FORGET_AFTER: usize = 65_536;
+
+/// How long a sent call's removal from the outbox waits for another commit to ride on
+/// before it is committed alone: under traffic an update's commit comes long before, so
+/// the removal costs no transaction of its own.
+const SETTLE_FLUSH: Duration = Duration::from_millis(50);
 
 impl Limits {
     fn new(config: &OutboundLimits) -> Limits {
@@ -118,6 +123,8 @@ struct Sender {
     global_pause: Mutex<Option<Instant>>,
     /// The chat and time of the last 429, to tell a chat's limit from the bot's.
     last_limited: Mutex<Option<(i64, Instant)>>,
+    /// Whether a flush of settled calls is already scheduled.
+    flush_scheduled: Arc<AtomicBool>,
 }
 
 /// The handle through which committed actions reach the sender.
@@ -148,6 +155,7 @@ impl Outbox {
             health,
             global_pause: Mutex::new(None),
             last_limited: Mutex::new(None),
+            flush_scheduled: Arc::new(AtomicBool::new(false)),
         });
         let lanes = Lanes::new(move |lane, (entry, parent): (OutboxEntry, tracing::Span)| {
             let sender = sender.clone();
@@ -187,6 +195,9 @@ impl Outbox {
     /// Resolves when everything handed over so far is settled.
     pub async fn drained(&self) {
         self.lanes.drained().await;
+        if let Err(e) = self.store.flush_settled().await {
+            tracing::error!(error = %e, "could not clear sent actions; they will be sent again after a restart");
+        }
     }
 }
 
@@ -244,12 +255,32 @@ impl Sender {
                     }
                 }
             }
-            if let Err(e) = self.store.outbox_done(entry.seq).await {
-                tracing::error!(error = %e, seq = entry.seq, "could not clear a sent action; it will be sent again after a restart");
-            }
+            self.store.outbox_settled(entry.seq);
+            self.flush_later();
         }
         .instrument(span)
         .await;
+    }
+
+    /// Makes sure settled calls leave the outbox table within [`SETTLE_FLUSH`], by a commit
+    /// of their own if no other commit took them along by then.
+    fn flush_later(&self) {
+        if self.flush_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // A weak handle: a store closed meanwhile removes what is settled as it closes.
+        let store = self.store.downgrade();
+        let scheduled = self.flush_scheduled.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SETTLE_FLUSH).await;
+            scheduled.store(false, Ordering::Release);
+            let Some(store) = store.upgrade() else {
+                return;
+            };
+            if let Err(e) = store.flush_settled().await {
+                tracing::error!(error = %e, "could not clear sent actions; they will be sent again after a restart");
+            }
+        });
     }
 
     /// Waits for the global pause and the flood limits of the call's chat.

@@ -71,6 +71,17 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// A handle that does not keep the store open: for work that should simply not happen
+/// once everything else has let the store go.
+#[derive(Clone)]
+pub(crate) struct WeakStore(std::sync::Weak<Inner>);
+
+impl WeakStore {
+    pub(crate) fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(|inner| Store { inner })
+    }
+}
+
 struct Inner {
     db: Arc<Database>,
     observer: Arc<Mutex<Option<CommitObserver>>>,
@@ -130,6 +141,10 @@ impl Store {
 
     pub(crate) fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakStore {
+        WeakStore(Arc::downgrade(&self.inner))
     }
 
     /// Reports each group commit's duration and size to `observer` from now on.

@@ -30,6 +30,14 @@ impl Tables<'_> {
             })
             .collect()
     }
+
+    /// Removes calls that are settled (see [`Store::outbox_settled`]).
+    pub(super) fn remove_settled(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
+        for &seq in seqs {
+            self.outbox.remove(seq)?;
+        }
+        Ok(())
+    }
 }
 
 impl Store {
@@ -41,14 +49,28 @@ impl Store {
         self.write(move |t| t.enqueue_calls(0, &calls)).await
     }
 
-    /// Removes a call Telegram accepted (or permanently refused) from the outbox.
+    /// Marks a call Telegram accepted (or permanently refused) for removal from the
+    /// outbox. The removal rides on the store's next commit, whatever it carries; it is
+    /// lazily durable: after a crash a call may be sent once more, never lost.
+    pub fn outbox_settled(&self, seq: u64) {
+        if let Ok(writer) = self.writer() {
+            writer.settled().push(seq);
+        }
+    }
+
+    /// Commits the removals [`Store::outbox_settled`] marked, if no other commit has.
+    pub async fn flush_settled(&self) -> Result<(), StoreError> {
+        if self.writer()?.settled().is_empty() {
+            return Ok(());
+        }
+        self.write_lazily(|_| Ok(())).await
+    }
+
+    /// Removes a call Telegram accepted (or permanently refused) from the outbox now.
     /// Lazily durable: after a crash a call may be sent once more, never lost.
     pub async fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
-        self.write_lazily(move |t| {
-            t.outbox.remove(seq)?;
-            Ok(())
-        })
-        .await
+        self.outbox_settled(seq);
+        self.flush_settled().await
     }
 
     /// Calls committed but not yet sent, in commit order.

@@ -92,6 +92,39 @@ impl<T: Send> Job for Pending<T> {
     }
 }
 
+/// Outbox calls settled (sent, or refused for good) and not yet removed from the table.
+/// Every transaction removes them first, so their removal rides on whatever commit comes
+/// next instead of costing one of its own; like any lazily durable write, it is durable
+/// with the next durable commit, and lost in a crash before it (the call is then sent once
+/// more, never lost).
+#[derive(Clone, Default)]
+pub(super) struct Settled(Arc<Mutex<Vec<u64>>>);
+
+impl Settled {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn push(&self, seq: u64) {
+        self.lock().push(seq);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Puts back what a transaction that did not commit had taken.
+    fn restore(&self, seqs: Vec<u64>) {
+        if !seqs.is_empty() {
+            self.lock().extend(seqs);
+        }
+    }
+}
+
 /// Told the duration and job count of every commit (for the metrics).
 pub(crate) type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
 
@@ -99,6 +132,7 @@ pub(crate) type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send +
 #[derive(Clone)]
 pub(super) struct Writer {
     jobs: batch::Sender<Box<dyn Job>>,
+    settled: Settled,
 }
 
 impl Writer {
@@ -111,11 +145,20 @@ impl Writer {
     ) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
         let seq = Sequences::read(&db)?;
         let (jobs, batches) = batch::channel(queue, MAX_BATCH);
+        let settled = Settled::default();
         let thread = std::thread::Builder::new()
             .name("edgebot-store-writer".into())
-            .spawn(move || run(&db, &batches, seq, &observer))
+            .spawn({
+                let settled = settled.clone();
+                move || run(&db, &batches, seq, &settled, &observer)
+            })
             .map_err(StoreError::Thread)?;
-        Ok((Writer { jobs }, thread))
+        Ok((Writer { jobs, settled }, thread))
+    }
+
+    /// The outbox calls settled and waiting for the next commit to remove them.
+    pub(super) fn settled(&self) -> &Settled {
+        &self.settled
     }
 
     /// Runs `work` inside the next group commit; resolves once it is durable.
@@ -162,11 +205,16 @@ fn run(
     db: &Database,
     batches: &batch::Batches<Box<dyn Job>>,
     mut seq: Sequences,
+    settled: &Settled,
     observer: &Mutex<Option<CommitObserver>>,
 ) {
     while let Some(mut batch) = batches.next_batch() {
         let started = std::time::Instant::now();
-        let committed = commit(db, &mut batch, &mut seq);
+        let removals = settled.take();
+        let committed = commit(db, &mut batch, &mut seq, &removals);
+        if committed.is_err() {
+            settled.restore(removals);
+        }
         // An observer that panicked once must not stop the writer.
         if let Some(observe) = observer
             .lock()
@@ -186,12 +234,38 @@ fn run(
             }
             Err(BatchError::Job) => {
                 for mut job in batch {
-                    let outcome = commit_one(db, job.as_mut(), &mut seq);
+                    let removals = settled.take();
+                    let outcome = commit_one(db, job.as_mut(), &mut seq, &removals);
+                    if outcome.is_err() {
+                        settled.restore(removals);
+                    }
                     job.complete(outcome);
                 }
             }
         }
     }
+    // The queue is closed: what was settled since the last commit is removed before the
+    // file closes, so a clean stop never sends a call twice.
+    let removals = settled.take();
+    if !removals.is_empty()
+        && let Err(e) = remove_settled_durably(db, &mut seq, &removals)
+    {
+        tracing::warn!(error = %e, calls = removals.len(), "could not clear sent actions at close; they will be sent again");
+    }
+}
+
+fn remove_settled_durably(
+    db: &Database,
+    seq: &mut Sequences,
+    removals: &[u64],
+) -> Result<(), StoreError> {
+    let txn = begin(db, true)?;
+    {
+        let mut tables = Tables::open(&txn, seq)?;
+        tables.remove_settled(removals)?;
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 enum BatchError {
@@ -215,12 +289,16 @@ fn commit(
     db: &Database,
     batch: &mut [Box<dyn Job>],
     seq: &mut Sequences,
+    removals: &[u64],
 ) -> Result<(), BatchError> {
     let durable = batch.iter().any(|job| job.durable());
     let txn = begin(db, durable).map_err(BatchError::Commit)?;
     let mut staged = *seq;
     {
         let mut tables = Tables::open(&txn, &mut staged).map_err(BatchError::Commit)?;
+        tables
+            .remove_settled(removals)
+            .map_err(BatchError::Commit)?;
         for job in batch.iter_mut() {
             if job.apply(&mut tables).is_err() {
                 return Err(BatchError::Job);
@@ -232,11 +310,17 @@ fn commit(
     Ok(())
 }
 
-fn commit_one(db: &Database, job: &mut dyn Job, seq: &mut Sequences) -> Result<(), StoreError> {
+fn commit_one(
+    db: &Database,
+    job: &mut dyn Job,
+    seq: &mut Sequences,
+    removals: &[u64],
+) -> Result<(), StoreError> {
     let txn = begin(db, job.durable())?;
     let mut staged = *seq;
     {
         let mut tables = Tables::open(&txn, &mut staged)?;
+        tables.remove_settled(removals)?;
         job.apply(&mut tables)?;
     }
     txn.commit()?;
