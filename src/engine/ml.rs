@@ -9,6 +9,9 @@
 use crate::config::{FaqEntry, ModelsConfig};
 use crate::ml::features::Fnv1a;
 use crate::ml::minilm::{EmbedError, EmbedPool, Embedder, cosine};
+use crate::ml::weights::Weights;
+#[cfg(feature = "embedded-models")]
+use crate::ml::weights::include_aligned;
 use crate::ml::{Analysis, InferencePool, MlError, Models};
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::{Metrics, ModelLabels};
@@ -34,8 +37,9 @@ pub enum MlLoadError {
 /// The embedding model file inside `models.dir`, or compiled in.
 pub(crate) const EMBEDDER_FILE: &str = "minilm-l6-v2-q8.gguf";
 
+/// Aligned like tensor data in a file, so its Q8_0 weights are read in place.
 #[cfg(feature = "embedded-models")]
-const EMBEDDED_EMBEDDER: &[u8] = include_bytes!("../../models/minilm-l6-v2-q8.gguf");
+const EMBEDDED_EMBEDDER: &[u8] = include_aligned!("../../models/minilm-l6-v2-q8.gguf");
 
 /// Requests one inference thread batches together at most.
 const MAX_BATCH: usize = 64;
@@ -152,15 +156,11 @@ impl Faq {
         entries: &[FaqEntry],
         store: &Store,
     ) -> Result<Faq, MlLoadError> {
-        let bytes = match &config.dir {
-            Some(dir) => {
-                let path = dir.join(EMBEDDER_FILE);
-                std::fs::read(&path).map_err(|source| EmbedError::Io { path, source })?
-            }
-            None => embedded_embedder()?.to_vec(),
-        };
-        let model = digest(&bytes);
-        let embedder = Arc::new(Embedder::from_gguf_bytes(&bytes)?);
+        let embedder = Arc::new(match &config.dir {
+            Some(dir) => Embedder::load(&dir.join(EMBEDDER_FILE))?,
+            None => Embedder::from_weights(Weights::Embedded(embedded_embedder()?))?,
+        });
+        let model = embedder.fingerprint();
         let mut questions = Vec::with_capacity(entries.len());
         for entry in entries {
             let key = digest(entry.question.as_bytes());

@@ -3,13 +3,18 @@
 //! with the converter in the `tools` module, and typed access to them for the loader.
 
 use std::io::Cursor;
+use std::ops::Range;
+use std::sync::Arc;
 
 use candle_core::Device;
-use candle_core::quantized::QTensor;
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
 
 use super::EmbedError;
+use super::in_place::InPlaceQ8;
 use super::model::BertConfig;
+use crate::ml::features::Fnv1a;
+use crate::ml::weights::Weights;
 
 pub(crate) const ARCH: &str = "bert";
 pub(crate) const KEY_ARCH: &str = "general.architecture";
@@ -39,16 +44,23 @@ pub(crate) const KEY_MAX_WORD_CHARS: &str = "edgebot.tokenizer.max_input_chars_p
 pub(crate) const KEY_MAX_TOKENS: &str = "edgebot.max_tokens";
 pub(crate) const KEY_HIDDEN_ORDER: &str = "edgebot.hidden_order";
 
-/// A parsed GGUF held in memory together with its bytes, so tensors are read lazily by name.
-pub(crate) struct GgufFile<'a> {
+/// How much of each tensor's data [`GgufFile::fingerprint`] reads.
+const FINGERPRINT_TENSOR_BYTES: usize = 1024;
+
+/// A parsed GGUF header over the model's bytes, so tensors are found by name and Q8_0 ones
+/// are read in place.
+pub(crate) struct GgufFile {
     content: Content,
-    bytes: &'a [u8],
+    weights: Arc<Weights>,
 }
 
-impl<'a> GgufFile<'a> {
-    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, EmbedError> {
-        let content = Content::read(&mut Cursor::new(bytes))?;
-        let file = GgufFile { content, bytes };
+impl GgufFile {
+    pub(crate) fn parse(weights: Weights) -> Result<Self, EmbedError> {
+        let content = Content::read(&mut Cursor::new(&*weights))?;
+        let file = GgufFile {
+            content,
+            weights: Arc::new(weights),
+        };
         let arch = file.string(KEY_ARCH)?;
         if arch != ARCH {
             return Err(EmbedError::Format(format!(
@@ -134,9 +146,51 @@ impl<'a> GgufFile<'a> {
             .collect()
     }
 
+    /// A tensor by name: Q8_0 ones borrow their blocks from the model's bytes, the others
+    /// (vectors and small f32 tables) are copied out.
     pub(crate) fn tensor(&self, name: &str) -> Result<QTensor, EmbedError> {
-        Ok(self
-            .content
-            .tensor(&mut Cursor::new(self.bytes), name, &Device::Cpu)?)
+        let Some(info) = self.content.tensor_infos.get(name) else {
+            return Err(EmbedError::Format(format!("tensor {name} is missing")));
+        };
+        if info.ggml_dtype != GgmlDType::Q8_0 {
+            return Ok(self.content.tensor(
+                &mut Cursor::new(&**self.weights),
+                name,
+                &Device::Cpu,
+            )?);
+        }
+        let range = self.data_range(info).ok_or_else(|| {
+            EmbedError::Format(format!("tensor {name} lies outside the file (truncated?)"))
+        })?;
+        InPlaceQ8::tensor(Arc::clone(&self.weights), range, info.shape.clone())
+            .map_err(|e| EmbedError::Format(format!("tensor {name}: {e}")))
+    }
+
+    /// Where a tensor's data lies in the file, if its offsets do not overflow.
+    fn data_range(&self, info: &TensorInfo) -> Option<Range<usize>> {
+        let dtype = info.ggml_dtype;
+        let len = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
+        let start =
+            usize::try_from(self.content.tensor_data_offset.checked_add(info.offset)?).ok()?;
+        Some(start..start.checked_add(len)?)
+    }
+
+    /// Identifies the model for caches of its outputs without reading all of it, which would
+    /// page in the whole file: the header (metadata, vocabulary, tensor names, shapes and
+    /// offsets), the file's length, and the first bytes of every tensor, which any retraining
+    /// or requantization changes.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let bytes: &[u8] = &self.weights;
+        let mut hash = Fnv1a::new();
+        hash.write(&(bytes.len() as u64).to_le_bytes());
+        let header = usize::try_from(self.content.tensor_data_offset).unwrap_or(usize::MAX);
+        hash.write(&bytes[..header.min(bytes.len())]);
+        let mut infos: Vec<&TensorInfo> = self.content.tensor_infos.values().collect();
+        infos.sort_by_key(|info| info.offset);
+        for range in infos.into_iter().filter_map(|info| self.data_range(info)) {
+            let head = range.start..range.end.min(range.start + FINGERPRINT_TENSOR_BYTES);
+            hash.write(bytes.get(head).unwrap_or_default());
+        }
+        hash.finish()
     }
 }

@@ -7,6 +7,7 @@
 //! computes its f32 reference) and the tokenizer with this loader.
 
 pub(crate) mod gguf;
+mod in_place;
 pub(crate) mod model;
 mod ops;
 mod pool;
@@ -18,6 +19,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub(crate) use pool::EmbedPool;
+
+use crate::ml::weights::Weights;
 
 /// Everything that can go wrong while loading or running the embedder.
 #[derive(Debug, thiserror::Error)]
@@ -48,27 +51,39 @@ pub enum EmbedError {
 pub struct Embedder {
     model: model::Bert,
     tokenizer: tokenizer::WordPiece,
+    fingerprint: u64,
 }
 
 impl Embedder {
-    /// Parses a GGUF produced by `edgebot model import-minilm`.
-    pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Embedder, EmbedError> {
-        let file = gguf::GgufFile::parse(bytes)?;
+    /// Parses a GGUF produced by `edgebot model import-minilm`; its quantized weights stay
+    /// where they lie, so `weights` lives as long as the embedder.
+    pub(crate) fn from_weights(weights: Weights) -> Result<Embedder, EmbedError> {
+        let file = gguf::GgufFile::parse(weights)?;
         let tokenizer = tokenizer::WordPiece::from_gguf(&file)?;
         let model = model::Bert::load(&file.config()?, |name| file.tensor(name))?;
-        Ok(Embedder { model, tokenizer })
+        Ok(Embedder {
+            model,
+            tokenizer,
+            fingerprint: file.fingerprint(),
+        })
     }
 
-    /// Reads and parses a GGUF file; errors name the file.
+    /// Maps and parses a GGUF file; errors name the file.
     pub fn load(path: &Path) -> Result<Embedder, EmbedError> {
-        let bytes = std::fs::read(path).map_err(|source| EmbedError::Io {
+        let weights = Weights::map(path).map_err(|source| EmbedError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_gguf_bytes(&bytes).map_err(|e| EmbedError::InvalidFile {
+        Self::from_weights(weights).map_err(|e| EmbedError::InvalidFile {
             path: path.to_path_buf(),
             source: Box::new(e),
         })
+    }
+
+    /// Identifies the model file, to key caches of its embeddings (see
+    /// `gguf::GgufFile::fingerprint`).
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Embeds a batch of texts into L2-normalised vectors of the model's hidden size (384

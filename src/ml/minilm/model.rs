@@ -13,6 +13,13 @@ use candle_core::{Device, Module, Tensor};
 use super::EmbedError;
 use super::ops::{AddNorm, Attention, BiasGelu};
 
+/// Tokens one forward pass takes at most; a larger batch runs as several passes. The
+/// activations of a pass take about 28 KiB per token (the widest, the feed-forward layer's
+/// 1536 floats, twice), so this bounds them near 28 MiB where a batch of 64 texts of 256
+/// tokens would take over 400 MiB, while passes stay large enough for the matmuls to run at
+/// full speed.
+const MAX_PASS_TOKENS: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BertConfig {
     pub(crate) hidden: usize,
@@ -117,7 +124,8 @@ struct Block {
 
 pub(crate) struct Bert {
     cfg: BertConfig,
-    word: QMatMul,
+    /// Rows are dequantized per token (in place, for a Q8_0 table read from the file).
+    word: QTensor,
     /// Position embeddings with the (always zero) token-type embedding already added.
     position: Tensor,
     emb_norm_weight: Tensor,
@@ -224,7 +232,7 @@ impl Bert {
         };
         Ok(Bert {
             cfg: cfg.clone(),
-            word: QMatMul::from_qtensor(word)?,
+            word,
             position: position.broadcast_add(&token_type)?,
             emb_norm_weight: dense(format!("{}.weight", names::EMB_NORM))?,
             emb_norm_bias: dense(format!("{}.bias", names::EMB_NORM))?,
@@ -247,8 +255,26 @@ impl Bert {
                 self.cfg.max_positions
             )));
         }
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut first = 0;
+        while first < seqs.len() {
+            // Whole sequences up to the token budget, and at least one.
+            let mut end = first + 1;
+            let mut tokens = lens[first];
+            while end < seqs.len() && tokens + lens[end] <= MAX_PASS_TOKENS {
+                tokens += lens[end];
+                end += 1;
+            }
+            out.extend(self.embed_pass(&seqs[first..end], &lens[first..end])?);
+            first = end;
+        }
+        Ok(out)
+    }
+
+    /// One forward pass over sequences already checked for length.
+    fn embed_pass(&self, seqs: &[Vec<u32>], lens: &[usize]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let hidden = self
-            .encode(seqs, &lens, &mut |_| Ok(()))?
+            .encode(seqs, lens, &mut |_| Ok(()))?
             .flatten_all()?
             .to_vec1::<f32>()?;
         let mut rows = hidden.chunks_exact(self.width);

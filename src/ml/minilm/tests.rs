@@ -42,6 +42,33 @@ fn quantized_model_stays_close_to_f32_reference() {
     }
 }
 
+/// The fixture holds each text's embedding as computed by the loader that copied every
+/// weight onto the heap; reading them in place and splitting batches into passes must not
+/// change them. All texts go in one batch, which (with the 1000-word text truncated to 256
+/// tokens and the 200-word one) spans more than one pass.
+#[test]
+fn in_place_weights_reproduce_the_embeddings_of_copied_ones() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm-q8-expected.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let items = fixture["items"].as_array().expect("items");
+    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    let mut batch = texts.clone();
+    batch.extend(&texts);
+    let got = model().embed(&batch).expect("embed");
+    assert_eq!(got.len(), 2 * items.len());
+    for (item, got) in items.iter().cycle().zip(&got) {
+        let want: Vec<f32> = item["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let c = cosine(got, &want);
+        assert!(c >= 0.9999, "cosine {c} for {:?}", item["text"]);
+    }
+}
+
 #[test]
 fn paraphrase_is_closer_than_unrelated_sentence() {
     let query = one("how do I reset my password");
