@@ -1,5 +1,6 @@
 //! Text classifiers for spam and sentiment (small hashed bag-of-n-gram models, fastText
-//! style, stored as quantised GGUF) and the MiniLM sentence encoder, run in-process.
+//! style, stored as quantised GGUF and read in place) and the MiniLM sentence encoder, run
+//! in-process.
 //!
 //! Inference only: training, evaluation and the converters live in the `tools` module.
 //! Knows nothing of Telegram: it maps texts to labels and vectors. `Models` is the
@@ -10,6 +11,7 @@ mod labels;
 pub mod minilm;
 pub(crate) mod model;
 mod pool;
+pub(crate) mod quantized;
 pub(crate) mod weights;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +20,9 @@ pub(crate) use labels::{Label, names};
 pub(crate) use labels::{SentimentLabel, SpamLabel};
 pub(crate) use pool::InferencePool;
 
-use crate::ml::model::{HashBag, argmax};
+use crate::ml::model::{Classify, argmax};
+use crate::ml::quantized::QuantizedBag;
+use crate::ml::weights::Weights;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MlError {
@@ -65,27 +69,13 @@ impl Analysis {
 /// One loaded classifier whose classes are the labels `L`, in order.
 #[derive(Debug)]
 struct Classifier<L> {
-    model: HashBag,
+    model: QuantizedBag,
     labels: std::marker::PhantomData<L>,
 }
 
 impl<L: Label> Classifier<L> {
-    fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, MlError> {
-        let (model, _) = HashBag::from_gguf(bytes, name)?;
-        Self::new(model, name)
-    }
-
-    /// Reads `<task>.gguf` from `dir`.
-    fn read(dir: &Path) -> Result<Self, MlError> {
-        let path = dir.join(format!("{}.gguf", L::TASK));
-        let bytes = std::fs::read(&path).map_err(|source| MlError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, &path.display().to_string())
-    }
-
-    fn new(model: HashBag, name: &str) -> Result<Self, MlError> {
+    fn load(weights: Weights, name: &str) -> Result<Self, MlError> {
+        let model = QuantizedBag::load(weights, name)?;
         let labels = names::<L>();
         if model.labels != labels {
             return Err(MlError::Model {
@@ -97,6 +87,16 @@ impl<L: Label> Classifier<L> {
             model,
             labels: std::marker::PhantomData,
         })
+    }
+
+    /// Maps `<task>.gguf` from `dir`: its pages are read as inference touches them.
+    fn map(dir: &Path) -> Result<Self, MlError> {
+        let path = dir.join(format!("{}.gguf", L::TASK));
+        let weights = Weights::map(&path).map_err(|source| MlError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Self::load(weights, &path.display().to_string())
     }
 
     fn score(&self, text: &str, ids: &mut Vec<u32>) -> Score<L> {
@@ -116,10 +116,11 @@ pub struct Models {
     sentiment: Classifier<SentimentLabel>,
 }
 
+// Aligned like a mapped file's tensor data, so both are read the same way, in place.
 #[cfg(feature = "embedded-models")]
 const EMBEDDED: (&[u8], &[u8]) = (
-    include_bytes!("../../models/spam.gguf"),
-    include_bytes!("../../models/sentiment.gguf"),
+    weights::include_aligned!("../../models/spam.gguf"),
+    weights::include_aligned!("../../models/sentiment.gguf"),
 );
 
 impl Models {
@@ -130,8 +131,8 @@ impl Models {
         match dir {
             // One file at a time, spam first, so an error names the file at fault.
             Some(dir) => Ok(Models {
-                spam: Classifier::read(dir)?,
-                sentiment: Classifier::read(dir)?,
+                spam: Classifier::map(dir)?,
+                sentiment: Classifier::map(dir)?,
             }),
             None => Self::embedded(),
         }
@@ -140,23 +141,17 @@ impl Models {
     #[cfg(feature = "embedded-models")]
     fn embedded() -> Result<Models, MlError> {
         Ok(Models {
-            spam: Classifier::from_bytes(EMBEDDED.0, "embedded models/spam.gguf")?,
-            sentiment: Classifier::from_bytes(EMBEDDED.1, "embedded models/sentiment.gguf")?,
+            spam: Classifier::load(Weights::Embedded(EMBEDDED.0), "embedded models/spam.gguf")?,
+            sentiment: Classifier::load(
+                Weights::Embedded(EMBEDDED.1),
+                "embedded models/sentiment.gguf",
+            )?,
         })
     }
 
     #[cfg(not(feature = "embedded-models"))]
     fn embedded() -> Result<Models, MlError> {
         Err(MlError::NotEmbedded)
-    }
-
-    /// Wraps classifiers already in memory, checking their labels as `load` does.
-    #[cfg(test)]
-    pub(crate) fn from_classifiers(spam: HashBag, sentiment: HashBag) -> Result<Models, MlError> {
-        Ok(Models {
-            spam: Classifier::new(spam, "spam")?,
-            sentiment: Classifier::new(sentiment, "sentiment")?,
-        })
     }
 
     pub fn analyze(&self, text: &str) -> Analysis {
@@ -180,12 +175,12 @@ impl Models {
     }
 
     /// The underlying spam classifier, for evaluation.
-    pub(crate) fn spam(&self) -> &HashBag {
+    pub(crate) fn spam(&self) -> &QuantizedBag {
         &self.spam.model
     }
 
     /// The underlying sentiment classifier, for evaluation.
-    pub(crate) fn sentiment(&self) -> &HashBag {
+    pub(crate) fn sentiment(&self) -> &QuantizedBag {
         &self.sentiment.model
     }
 }

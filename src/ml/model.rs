@@ -1,7 +1,8 @@
 //! The hashed bag-of-n-grams classifier (fastText style): the mean of the embedding rows of a
-//! text's features, then a linear head and a softmax. Holds the weights in f32 for inference and
-//! reads them from GGUF, with all hashing parameters in the metadata. The names and the
-//! format version here are shared with the writer, `tools::export`.
+//! text's features, then a linear head and a softmax. `HashBag` holds the weights in f32, for
+//! training and evaluation; the bot runs `quantized::QuantizedBag`, which reads the same file's
+//! embedding in place. Both share the GGUF header reading here, with all hashing parameters in
+//! the metadata. The names and the format version are shared with the writer, `tools::export`.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -80,38 +81,48 @@ impl std::fmt::Debug for HashBag {
     }
 }
 
-impl HashBag {
-    pub(crate) fn classes(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Class probabilities of one text.
-    pub(crate) fn probabilities(&self, text: &str, ids: &mut Vec<u32>) -> Vec<f32> {
-        ids.clear();
-        self.features.extract(text, ids);
-        self.probabilities_of_ids(ids)
-    }
+/// A classifier's forward pass, whichever way it holds its weights, so evaluation can measure
+/// the f32 model being trained and the quantized one the bot runs alike.
+pub(crate) trait Classify {
+    fn features(&self) -> &FeatureConfig;
 
     /// Class probabilities from already extracted feature ids.
-    pub(crate) fn probabilities_of_ids(&self, ids: &[u32]) -> Vec<f32> {
+    fn probabilities_of_ids(&self, ids: &[u32]) -> Vec<f32>;
+
+    /// Class probabilities of one text; `ids` is scratch space, reused across calls.
+    fn probabilities(&self, text: &str, ids: &mut Vec<u32>) -> Vec<f32> {
+        ids.clear();
+        self.features().extract(text, ids);
+        self.probabilities_of_ids(ids)
+    }
+}
+
+impl Classify for HashBag {
+    fn features(&self) -> &FeatureConfig {
+        &self.features
+    }
+
+    fn probabilities_of_ids(&self, ids: &[u32]) -> Vec<f32> {
         let dim = self.dim;
-        let mut mean = vec![0f32; dim];
+        let mut pooled = vec![0f32; dim];
         for &id in ids {
             let row = &self.embedding[id as usize * dim..(id as usize + 1) * dim];
-            for (m, r) in mean.iter_mut().zip(row) {
+            for (m, r) in pooled.iter_mut().zip(row) {
                 *m += r;
             }
         }
-        let w = self.pooling.weight(ids.len());
-        mean.iter_mut().for_each(|m| *m *= w);
-        let mut logits: Vec<f32> = self
-            .head_weight
-            .chunks_exact(dim)
-            .zip(&self.head_bias)
-            .map(|(w, b)| b + w.iter().zip(&mean).map(|(w, m)| w * m).sum::<f32>())
-            .collect();
-        softmax(&mut logits);
-        logits
+        head(
+            self.pooling.weight(ids.len()),
+            pooled,
+            &self.head_weight,
+            &self.head_bias,
+        )
+    }
+}
+
+impl HashBag {
+    pub(crate) fn classes(&self) -> usize {
+        self.labels.len()
     }
 
     /// Parses a GGUF model; `name` (a path or "embedded spam.gguf") goes into any error.
@@ -125,6 +136,49 @@ impl HashBag {
     fn parse(bytes: &[u8]) -> Result<(HashBag, Metadata), String> {
         let mut reader = Cursor::new(bytes);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| e.to_string())?;
+        let header = Header::read(&content)?;
+        let classes = header.labels.len();
+        let embedding = dequantized(
+            &content,
+            &mut reader,
+            EMBEDDING,
+            header.features.buckets as usize * header.dim,
+        )?;
+        let head_weight = dequantized(&content, &mut reader, HEAD_WEIGHT, classes * header.dim)?;
+        let head_bias = dequantized(&content, &mut reader, HEAD_BIAS, classes)?;
+        let mut metadata: Metadata = content
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        metadata.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((
+            HashBag {
+                task: header.task,
+                labels: header.labels,
+                features: header.features,
+                dim: header.dim,
+                pooling: header.pooling,
+                embedding,
+                head_weight,
+                head_bias,
+            },
+            metadata,
+        ))
+    }
+}
+
+/// What a model file's metadata says: everything but the weights.
+pub(crate) struct Header {
+    pub(crate) task: String,
+    pub(crate) labels: Vec<String>,
+    pub(crate) features: FeatureConfig,
+    pub(crate) dim: usize,
+    pub(crate) pooling: Pooling,
+}
+
+impl Header {
+    pub(crate) fn read(content: &gguf_file::Content) -> Result<Header, String> {
         let md = &content.metadata;
         let arch = get_str(md, "general.architecture")?;
         if arch != ARCHITECTURE {
@@ -167,48 +221,57 @@ impl HashBag {
         if features.buckets == 0 || dim == 0 || labels.len() < 2 {
             return Err("empty model (no buckets, dimensions or labels)".into());
         }
-        let mut tensor = |name: &str, len: usize| -> Result<Vec<f32>, String> {
-            let values = content
-                .tensor(&mut reader, name, &Device::Cpu)
-                .and_then(|q| q.dequantize(&Device::Cpu))
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| format!("tensor {name}: {e}"))?;
-            if values.len() != len {
-                return Err(format!(
-                    "tensor {name} has {} values, expected {len}",
-                    values.len()
-                ));
-            }
-            if values.iter().any(|v| !v.is_finite()) {
-                return Err(format!("tensor {name} holds non-finite values"));
-            }
-            Ok(values)
-        };
-        let embedding = tensor(EMBEDDING, features.buckets as usize * dim)?;
-        let head_weight = tensor(HEAD_WEIGHT, labels.len() * dim)?;
-        let head_bias = tensor(HEAD_BIAS, labels.len())?;
-        let task = get_str(md, "edgebot.task")?.to_owned();
-        let mut metadata: Metadata = content
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        metadata.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((
-            HashBag {
-                task,
-                labels,
-                features,
-                dim,
-                pooling,
-                embedding,
-                head_weight,
-                head_bias,
-            },
-            metadata,
-        ))
+        Ok(Header {
+            task: get_str(md, "edgebot.task")?.to_owned(),
+            labels,
+            features,
+            dim,
+            pooling,
+        })
     }
+}
+
+/// Tensor `name` as `len` finite f32 values, whatever its stored type.
+pub(crate) fn dequantized(
+    content: &gguf_file::Content,
+    reader: &mut Cursor<&[u8]>,
+    name: &str,
+    len: usize,
+) -> Result<Vec<f32>, String> {
+    let values = content
+        .tensor(reader, name, &Device::Cpu)
+        .and_then(|q| q.dequantize(&Device::Cpu))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| format!("tensor {name}: {e}"))?;
+    if values.len() != len {
+        return Err(format!(
+            "tensor {name} has {} values, expected {len}",
+            values.len()
+        ));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(format!("tensor {name} holds non-finite values"));
+    }
+    Ok(values)
+}
+
+/// The head on the summed rows of a text's features: pooling `weight`, the linear layer
+/// (`labels × dim` weights, row-major), then the softmax.
+pub(crate) fn head(
+    weight: f32,
+    mut pooled: Vec<f32>,
+    head_weight: &[f32],
+    bias: &[f32],
+) -> Vec<f32> {
+    pooled.iter_mut().for_each(|m| *m *= weight);
+    let mut logits: Vec<f32> = head_weight
+        .chunks_exact(pooled.len())
+        .zip(bias)
+        .map(|(w, b)| b + w.iter().zip(&pooled).map(|(w, m)| w * m).sum::<f32>())
+        .collect();
+    softmax(&mut logits);
+    logits
 }
 
 fn get_str<'a>(md: &'a HashMap<String, gguf_file::Value>, key: &str) -> Result<&'a str, String> {

@@ -81,22 +81,10 @@ impl Drop for InferencePool {
 mod tests {
     use super::*;
 
+    // The committed model files, mapped: present whether or not they are compiled in.
     fn models() -> Arc<Models> {
-        let bag = |task: &str, labels: &[&str]| {
-            let mut m = crate::ml::model::tests::tiny_model();
-            m.task = task.into();
-            m.labels = labels.iter().map(|l| (*l).to_owned()).collect();
-            m.head_weight = (0..labels.len() * m.dim).map(|i| i as f32 / 10.0).collect();
-            m.head_bias = vec![0.0; labels.len()];
-            m
-        };
-        Arc::new(
-            Models::from_classifiers(
-                bag("spam", &["ham", "spam"]),
-                bag("sentiment", &["negative", "neutral", "positive"]),
-            )
-            .unwrap(),
-        )
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        Arc::new(Models::load(Some(&dir)).unwrap())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

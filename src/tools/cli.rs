@@ -186,26 +186,31 @@ pub fn run(cmd: ModelCommand) -> Result<(), ToolError> {
         } => train_cmd(&input, &out, &eval, cv, &hyper),
         ModelCommand::Eval { input, model } => {
             let data = load(&input, input.split)?;
-            let model = match &model {
+            let confusion = match &model {
                 Some(path) => {
                     let bytes = std::fs::read(path).map_err(|source| ToolError::Io {
                         path: path.clone(),
                         source,
                     })?;
-                    let (m, meta) = HashBag::from_gguf(&bytes, &path.display().to_string())?;
+                    let (model, meta) = HashBag::from_gguf(&bytes, &path.display().to_string())?;
                     print_recorded(&meta);
-                    m
+                    if model.task != input.task.name() {
+                        return Err(ToolError::Invalid(format!(
+                            "the model is for {}, not {}",
+                            model.task,
+                            input.task.name()
+                        )));
+                    }
+                    train::evaluate(&model, input.task, &data.examples)
                 }
-                None => input.task.model(&Models::load(None)?).clone(),
+                // The compiled-in model, measured as the bot runs it: read in place. Its
+                // labels were checked against the task's when it loaded.
+                None => {
+                    let models = Models::load(None)?;
+                    train::evaluate(input.task.model(&models), input.task, &data.examples)
+                }
             };
-            if model.task != input.task.name() {
-                return Err(ToolError::Invalid(format!(
-                    "the model is for {}, not {}",
-                    model.task,
-                    input.task.name()
-                )));
-            }
-            print!("{}", train::evaluate(&model, input.task, &data.examples));
+            print!("{confusion}");
             Ok(())
         }
         ModelCommand::Cv {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::ml::features::Fnv1a;
-use crate::ml::model::HashBag;
+use crate::ml::quantized::QuantizedBag;
 use crate::ml::{Label, Models, SentimentLabel, SpamLabel, names};
 use crate::tools::ToolError;
 
@@ -33,7 +33,7 @@ impl Task {
     }
 
     /// This task's classifier among the loaded models.
-    pub(crate) fn model(self, models: &Models) -> &HashBag {
+    pub(crate) fn model(self, models: &Models) -> &QuantizedBag {
         match self {
             Task::Spam => models.spam(),
             Task::Sentiment => models.sentiment(),

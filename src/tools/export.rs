@@ -90,7 +90,10 @@ pub(crate) fn to_gguf(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ml::model::Classify;
     use crate::ml::model::tests::tiny_model;
+    use crate::ml::quantized::QuantizedBag;
+    use crate::ml::weights::Weights;
 
     #[test]
     fn gguf_round_trip_f32_is_exact() {
@@ -120,6 +123,56 @@ mod tests {
         let p = back.probabilities("free prize, call now", &mut ids);
         let q = model.probabilities("free prize, call now", &mut ids);
         assert!((p[1] - q[1]).abs() < 0.01);
+    }
+
+    /// `tiny_model` with rows `dim` wide.
+    fn tiny_model_of_width(dim: usize) -> HashBag {
+        let mut model = tiny_model();
+        model.dim = dim;
+        model.embedding = (0..64 * dim)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        model.head_weight = (0..2 * dim).map(|i| (i as f32 - 16.0) / 8.0).collect();
+        model
+    }
+
+    /// The bot reads what the tools write: both embedding types, in place, with the f32
+    /// model's arithmetic, for rows that share a Q8_0 block (16 wide, as shipped), span whole
+    /// blocks (64) or straddle blocks (24).
+    #[test]
+    fn the_bot_reads_written_models_in_place() {
+        let model = tiny_model();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        let mut ids = Vec::new();
+        for (dtype, dim) in [
+            (GgmlDType::F32, 16),
+            (GgmlDType::Q8_0, 16),
+            (GgmlDType::Q8_0, 64),
+            (GgmlDType::Q8_0, 24),
+        ] {
+            let model = tiny_model_of_width(dim);
+            let bytes = to_gguf(&model, dtype, &Vec::new()).unwrap();
+            let (back, _) = HashBag::from_gguf(&bytes, "test").unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            let in_place = QuantizedBag::load(Weights::map(&path).unwrap(), "test").unwrap();
+            for text in ["", "free prize, call now", "see you at lunch tomorrow, ok?"] {
+                let want = back.probabilities(text, &mut ids);
+                let got = in_place.probabilities(text, &mut ids);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-6,
+                        "{dtype:?}, {dim} wide, {text:?}: {got:?} {want:?}"
+                    );
+                }
+            }
+        }
+        let bytes = to_gguf(&model, GgmlDType::Q4_0, &Vec::new()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let name = path.display().to_string();
+        let err = QuantizedBag::load(Weights::map(&path).unwrap(), &name).unwrap_err();
+        assert!(err.to_string().contains(&name), "{err}");
+        assert!(err.to_string().contains("Q4_0"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use indicatif::ProgressBar;
 
 use crate::ml::features::FeatureConfig;
-use crate::ml::model::{HashBag, Pooling, argmax};
+use crate::ml::model::{Classify, HashBag, Pooling, argmax};
 use crate::tools::ToolError;
 use crate::tools::data::{Example, Task, folds};
 use crate::tools::export::to_gguf;
@@ -173,7 +173,7 @@ pub(crate) fn train(
 }
 
 /// Confusion matrix of `model` on `data`.
-pub(crate) fn evaluate(model: &HashBag, task: Task, data: &[Example]) -> Confusion {
+pub(crate) fn evaluate(model: &impl Classify, task: Task, data: &[Example]) -> Confusion {
     let mut confusion = Confusion::new(&task.labels());
     let mut ids = Vec::new();
     for e in data {
