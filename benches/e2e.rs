@@ -1597,6 +1597,10 @@ mod ceiling {
     pub fn run() {
         let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
         runtime.block_on(async {
+            // Before the port opens: the start-up phase stops it as soon as it accepts.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
             let client = client();
             let url = var("EDGEBOT_WEBHOOK_URL");
             let secret = Secret::new(var("EDGEBOT_WEBHOOK_SECRET"));
@@ -1615,9 +1619,6 @@ mod ceiling {
                 handled: AtomicU64::new(0),
             });
             let (trigger, shutdown) = edgebot::shutdown::channel();
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("a SIGTERM handler");
             tokio::spawn(async move {
                 term.recv().await;
                 trigger.fire();

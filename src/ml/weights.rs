@@ -27,6 +27,34 @@ impl Weights {
     }
 }
 
+impl Weights {
+    /// Drops these bytes' pages from the process's resident memory: the kernel reads them
+    /// again from the file if they are touched later. For weights the model no longer
+    /// reads where they lie (candle repacks its matmul weights on first use), this is
+    /// memory the bot stops holding; pages still in use simply come back.
+    pub(crate) fn release(&self) {
+        let bytes: &[u8] = self;
+        let page = rustix::param::page_size();
+        let start = (bytes.as_ptr() as usize).next_multiple_of(page);
+        let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
+        if end <= start {
+            return;
+        }
+        // SAFETY: [start, end) holds whole pages inside these bytes, which are a read-only
+        // private file mapping: the binary's read-only data (no relocations live inside the
+        // model's bytes) or our map of a model file. MADV_DONTNEED on such pages discards
+        // nothing that is not in the file, so later reads see the same bytes, faulted in
+        // again. A refusal only means the pages stay resident.
+        let _ = unsafe {
+            rustix::mm::madvise(
+                start as *mut std::ffi::c_void,
+                end - start,
+                rustix::mm::Advice::LinuxDontNeed,
+            )
+        };
+    }
+}
+
 impl Deref for Weights {
     type Target = [u8];
 
@@ -76,6 +104,18 @@ mod tests {
         let weights = Weights::map(&path).unwrap();
         assert_eq!(&*weights, b"GGUF and some weights");
         assert!(Weights::map(&dir.path().join("missing.gguf")).is_err());
+    }
+
+    #[test]
+    fn released_pages_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        let content: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let weights = Weights::map(&path).unwrap();
+        assert_eq!(&*weights, &content[..]);
+        weights.release();
+        assert_eq!(&*weights, &content[..]);
     }
 
     #[cfg(feature = "embedded-models")]

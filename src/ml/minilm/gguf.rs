@@ -70,6 +70,11 @@ impl GgufFile {
         Ok(file)
     }
 
+    /// The bytes the tensors borrow.
+    pub(crate) fn weights(&self) -> &Arc<Weights> {
+        &self.weights
+    }
+
     fn value(&self, key: &str) -> Result<&Value, EmbedError> {
         self.content
             .metadata

@@ -17,6 +17,8 @@ pub(crate) mod tokenizer;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) use pool::EmbedPool;
 
@@ -52,6 +54,9 @@ pub struct Embedder {
     model: model::Bert,
     tokenizer: tokenizer::WordPiece,
     fingerprint: u64,
+    weights: Arc<Weights>,
+    /// Whether the pages the first pass read have been given back (see `embed`).
+    released: AtomicBool,
 }
 
 impl Embedder {
@@ -65,6 +70,8 @@ impl Embedder {
             model,
             tokenizer,
             fingerprint: file.fingerprint(),
+            weights: Arc::clone(file.weights()),
+            released: AtomicBool::new(false),
         })
     }
 
@@ -93,7 +100,15 @@ impl Embedder {
             return Ok(Vec::new());
         }
         let ids = self.tokenizer.encode_batch(texts)?;
-        self.model.embed(&ids)
+        let vectors = self.model.embed(&ids)?;
+        // The first pass made candle repack every matmul weight into memory of its own,
+        // reading all of the file's pages; from now on only the rows of the word table
+        // that tokens use are read in place. Giving the pages back once keeps an idle bot
+        // from holding the whole file resident (~25 MB) besides the repacked copy.
+        if !self.released.swap(true, Ordering::Relaxed) {
+            self.weights.release();
+        }
+        Ok(vectors)
     }
 
     /// Only the tests ask: callers take the length of the vectors they get.

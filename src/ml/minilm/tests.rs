@@ -2,6 +2,7 @@
 //! by the importer; they need neither the network nor the Python package.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use super::{EmbedError, EmbedPool, Embedder, cosine};
@@ -155,4 +156,15 @@ async fn pool_batches_concurrent_requests() {
         let got = task.await.expect("join").expect("embed");
         assert!(cosine(&got, &one(text)) > 0.9999, "{text}");
     }
+}
+
+#[test]
+fn embeddings_after_the_pages_are_given_back_are_unchanged() {
+    // A model of its own: the shared one may have released its pages already.
+    let embedder = Embedder::load(&model_path()).unwrap();
+    let texts = ["how do I reset my password?", "the weather is lovely today"];
+    let first = embedder.embed(&texts).unwrap();
+    assert!(embedder.released.load(Ordering::Relaxed));
+    let again = embedder.embed(&texts).unwrap();
+    assert_eq!(first, again);
 }
