@@ -87,6 +87,9 @@ impl QuantizedBag {
         let classes = header.labels.len();
         let head_weight = dequantized(&content, &mut reader, HEAD_WEIGHT, classes * header.dim)?;
         let head_bias = dequantized(&content, &mut reader, HEAD_BIAS, classes)?;
+        // Checking every scale read every page of the table; inference reads only the
+        // rows of the features it meets, so the rest goes back to the file until then.
+        weights.release();
         Ok(QuantizedBag {
             labels: header.labels,
             features: header.features,
