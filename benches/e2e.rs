@@ -223,6 +223,18 @@ impl Server {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// Waits for the call to the fake that says the server is up (`setWebhook` for a
+    /// webhook, `deleteWebhook` before polling), prints its pid for attaching a profiler
+    /// (`perf record -p PID`) and forgets the calls so far.
+    async fn started(&self, api: &FakeBotApi, method: &str) {
+        let up = api
+            .wait_for(|calls| calls.iter().any(|c| c.method == method), PATIENCE)
+            .await;
+        assert!(up, "the server never called {method}:\n{}", self.log_tail());
+        println!("server pid {}", self.pid);
+        api.take_calls();
+    }
+
     /// Stops it as an operator would (SIGTERM) and checks that it exited cleanly.
     async fn stop(&mut self) {
         // SAFETY: kill(2) on the child we spawned and have not reaped.
@@ -853,20 +865,7 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
         otlp_sink,
     }
     .spawn();
-    let ready = api
-        .wait_for(
-            |calls| calls.iter().any(|c| c.method == "setWebhook"),
-            PATIENCE,
-        )
-        .await;
-    assert!(
-        ready,
-        "the server never set its webhook:\n{}",
-        server.log_tail()
-    );
-    // For attaching a profiler (`perf record -g -p PID`) while the load runs.
-    println!("server pid {}", server.pid);
-    api.take_calls();
+    server.started(&api, "setWebhook").await;
     let pid = server.pid.to_string();
     let bench_pid = std::process::id().to_string();
     let next_id = Arc::new(AtomicU64::new(1));
@@ -1058,19 +1057,7 @@ async fn measure_polling(settings: &Settings, role: Role) -> PollFigures {
     .spawn();
     // A getUpdates is recorded only once answered, i.e. once there are updates; the
     // deleteWebhook just before the first one says the poller is starting.
-    let polling = api
-        .wait_for(
-            |calls| calls.iter().any(|c| c.method == "deleteWebhook"),
-            PATIENCE,
-        )
-        .await;
-    assert!(
-        polling,
-        "the server never started polling:\n{}",
-        server.log_tail()
-    );
-    println!("server pid {}", server.pid);
-    api.take_calls();
+    server.started(&api, "deleteWebhook").await;
     let pid = server.pid.to_string();
     let bench_pid = std::process::id().to_string();
     let window = settings.poll_window;
@@ -1239,17 +1226,7 @@ async fn measure_starts(settings: &Settings, role: Role) -> StartFigures {
         times.push(elapsed);
         // The webhook is set last in a start, after ready; stopping before it would
         // interrupt the start, and (f) needs it.
-        let set = api
-            .wait_for(
-                |calls| calls.iter().any(|c| c.method == "setWebhook"),
-                PATIENCE,
-            )
-            .await;
-        assert!(
-            set,
-            "the server never set its webhook:\n{}",
-            server.log_tail()
-        );
+        server.started(&api, "setWebhook").await;
         if let Some(after_ready) = after_ready
             && i + 1 == settings.starts
         {

@@ -267,9 +267,9 @@ async fn spans_reach_the_collector_with_their_parents() {
         // nest them.
         let update = tracing::info_span!("update", update_id = 77, kind = "message");
         let _in_update = update.enter();
-        tracing::info_span!("inbox.append", update_id = 77).in_scope(|| {});
         let handle = tracing::info_span!("handle", update_id = 77);
         let _in_handle = handle.enter();
+        tracing::info_span!("store.finish", update_id = 77).in_scope(|| {});
         tracing::info_span!("outbound.call", method = "sendMessage", update_id = 77)
             .in_scope(|| {});
     }
@@ -295,32 +295,49 @@ async fn spans_reach_the_collector_with_their_parents() {
             .unwrap_or_else(|| panic!("no {name} span among {spans:#?}"))
     };
     let update = one("update");
-    let inbox = one("inbox.append");
+    let commit = one("store.finish");
     let handle = one("handle");
     let call = one("outbound.call");
     assert!(update.parent_span_id.is_empty(), "the update is the root");
     assert_eq!(update.attributes["update_id"], "77");
     assert_eq!(update.attributes["kind"], "message");
-    for child in [inbox, handle, call] {
+    for child in [commit, handle, call] {
         assert_eq!(
             child.trace_id, update.trace_id,
             "{} is in the update's trace",
             child.name
         );
     }
-    assert_eq!(inbox.parent_span_id, update.span_id);
     assert_eq!(handle.parent_span_id, update.span_id);
+    assert_eq!(commit.parent_span_id, handle.span_id);
     assert_eq!(call.parent_span_id, handle.span_id);
     assert_eq!(update.span_id.len(), 8);
     assert_eq!(update.trace_id.len(), 16);
 
-    for name in ["inbox.append", "handle", "outbound.call"] {
+    for name in ["handle", "store.finish", "outbound.call"] {
         let real = spans
             .iter()
             .filter(|s| s.name == name && update_id(s) != "77");
         assert!(
             real.count() >= 2,
             "spans named {name} from the real path: {spans:#?}"
+        );
+    }
+    // On the real path too, an update's one commit is part of its handling.
+    let handles: Vec<&Received> = spans
+        .iter()
+        .filter(|s| s.name == "handle" && update_id(s) != "77")
+        .collect();
+    for commit in spans
+        .iter()
+        .filter(|s| s.name == "store.finish" && update_id(s) != "77")
+    {
+        assert!(
+            handles.iter().any(|h| h.span_id == commit.parent_span_id
+                && h.trace_id == commit.trace_id
+                && update_id(h) == update_id(commit)),
+            "store.finish of update {} outside its handle span",
+            update_id(commit)
         );
     }
 }

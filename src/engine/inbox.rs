@@ -118,7 +118,12 @@ impl Inbox {
             .iter()
             .map(|(u, raw)| (u.update_id, raw.clone()))
             .collect();
-        let outcomes = self.store.append_inbox_batch(items).await?;
+        let span = tracing::info_span!("inbox.append", updates = parsed.len());
+        let outcomes = self
+            .store
+            .append_inbox_batch(items)
+            .instrument(span)
+            .await?;
         for ((update, _), outcome) in parsed.into_iter().zip(outcomes) {
             next_offset = next_offset.max(update.update_id + 1);
             match outcome {

@@ -29,6 +29,7 @@ use context::{Context, Outcome};
 use guard::{Guard, Verdict};
 use router::{Incoming, Router, RouterError, Target};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The notice a flooding user gets, once per cooldown.
 const SLOW_DOWN: &str =
@@ -123,7 +124,8 @@ impl Engine {
                 }
             }
         }
-        self.store.finish(finish).await
+        let span = tracing::info_span!("store.finish", update_id = update.update_id);
+        self.store.finish(finish).instrument(span).await
     }
 
     async fn on_message(

@@ -1,5 +1,6 @@
-//! OpenTelemetry traces: one trace per update (`update` → `inbox.append`, `handle` →
-//! `outbound.call`), exported over OTLP/HTTP with protobuf bodies.
+//! OpenTelemetry traces: one trace per update (`update` → `handle` → `store.finish`, the
+//! one commit that keeps and applies it, and `handle` → `outbound.call`; a batch from long
+//! polling adds `inbox.append`), exported over OTLP/HTTP with protobuf bodies.
 //!
 //! Only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
 //! set is a layer installed at all; otherwise spans cost what `tracing` spans cost
