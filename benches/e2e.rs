@@ -927,6 +927,7 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
 
     // (d) Memory, still under the load's footprint.
     let (rss, peak) = memory_mib(server.pid);
+    let parts = Rss::of(server.pid);
     drop(conns);
 
     println!();
@@ -980,7 +981,7 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
         percentiles(send_lag)
     );
     println!("disk: 4 KiB overwrite + fdatasync:   {disk}");
-    println!("(d) server RSS after the load: {rss:.1} MiB (peak {peak:.1} MiB)");
+    println!("(d) server RSS after the load: {rss:.1} MiB (peak {peak:.1} MiB); {parts}");
     println!(
         "CPU from /proc/<pid>/stat utime+stime at {} ticks/s; bench CPU = load generator and fake Bot API",
         clock_ticks_per_second()

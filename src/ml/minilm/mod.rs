@@ -18,7 +18,6 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) use pool::EmbedPool;
 
@@ -55,8 +54,6 @@ pub struct Embedder {
     tokenizer: tokenizer::WordPiece,
     fingerprint: u64,
     weights: Arc<Weights>,
-    /// Whether the pages the first pass read have been given back (see `embed`).
-    released: AtomicBool,
 }
 
 impl Embedder {
@@ -71,7 +68,6 @@ impl Embedder {
             tokenizer,
             fingerprint: file.fingerprint(),
             weights: Arc::clone(file.weights()),
-            released: AtomicBool::new(false),
         })
     }
 
@@ -101,13 +97,13 @@ impl Embedder {
         }
         let ids = self.tokenizer.encode_batch(texts)?;
         let vectors = self.model.embed(&ids)?;
-        // The first pass made candle repack every matmul weight into memory of its own,
-        // reading all of the file's pages; from now on only the rows of the word table
-        // that tokens use are read in place. Giving the pages back once keeps an idle bot
-        // from holding the whole file resident (~25 MB) besides the repacked copy.
-        if !self.released.swap(true, Ordering::Relaxed) {
-            self.weights.release();
-        }
+        // The first pass made candle repack the matmul weights into memory of its own,
+        // reading all of the file's pages; later passes read only the word rows of their
+        // tokens and the weights candle uses where they lie (~7 MB). Giving the pages back
+        // after every pass keeps an idle bot from holding them; the next pass faults in
+        // what it reads from the page cache (the kernel maps neighbouring pages with each
+        // fault), a fraction of a millisecond against the pass itself.
+        self.weights.release();
         Ok(vectors)
     }
 
