@@ -695,8 +695,10 @@ struct StartFigures {
 const TARGET_CLOSED_RATE: f64 = 0.5;
 const TARGET_CPU_RATIO: f64 = 2.0;
 const TARGET_P99_EXTRA_MS: f64 = 2.0;
-const TARGET_RSS_LOAD_MIB: f64 = 40.0;
-const TARGET_RSS_MINILM_MIB: f64 = 72.0;
+/// The memory targets are set in MB (10^6 bytes); RSS is read and printed in MiB.
+const TARGET_RSS_LOAD_MB: f64 = 40.0;
+const TARGET_RSS_MINILM_MB: f64 = 72.0;
+const MB_PER_MIB: f64 = 1.048_576;
 const TARGET_READY_MS: f64 = 150.0;
 
 /// The target and met columns of the comparison table.
@@ -801,8 +803,8 @@ async fn run(settings: Settings) {
         bot.rss_mib,
         ceiling.rss_mib,
         &target(
-            &format!("<= {TARGET_RSS_LOAD_MIB} MiB"),
-            bot.rss_mib <= TARGET_RSS_LOAD_MIB,
+            &format!("<= {TARGET_RSS_LOAD_MB} MB"),
+            bot.rss_mib * MB_PER_MIB <= TARGET_RSS_LOAD_MB,
         ),
     );
     // Not a ratio: the ceiling loads no models and has no readiness to report, so its
@@ -826,8 +828,8 @@ async fn run(settings: Settings) {
             "-",
             "-",
             target(
-                &format!("<= {TARGET_RSS_MINILM_MIB} MiB"),
-                rss <= TARGET_RSS_MINILM_MIB
+                &format!("<= {TARGET_RSS_MINILM_MB} MB"),
+                rss * MB_PER_MIB <= TARGET_RSS_MINILM_MB
             )
         );
     }
@@ -1287,9 +1289,9 @@ async fn measure_starts(settings: &Settings, role: Role) -> StartFigures {
     };
     println!("(f) server RSS right after ready: {after_ready}");
     println!(
-        "(f) server RSS idle 1 s after {} FAQ texts ({answered} answered from the FAQ): {idle}; target VmRSS <= {TARGET_RSS_MINILM_MIB} MiB: {}",
+        "(f) server RSS idle 1 s after {} FAQ texts ({answered} answered from the FAQ): {idle}; target VmRSS <= {TARGET_RSS_MINILM_MB} MB: {}",
         FAQ_TEXTS.len(),
-        met(idle.total <= TARGET_RSS_MINILM_MIB)
+        met(idle.total * MB_PER_MIB <= TARGET_RSS_MINILM_MB)
     );
     StartFigures {
         median_ms,
