@@ -17,6 +17,16 @@ fn model() -> Arc<Embedder> {
         .clone()
 }
 
+/// The `embedding` array of a fixture item, as floats.
+fn stored_embedding(item: &serde_json::Value) -> Vec<f32> {
+    item["embedding"]
+        .as_array()
+        .expect("an embedding array")
+        .iter()
+        .map(|v| v.as_f64().expect("a number") as f32)
+        .collect()
+}
+
 fn one(text: &str) -> Vec<f32> {
     model().embed(&[text]).expect("embed").remove(0)
 }
@@ -31,12 +41,7 @@ fn quantized_model_stays_close_to_f32_reference() {
     let got = model().embed(&texts).expect("embed");
     assert_eq!(got.len(), items.len());
     for (item, got) in items.iter().zip(&got) {
-        let want: Vec<f32> = item["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let want = stored_embedding(item);
         let c = cosine(got, &want);
         assert!(c >= 0.99, "cosine {c} for {:?}", item["text"]);
     }
@@ -58,12 +63,7 @@ fn in_place_weights_reproduce_the_embeddings_of_copied_ones() {
     let got = model().embed(&batch).expect("embed");
     assert_eq!(got.len(), 2 * items.len());
     for (item, got) in items.iter().cycle().zip(&got) {
-        let want: Vec<f32> = item["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let want = stored_embedding(item);
         let c = cosine(got, &want);
         assert!(c >= 0.9999, "cosine {c} for {:?}", item["text"]);
     }
