@@ -57,19 +57,11 @@ impl Inbox {
     /// its outbox calls and its "finished" mark), so it costs one fsync, shared with
     /// whatever else the writer commits at the time; a redelivered update changes nothing.
     ///
-    /// The work runs in its own task: a client that goes away mid-request (Telegram
-    /// giving up on a slow answer) must not cancel it halfway.
+    /// A client that goes away mid-request (Telegram giving up on a slow answer) cannot
+    /// stop an update halfway: once queued, it is handled by its chat's lane, a task of its
+    /// own, whether or not anyone still waits for the answer; before that nothing was
+    /// written or acknowledged, and Telegram delivers it again.
     pub async fn accept(
-        &self,
-        raw: Bytes,
-        transport: &'static str,
-    ) -> Result<Accepted, InboxError> {
-        let inbox = self.clone();
-        let work = async move { inbox.accept_to_the_end(raw, transport).await };
-        detached(work.instrument(tracing::Span::current())).await
-    }
-
-    async fn accept_to_the_end(
         &self,
         raw: Bytes,
         transport: &'static str,
@@ -169,21 +161,6 @@ impl Inbox {
     }
 }
 
-/// Runs `work` in a task of its own, so that dropping the caller cannot stop it halfway;
-/// a task that panicked or was cancelled (the runtime shutting down) is an error, not a
-/// panic of the caller.
-async fn detached<T: Send + 'static>(
-    work: impl Future<Output = Result<T, InboxError>> + Send + 'static,
-) -> Result<T, InboxError> {
-    match tokio::spawn(work).await {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::error!(error = %e, "accepting an update stopped before it finished");
-            Err(InboxError::Interrupted(e.to_string()))
-        }
-    }
-}
-
 /// The `update_id` of a body that is not a valid update, if it still has one.
 fn update_id_of(raw: &[u8]) -> Option<i64> {
     #[derive(serde::Deserialize)]
@@ -193,17 +170,4 @@ fn update_id_of(raw: &[u8]) -> Option<i64> {
     serde_json::from_slice::<IdOnly>(raw)
         .ok()
         .map(|u| u.update_id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panic_while_accepting_is_an_error_not_a_panic() {
-        let result: Result<(), InboxError> = detached(async { panic!("boom") }).await;
-        assert!(matches!(result, Err(InboxError::Interrupted(_))));
-        let stored = detached(async { Ok::<_, InboxError>(7) }).await;
-        assert_eq!(stored.unwrap(), 7);
-    }
 }
