@@ -274,7 +274,8 @@ impl Sender {
         tokio::spawn(async move {
             tokio::time::sleep(SETTLE_FLUSH).await;
             scheduled.store(false, Ordering::Release);
-            let Some(store) = store.upgrade() else {
+            // Under traffic another commit has taken them along by now.
+            let Some(store) = store.upgrade().filter(Store::has_settled) else {
                 return;
             };
             if let Err(e) = store.flush_settled().await {

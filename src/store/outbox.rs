@@ -58,12 +58,17 @@ impl Store {
         }
     }
 
-    /// Commits the removals [`Store::outbox_settled`] marked, if no other commit has.
+    /// Resolves once every removal [`Store::outbox_settled`] marked before it is
+    /// committed. Always a transaction of its own: a list found empty may only mean that a
+    /// commit in progress took it, and that commit ends before this one.
     pub async fn flush_settled(&self) -> Result<(), StoreError> {
-        if self.writer()?.settled().is_empty() {
-            return Ok(());
-        }
         self.write_lazily(|_| Ok(())).await
+    }
+
+    /// Whether removals wait for a commit to carry them.
+    pub(crate) fn has_settled(&self) -> bool {
+        self.writer()
+            .is_ok_and(|writer| !writer.settled().is_empty())
     }
 
     /// Removes a call Telegram accepted (or permanently refused) from the outbox now.
