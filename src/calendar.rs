@@ -77,7 +77,7 @@ impl Sub<i64> for UnixSecs {
 }
 
 /// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
-pub(crate) fn civil_date(days: i64) -> String {
+pub fn civil_date(days: i64) -> String {
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -89,6 +89,31 @@ pub(crate) fn civil_date(days: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The day (counted from 1970-01-01) of a `YYYY-MM-DD` date; `None` for anything else,
+/// including dates that do not exist such as `2025-02-30`.
+pub(crate) fn parse_civil_date(text: &str) -> Option<i64> {
+    let mut parts = text.split('-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return None;
+    }
+    let (year, month, day): (i64, i64, i64) =
+        (year.parse().ok()?, month.parse().ok()?, day.parse().ok()?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    // A day past the month's end comes back as another date: refuse it.
+    (civil_date(days) == text).then_some(days)
 }
 
 /// `YYYY-MM-DD HH:MM UTC` of a unix time.
@@ -113,6 +138,23 @@ mod tests {
         assert_eq!(civil_date(-1), "1969-12-31");
         assert_eq!(civil_date(11_016), "2000-02-29");
         assert_eq!(civil_date(20_454), "2026-01-01");
+    }
+
+    #[test]
+    fn dates_parse_back() {
+        for days in [-1, 0, 11_016, 20_454, 30_000] {
+            assert_eq!(parse_civil_date(&civil_date(days)), Some(days));
+        }
+        for bad in [
+            "2025-02-30",
+            "2025-13-01",
+            "25-01-01",
+            "2025-1-01",
+            "x",
+            "2025-01-01-1",
+        ] {
+            assert_eq!(parse_civil_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

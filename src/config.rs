@@ -85,6 +85,15 @@ impl Default for TelegramConfig {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: Option<Secret>,
+    /// A panel session ends after this long unused: 1..=1440 minutes.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 1440>")]
+    pub session_idle_minutes: u64,
+    /// A panel session ends after this long however much it is used: 1..=720 hours.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 720>")]
+    pub session_max_hours: u64,
+    /// An API token from `POST /api/v1/auth/token` lasts this long: 1..=1440 minutes.
+    #[serde(deserialize_with = "integer_in::<_, _, 1, 1440>")]
+    pub token_minutes: u64,
 }
 
 impl Default for AdminConfig {
@@ -92,6 +101,9 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             token: None,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            token_minutes: 15,
         }
     }
 }

@@ -30,6 +30,7 @@
 //! the benches or the fuzz targets need them.
 
 pub mod app;
+pub mod auth;
 pub mod batch;
 pub mod botapi;
 pub mod calendar;

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use edgebot::config::{self, Config, Loaded};
 use edgebot::engine::router::Router;
 use edgebot::store::Store;
-use edgebot::store::records::UserRecord;
+use edgebot::store::records::{AdminRole, UserRecord};
 use edgebot::transport::console::{Console, LocalUser};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -73,6 +73,10 @@ enum Command {
     /// Look after the store file
     #[command(subcommand)]
     Db(DbCommand),
+    /// Accounts of the admin panel and API (run while `serve` is stopped: the store file
+    /// is locked while the bot runs)
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Run against Telegram: webhook when a webhook URL is set, else long polling
     Serve,
     /// Feed recorded updates (JSON lines) through the bot against the built-in fake
@@ -142,6 +146,39 @@ enum UsersCommand {
 }
 
 #[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: AdminRole,
+        /// Read the password from the first line of stdin instead of a prompt
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// One line per account
+    List,
+    /// Delete an account and end its sessions
+    Remove { name: String },
+    /// Set a new password (ends the account's sessions and tokens)
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Turn the TOTP second factor on (prints the secret once) or off
+    Totp {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+fn parse_role(name: &str) -> Result<AdminRole, String> {
+    AdminRole::parse(name).ok_or_else(|| format!("`{name}`: one of viewer, editor, owner"))
+}
+
+#[derive(Subcommand)]
 enum DbCommand {
     /// Sizes and counts of the store
     Stats,
@@ -197,6 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Chat(args) => chat(&loaded.config, args).await,
             Command::Users(command) => users(&loaded.config, command),
             Command::Db(command) => db(&loaded.config, command),
+            Command::Admin(command) => admin(&loaded.config, command).await,
             Command::Serve => serve(&loaded.config).await,
             Command::Analyze => analyze(&loaded.config),
             Command::Model(command) => Ok(edgebot::tools::cli::run(command)?),
@@ -423,6 +461,73 @@ fn export(user: &UserRecord) -> serde_json::Value {
     })
 }
 
+/// A new password: the first line of stdin, or typed twice at a prompt that does not
+/// echo it.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("password: ").context("reading the password")?;
+    let again = rpassword::prompt_password("again: ").context("reading the password")?;
+    anyhow::ensure!(first == again, "the two passwords differ; nothing changed");
+    Ok(first)
+}
+
+async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    use edgebot::auth::{self, Actor};
+    let store = open_store(config)?;
+    let actor = Actor::cli();
+    match command {
+        AdminCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            auth::add_account(&store, &name, role, password, &actor).await?;
+            println!("account {name} added (role {})", role.name());
+        }
+        AdminCommand::List => {
+            for account in auth::list_accounts(&store).await? {
+                println!(
+                    "{:<32} {:<7} totp={:<3} created {}",
+                    account.name,
+                    account.role.name(),
+                    if account.totp { "on" } else { "off" },
+                    edgebot::calendar::civil_date(account.created.get().div_euclid(86_400)),
+                );
+            }
+        }
+        AdminCommand::Remove { name } => {
+            auth::remove_account(&store, &name, &actor).await?;
+            println!("account {name} removed");
+        }
+        AdminCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            auth::change_password(&store, &name, password, &actor).await?;
+            println!("password of {name} changed; its sessions and tokens ended");
+        }
+        AdminCommand::Totp { name, off } => {
+            match auth::set_totp(&store, &name, !off, &actor).await? {
+                Some(secret) => {
+                    println!("TOTP on for {name}; add it to an authenticator app (shown once):");
+                    println!("  secret  {}", auth::totp::base32(&secret));
+                    println!("  url     {}", auth::totp::url(&name, &secret));
+                }
+                None => println!("TOTP off for {name}"),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn db(config: &Config, command: DbCommand) -> anyhow::Result<()> {
     let store = open_store(config)?;
     match command {
@@ -442,6 +547,9 @@ fn db(config: &Config, command: DbCommand) -> anyhow::Result<()> {
             println!("events          {}", stats.events);
             println!("malformed       {} (kept for inspection)", stats.malformed);
             println!("embeddings      {} (cached FAQ vectors)", stats.embeddings);
+            println!("accounts        {} (admin panel and API)", stats.accounts);
+            println!("panel sessions  {}", stats.panel_sessions);
+            println!("audit           {} (admin actions)", stats.audit);
         }
         DbCommand::Backup { path } => {
             store.backup(&path)?;

@@ -9,7 +9,7 @@ use edgebot::config::Config;
 use edgebot::config::Secret;
 use edgebot::engine::outbound::call_of;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
-use edgebot::http::routes::{ROUTES, Verb};
+use edgebot::http::routes::{Need, ROUTES, Verb};
 use edgebot::http::{AdminState, openapi, probe, serve_admin};
 use edgebot::shutdown;
 use edgebot::store::records::{Event, EventKind, Profile, UserDelta, UserStatus};
@@ -55,7 +55,7 @@ impl Server {
         let client =
             Client::new(api_url, &Secret::new("123:test"), Duration::from_secs(5)).unwrap();
         let sending = Sending::start(&config, store, client).unwrap();
-        let state = sending.admin_state(&config);
+        let state = sending.admin_state(&config).await.unwrap();
         state.health.api_succeeded(UnixSecs::now());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -188,15 +188,21 @@ fn method(verb: Verb) -> &'static str {
 }
 
 #[tokio::test]
-async fn health_is_open_and_unknown_paths_are_json_errors() {
+async fn health_is_open_and_unknown_paths_are_not_found() {
     let server = Server::start(Some(TOKEN)).await;
     let health = server.call("GET", "/health", None, None).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.json(), json!({ "status": "ok" }));
 
+    // Outside the API, paths are the panel's: an unknown one is its 404 page.
     let missing = server.call("GET", "/nowhere", None, None).await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.error_code(), "not_found");
+    assert!(
+        missing.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 
     let wrong_method = server.call("POST", "/health", None, None).await;
     assert_eq!(wrong_method.status, 405);
@@ -204,6 +210,7 @@ async fn health_is_open_and_unknown_paths_are_json_errors() {
 
     let unknown_api = server.get("/api/v1/nothing").await;
     assert_eq!(unknown_api.status, 404);
+    assert_eq!(unknown_api.error_code(), "not_found");
 }
 
 #[tokio::test]
@@ -218,7 +225,7 @@ async fn every_api_route_wants_the_token() {
     .await;
     let api_routes: Vec<_> = ROUTES
         .iter()
-        .filter(|r| r.pattern.starts_with("/api/v1/"))
+        .filter(|r| r.pattern.starts_with("/api/v1/") && r.need != Need::Anyone)
         .collect();
     assert!(api_routes.len() >= 8);
     // Wrong values include a prefix and an extension of the token: the comparison is of
@@ -256,7 +263,10 @@ async fn every_api_route_wants_the_token() {
 #[tokio::test]
 async fn without_a_token_the_api_is_off() {
     let server = Server::start(None).await;
-    for route in ROUTES {
+    for route in ROUTES
+        .iter()
+        .filter(|r| r.need != Need::Anyone || !r.pattern.starts_with("/api/v1/"))
+    {
         let path = concrete(route.pattern);
         let answer = server
             .call(method(route.verb), &path, Some("anything"), None)
@@ -852,4 +862,132 @@ async fn metrics_move_after_traffic() {
         .parse()
         .unwrap();
     assert!(bytes > 0);
+}
+
+#[tokio::test]
+async fn accounts_get_short_lived_tokens_and_their_role_is_enforced() {
+    use edgebot::auth::{self, Actor};
+    use edgebot::store::records::AdminRole;
+    let server = Server::start(None).await;
+    add_user(
+        server.store(),
+        7,
+        profile(Some("seven"), "Seven", None),
+        UnixSecs::now(),
+    )
+    .await;
+    for (name, role) in [("vera", AdminRole::Viewer), ("eddie", AdminRole::Editor)] {
+        auth::add_account(
+            server.store(),
+            name,
+            role,
+            "a long enough password".into(),
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+    }
+    // With an account, the API is on even without a static token.
+    let anonymous = server.call("GET", "/api/v1/users", None, None).await;
+    assert_eq!(anonymous.status, 401);
+
+    let token_of = |name: &'static str| {
+        let server = &server;
+        async move {
+            let answer = server
+                .call(
+                    "POST",
+                    "/api/v1/auth/token",
+                    None,
+                    Some(json!({ "username": name, "password": "a long enough password" })),
+                )
+                .await;
+            assert_eq!(answer.status, 200, "{}", answer.text());
+            let body = answer.json();
+            assert_eq!(body["token_type"], "Bearer");
+            assert_eq!(body["expires_in"], 900);
+            body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let vera = token_of("vera").await;
+    let eddie = token_of("eddie").await;
+    assert_eq!(vera.split('.').count(), 3, "a JWT");
+
+    let patch = json!({ "status": "banned" });
+    assert_eq!(
+        server
+            .call("GET", "/api/v1/users/7", Some(&vera), None)
+            .await
+            .status,
+        200
+    );
+    let refused = server
+        .call("PATCH", "/api/v1/users/7", Some(&vera), Some(patch.clone()))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.error_code(), "forbidden");
+    assert!(refused.text().contains("it needs editor"));
+    let done = server
+        .call("PATCH", "/api/v1/users/7", Some(&eddie), Some(patch))
+        .await;
+    assert_eq!(done.status, 200);
+    let deleted = server
+        .call("DELETE", "/api/v1/users/7", Some(&eddie), None)
+        .await;
+    assert_eq!(deleted.status, 403, "deleting is an owner's");
+
+    // The audit log names the account and the change.
+    let audit = server.call("GET", "/api/v1/audit", Some(&vera), None).await;
+    assert_eq!(audit.status, 200);
+    let entries = audit.json()["entries"].as_array().unwrap().clone();
+    let change = entries
+        .iter()
+        .find(|e| e["action"] == "user_changed")
+        .expect("the ban is audited");
+    assert_eq!(change["actor"], "eddie");
+    assert_eq!(change["address"], "127.0.0.1");
+    assert!(change["target"].as_str().unwrap().contains("user 7"));
+
+    // A removed account's token stops working at once; a forged one never did.
+    auth::remove_account(server.store(), "vera", &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(
+        server
+            .call("GET", "/api/v1/users", Some(&vera), None)
+            .await
+            .status,
+        401
+    );
+    let forged = format!("{}x", &eddie[..eddie.len() - 1]);
+    assert_eq!(
+        server
+            .call("GET", "/api/v1/users", Some(&forged), None)
+            .await
+            .status,
+        401
+    );
+
+    // Wrong passwords are refused, then throttled with a Retry-After.
+    let wrong = json!({ "username": "eddie", "password": "not the password" });
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let answer = server
+            .call("POST", "/api/v1/auth/token", None, Some(wrong.clone()))
+            .await;
+        statuses.push(answer.status);
+        if answer.status == 429 {
+            assert!(answer.headers.contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429]);
+    let malformed = server
+        .call(
+            "POST",
+            "/api/v1/auth/token",
+            None,
+            Some(json!({ "user": "eddie" })),
+        )
+        .await;
+    assert_eq!(malformed.status, 422);
 }

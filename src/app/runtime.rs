@@ -9,6 +9,7 @@
 //! 2. [`Runtime`]: the engine with its handlers and models, the dispatcher and the inbox,
 //!    once the bot knows its username.
 
+use crate::auth::{AuthError, Gate, SessionLimits};
 use crate::botapi::Client;
 use crate::config::Config;
 use crate::engine::dispatcher::{DEFAULT_CAPACITY, Dispatcher};
@@ -23,6 +24,7 @@ use crate::store::{Store, StoreError};
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The engine with the built-in handlers, recording into `metrics`.
 pub fn engine(
@@ -74,14 +76,17 @@ impl Sending {
 
     /// What the admin listener serves from: the same store, metrics, health and outbox
     /// as the bot.
-    pub fn admin_state(&self, config: &Config) -> Arc<AdminState> {
-        Arc::new(AdminState {
+    pub async fn admin_state(&self, config: &Config) -> Result<Arc<AdminState>, AuthError> {
+        let gate = Gate::open(self.store.clone(), session_limits(config)).await?;
+        Ok(Arc::new(AdminState {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             health: self.health.clone(),
             token: config.admin.token.clone(),
             outbox: self.outbox.clone(),
-        })
+            gate,
+            settings: config.to_redacted_toml(),
+        }))
     }
 
     /// The second step: the engine, the dispatcher and the inbox in front of them.
@@ -122,5 +127,15 @@ impl Runtime {
     pub async fn drained(&self) {
         self.dispatcher.drained().await;
         self.sending.outbox.drained().await;
+    }
+}
+
+/// How long panel sessions and API tokens last, from `[admin]`.
+fn session_limits(config: &Config) -> SessionLimits {
+    let admin = &config.admin;
+    SessionLimits {
+        idle: Duration::from_secs(admin.session_idle_minutes * 60),
+        max: Duration::from_secs(admin.session_max_hours * 3600),
+        token: Duration::from_secs(admin.token_minutes * 60),
     }
 }

@@ -11,6 +11,7 @@
 //! flushes within a bound, and the store closes.
 
 use super::runtime::{Runtime, Sending};
+use crate::auth::AuthError;
 use crate::botapi::{ApiError, Client};
 use crate::calendar::UnixSecs;
 use crate::config::Config;
@@ -57,6 +58,8 @@ pub enum ServeError {
     Poll(#[from] PollError),
     #[error(transparent)]
     Models(#[from] MlLoadError),
+    #[error("the admin accounts: {0}")]
+    Accounts(#[from] AuthError),
 }
 
 /// The update kinds the routing table reacts to: Telegram sends nothing else.
@@ -81,10 +84,10 @@ pub async fn serve(config: &Config, shutdown: Shutdown) -> Result<(), ServeError
     let sending = Sending::start(config, store, client.clone())?;
 
     let admin = bind(config.admin.listen).await?;
-    tracing::info!(addr = %config.admin.listen, "admin listener: /health, /health/ready, /metrics, /api/v1");
+    tracing::info!(addr = %config.admin.listen, "admin listener: the panel, /health, /health/ready, /metrics, /api/v1");
     let admin_task = tokio::spawn(serve_admin(
         admin,
-        sending.admin_state(config),
+        sending.admin_state(config).await?,
         shutdown.clone(),
     ));
 

@@ -9,7 +9,7 @@ use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +74,15 @@ async fn respond(admin: &Admin, req: hyper::Request<Incoming>) -> Response<Full<
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or_default(),
         authorization: parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+        cookie: parts
+            .headers
+            .get(COOKIE)
+            .and_then(|value| value.to_str().ok()),
+        peer: parts.extensions.get::<server::Peer>().map(|peer| peer.0),
+        tls: parts
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https")),
         body: &body,
     };
     let reply = admin.handle(request).await;

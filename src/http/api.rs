@@ -1,15 +1,21 @@
-//! The admin API's handlers: users, events, statistics and sending a message.
+//! What the admin API and the panel do: users, events, statistics, the audit log and
+//! sending a message.
 //!
-//! Plain functions from the store (and the outbox) and parsed parameters to JSON, so
-//! they are tested without a socket. Scans that may touch many records run on the
+//! Plain functions from the store (and the outbox) and parsed parameters to typed
+//! results, which the API turns into JSON and the panel into pages, so both do exactly
+//! the same and are tested without a socket. Every change an admin makes is written to
+//! the audit log with it. Scans that may touch many records run on the
 //! blocking pool, and each request scans a bounded number of records: a filter that
 //! matches little returns fewer items and a cursor to go on from.
 
 use super::wire::{ApiError, Query};
+use crate::auth::Actor;
 use crate::calendar::{UnixMillis, civil_date};
 use crate::engine::sender::Outbox;
 use crate::store::Store;
-use crate::store::records::{Event, EventKind, Role, UserDelta, UserRecord, UserStatus};
+use crate::store::records::{
+    AuditAction, AuditEntry, Event, EventKind, Role, UserDelta, UserRecord, UserStatus,
+};
 use crate::telegram::methods::Action;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -57,6 +63,7 @@ pub(crate) struct UserFilter {
     /// Lowercased; matched against the username and the full name.
     pub(crate) q: Option<String>,
     pub status: Option<UserStatus>,
+    pub role: Option<Role>,
 }
 
 impl UserFilter {
@@ -72,7 +79,18 @@ impl UserFilter {
                 )));
             }
         };
+        let role = match query.get("role") {
+            None => None,
+            Some("user") => Some(Role::User),
+            Some("admin") => Some(Role::Admin),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "role={other}: one of user, admin"
+                )));
+            }
+        };
         Ok(UserFilter {
+            role,
             limit: limit(query)?,
             after: query.number("after")?,
             q: query
@@ -83,10 +101,15 @@ impl UserFilter {
     }
 
     fn matches(&self, user: &UserRecord) -> bool {
-        if self.status.is_some_and(|s| s != user.status) {
+        if self.status.is_some_and(|s| s != user.status)
+            || self.role.is_some_and(|r| r != user.role)
+        {
             return false;
         }
         let Some(q) = &self.q else { return true };
+        if q.parse::<i64>().is_ok_and(|id| id == user.id) {
+            return true;
+        }
         let username = user.username.as_deref().unwrap_or_default();
         let name = match &user.last_name {
             Some(last) => format!("{} {last}", user.first_name),
@@ -96,9 +119,31 @@ impl UserFilter {
     }
 }
 
-pub(crate) async fn list_users(store: &Store, filter: UserFilter) -> Result<Value, ApiError> {
+/// A page of users and where the next one starts.
+#[derive(Debug, Clone)]
+pub(crate) struct UserPage {
+    pub(crate) users: Vec<UserRecord>,
+    pub(crate) next_after: Option<i64>,
+}
+
+impl UserPage {
+    pub(crate) fn to_json(&self) -> Value {
+        json!({ "users": self.users, "next_after": self.next_after })
+    }
+}
+
+pub(crate) async fn list_users(store: &Store, filter: UserFilter) -> Result<UserPage, ApiError> {
     blocking(store, move |store| {
         let mut found = Vec::new();
+        // A search for an id finds that user at once, wherever the scan would reach it.
+        let exact = match (&filter.q, filter.after) {
+            (Some(q), None) => q.parse::<i64>().ok().map(|id| store.user(id)).transpose()?,
+            _ => None,
+        }
+        .flatten()
+        .filter(|user| filter.matches(user));
+        let exact_id = exact.as_ref().map(|user| user.id);
+        found.extend(exact);
         let mut cursor = filter.after;
         let mut scanned = 0;
         let next = loop {
@@ -107,28 +152,30 @@ pub(crate) async fn list_users(store: &Store, filter: UserFilter) -> Result<Valu
             for user in page {
                 cursor = Some(user.id);
                 scanned += 1;
-                if filter.matches(&user) {
+                if Some(user.id) != exact_id && filter.matches(&user) {
                     found.push(user);
-                    if found.len() == filter.limit {
+                    if found.len() >= filter.limit {
                         break;
                     }
                 }
             }
-            if found.len() == filter.limit || scanned >= SCAN_BUDGET {
+            if found.len() >= filter.limit || scanned >= SCAN_BUDGET {
                 break cursor;
             }
             if end {
                 break None;
             }
         };
-        Ok(json!({ "users": found, "next_after": next }))
+        Ok(UserPage {
+            users: found,
+            next_after: next,
+        })
     })
     .await
 }
 
-pub(crate) fn get_user(store: &Store, id: i64) -> Result<Value, ApiError> {
-    let user = store.user(id)?.ok_or_else(|| unknown_user(id))?;
-    Ok(json!(user))
+pub(crate) fn get_user(store: &Store, id: i64) -> Result<UserRecord, ApiError> {
+    store.user(id)?.ok_or_else(|| unknown_user(id))
 }
 
 fn unknown_user(id: i64) -> ApiError {
@@ -159,7 +206,8 @@ pub(crate) async fn patch_user(
     store: &Store,
     id: i64,
     change: UserChange,
-) -> Result<Value, ApiError> {
+    actor: &Actor,
+) -> Result<UserRecord, ApiError> {
     if change.role.is_none() && change.status.is_none() {
         return Err(ApiError::new(
             422,
@@ -171,6 +219,11 @@ pub(crate) async fn patch_user(
         SettableStatus::Active => UserStatus::Active,
         SettableStatus::Banned => UserStatus::Banned,
     });
+    let audit = actor.audit(AuditAction::UserChanged {
+        user_id: id,
+        status,
+        role: change.role,
+    });
     let updated = store
         .write(move |t| {
             let Some(before) = t.user(id)? else {
@@ -181,6 +234,7 @@ pub(crate) async fn patch_user(
             delta.status = status;
             let after = delta.apply(Some(before));
             t.put_user(&after)?;
+            t.append_audit(&audit)?;
             Ok(Some(after))
         })
         .await?;
@@ -189,14 +243,26 @@ pub(crate) async fn patch_user(
         user_id = id,
         role = ?user.role,
         status = ?user.status,
-        "admin API: user changed"
+        actor = %actor.name,
+        "admin: user changed"
     );
-    Ok(json!(user))
+    Ok(user)
 }
 
-pub async fn delete_user(store: &Store, id: i64) -> Result<(), ApiError> {
-    if store.delete_user(id).await? {
-        tracing::info!(user_id = id, "admin API: user deleted");
+/// Forgets a user (record, sessions, events), with the audit line in the same commit.
+pub(crate) async fn delete_user(store: &Store, id: i64, actor: &Actor) -> Result<(), ApiError> {
+    let audit = actor.audit(AuditAction::UserDeleted { user_id: id });
+    let existed = store
+        .write(move |t| {
+            let existed = t.forget_user(id)?;
+            if existed {
+                t.append_audit(&audit)?;
+            }
+            Ok(existed)
+        })
+        .await?;
+    if existed {
+        tracing::info!(user_id = id, actor = %actor.name, "admin: user deleted");
         Ok(())
     } else {
         Err(unknown_user(id))
@@ -251,10 +317,32 @@ pub(crate) fn event_json(seq: u64, event: &Event) -> Value {
     })
 }
 
-pub(crate) async fn list_events(store: &Store, filter: EventFilter) -> Result<Value, ApiError> {
+/// A page of events and where the next one starts.
+#[derive(Debug, Clone)]
+pub(crate) struct EventPage {
+    pub(crate) events: Vec<(u64, Event)>,
+    pub(crate) next_after: Option<u64>,
+}
+
+impl EventPage {
+    pub(crate) fn to_json(&self) -> Value {
+        let events: Vec<Value> = self
+            .events
+            .iter()
+            .map(|(seq, event)| event_json(*seq, event))
+            .collect();
+        json!({ "events": events, "next_after": self.next_after })
+    }
+}
+
+pub(crate) async fn list_events(store: &Store, filter: EventFilter) -> Result<EventPage, ApiError> {
     blocking(store, move |store| {
         let mut found = Vec::new();
-        let mut cursor = filter.after;
+        // Events are in time order: start where `since` begins rather than at the start.
+        let mut cursor = match filter.since_ms {
+            Some(since) => filter.after.max(store.events_since(since)?),
+            None => filter.after,
+        };
         let mut scanned = 0;
         let next = loop {
             let page = store.events(cursor, PAGE)?;
@@ -263,7 +351,7 @@ pub(crate) async fn list_events(store: &Store, filter: EventFilter) -> Result<Va
                 cursor = seq;
                 scanned += 1;
                 if filter.matches(&event) {
-                    found.push(event_json(seq, &event));
+                    found.push((seq, event));
                     if found.len() == filter.limit {
                         break;
                     }
@@ -276,7 +364,10 @@ pub(crate) async fn list_events(store: &Store, filter: EventFilter) -> Result<Va
                 break None;
             }
         };
-        Ok(json!({ "events": found, "next_after": next }))
+        Ok(EventPage {
+            events: found,
+            next_after: next,
+        })
     })
     .await
 }
@@ -307,15 +398,81 @@ fn sentiment(kind: &EventKind) -> Option<&str> {
     }
 }
 
-#[derive(Debug, Default)]
-struct Day {
-    new_users: u64,
-    active: HashSet<i64>,
-    messages: u64,
+/// One UTC day of activity.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Day {
+    /// Days since the Unix epoch.
+    pub(crate) day: i64,
+    pub(crate) new_users: u64,
+    pub(crate) active: HashSet<i64>,
+    pub(crate) messages: u64,
+    pub(crate) commands: u64,
+}
+
+/// Activity over consecutive UTC days, oldest first, and the users as they are now.
+#[derive(Debug, Clone)]
+pub(crate) struct Stats {
+    pub(crate) per_day: Vec<Day>,
+    pub(crate) users_total: u64,
+    pub(crate) users_by_status: BTreeMap<&'static str, u64>,
+    pub(crate) commands: BTreeMap<String, u64>,
+    pub(crate) sentiment: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn last(&self, days: usize) -> &[Day] {
+        &self.per_day[self.per_day.len().saturating_sub(days)..]
+    }
+
+    /// Users first seen in the last `days` days, today included.
+    pub(crate) fn new_users(&self, days: usize) -> u64 {
+        self.last(days).iter().map(|d| d.new_users).sum()
+    }
+
+    /// Distinct users active in the last `days` days, today included.
+    pub(crate) fn active_users(&self, days: usize) -> usize {
+        let active: HashSet<i64> = self
+            .last(days)
+            .iter()
+            .flat_map(|d| d.active.iter().copied())
+            .collect();
+        active.len()
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        let days: Vec<Value> = self
+            .per_day
+            .iter()
+            .map(|day| {
+                json!({
+                    "date": civil_date(day.day),
+                    "new_users": day.new_users,
+                    "active_users": day.active.len(),
+                    "messages": day.messages,
+                    "commands": day.commands,
+                })
+            })
+            .collect();
+        let all = self.per_day.len();
+        json!({
+            "from": self.per_day.first().map(|d| civil_date(d.day)),
+            "to": self.per_day.last().map(|d| civil_date(d.day)),
+            "users": {
+                "total": self.users_total,
+                "by_status": self.users_by_status,
+                "new": self.new_users(all),
+                "active": self.active_users(all),
+            },
+            "messages": self.per_day.iter().map(|d| d.messages).sum::<u64>(),
+            "per_day": days,
+            "commands": self.commands,
+            "sentiment": self.sentiment,
+        })
+    }
 }
 
 /// `GET /api/v1/stats?days=N`: the last N UTC days, today included.
-pub(crate) async fn stats(store: &Store, days: u32) -> Result<Value, ApiError> {
+pub(crate) async fn stats(store: &Store, days: u32) -> Result<Stats, ApiError> {
     if !(1..=MAX_STATS_DAYS).contains(&days) {
         return Err(ApiError::bad_request(format!(
             "days={days}: between 1 and {MAX_STATS_DAYS}"
@@ -329,8 +486,13 @@ pub(crate) async fn stats(store: &Store, days: u32) -> Result<Value, ApiError> {
 }
 
 /// Statistics over the UTC days `first..=last` (days since the Unix epoch).
-fn stats_between(store: &Store, first: i64, last: i64) -> Result<Value, ApiError> {
-    let mut per_day: Vec<Day> = (first..=last).map(|_| Day::default()).collect();
+fn stats_between(store: &Store, first: i64, last: i64) -> Result<Stats, ApiError> {
+    let mut per_day: Vec<Day> = (first..=last)
+        .map(|day| Day {
+            day,
+            ..Day::default()
+        })
+        .collect();
     let slot = |at: UnixMillis| {
         let day = at.get().div_euclid(DAY_MS);
         (first..=last)
@@ -339,7 +501,8 @@ fn stats_between(store: &Store, first: i64, last: i64) -> Result<Value, ApiError
     };
     let mut commands: BTreeMap<String, u64> = BTreeMap::new();
     let mut sentiments: BTreeMap<String, u64> = BTreeMap::new();
-    let mut after = 0;
+    // Only the window's events are read: the log is in time order.
+    let mut after = store.events_since(UnixMillis(first.saturating_mul(DAY_MS)))?;
     loop {
         let page = store.events(after, PAGE)?;
         let end = page.len() < PAGE;
@@ -354,6 +517,7 @@ fn stats_between(store: &Store, first: i64, last: i64) -> Result<Value, ApiError
                 day.messages += 1;
             }
             if let EventKind::Command { name } = &event.kind {
+                day.commands += 1;
                 *commands.entry(name.clone()).or_default() += 1;
             }
             if let Some(label) = sentiment(&event.kind) {
@@ -386,39 +550,16 @@ fn stats_between(store: &Store, first: i64, last: i64) -> Result<Value, ApiError
             break;
         }
     }
-    let days: Vec<Value> = per_day
-        .iter()
-        .zip(first..)
-        .map(|(day, n)| {
-            json!({
-                "date": civil_date(n),
-                "new_users": day.new_users,
-                "active_users": day.active.len(),
-                "messages": day.messages,
-            })
-        })
-        .collect();
-    let active: HashSet<i64> = per_day
-        .iter()
-        .flat_map(|d| d.active.iter().copied())
-        .collect();
-    Ok(json!({
-        "from": civil_date(first),
-        "to": civil_date(last),
-        "users": {
-            "total": total,
-            "by_status": by_status,
-            "new": per_day.iter().map(|d| d.new_users).sum::<u64>(),
-            "active": active.len(),
-        },
-        "messages": per_day.iter().map(|d| d.messages).sum::<u64>(),
-        "per_day": days,
-        "commands": commands,
-        "sentiment": sentiments,
-    }))
+    Ok(Stats {
+        per_day,
+        users_total: total,
+        users_by_status: by_status,
+        commands,
+        sentiment: sentiments,
+    })
 }
 
-fn status_name(status: UserStatus) -> &'static str {
+pub(crate) fn status_name(status: UserStatus) -> &'static str {
     match status {
         UserStatus::Active => "active",
         UserStatus::Banned => "banned",
@@ -436,11 +577,13 @@ pub(crate) struct NewMessage {
 
 /// Queues a message to a user's private chat (whose id is the user's id). The outbox
 /// makes it durable before this answers; the sender delivers it under the flood limits.
+/// Returns the chat the message goes to.
 pub(crate) async fn send_message(
     store: &Store,
     outbox: &Outbox,
     message: NewMessage,
-) -> Result<Value, ApiError> {
+    actor: &Actor,
+) -> Result<i64, ApiError> {
     let chars = message.text.chars().count();
     if message.text.trim().is_empty() || chars > MAX_TEXT_CHARS {
         return Err(ApiError::new(
@@ -463,6 +606,62 @@ pub(crate) async fn send_message(
         .enqueue(vec![Action::send(user.id, message.text)])
         .await
         .map_err(ApiError::from)?;
-    tracing::info!(user_id = user.id, "admin API: message queued");
-    Ok(json!({ "queued": true, "chat_id": user.id }))
+    let audit = actor.audit(AuditAction::MessageQueued { user_id: user.id });
+    store.write(move |t| t.append_audit(&audit)).await?;
+    tracing::info!(user_id = user.id, actor = %actor.name, "admin: message queued");
+    Ok(user.id)
+}
+
+/// `GET /api/v1/audit`: newest first, paged backwards by sequence.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuditFilter {
+    pub(crate) limit: usize,
+    pub(crate) before: Option<u64>,
+}
+
+impl AuditFilter {
+    pub(crate) fn from_query(query: &Query) -> Result<AuditFilter, ApiError> {
+        Ok(AuditFilter {
+            limit: limit(query)?,
+            before: query.number("before")?,
+        })
+    }
+}
+
+/// A page of the audit log and where the next (older) one starts.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditPage {
+    pub(crate) entries: Vec<(u64, AuditEntry)>,
+    pub(crate) next_before: Option<u64>,
+}
+
+impl AuditPage {
+    pub(crate) fn to_json(&self) -> Value {
+        let entries: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|(seq, entry)| {
+                json!({
+                    "seq": seq,
+                    "at_ms": entry.at_ms,
+                    "actor": entry.actor,
+                    "address": entry.address,
+                    "action": entry.action.name(),
+                    "target": entry.action.target(),
+                })
+            })
+            .collect();
+        json!({ "entries": entries, "next_before": self.next_before })
+    }
+}
+
+pub(crate) fn audit(store: &Store, filter: AuditFilter) -> Result<AuditPage, ApiError> {
+    let entries = store.audit(filter.before, filter.limit)?;
+    let next_before = (entries.len() == filter.limit)
+        .then(|| entries.last().map(|(seq, _)| *seq))
+        .flatten();
+    Ok(AuditPage {
+        entries,
+        next_before,
+    })
 }

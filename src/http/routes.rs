@@ -7,8 +7,12 @@
 
 use super::scrape::ActiveUsersCache;
 use super::wire::{ApiError, JSON, OPENMETRICS, Query, Reply};
-use super::{AdminState, api, openapi, ready, scrape};
+use super::{AdminState, api, openapi, panel, ready, scrape};
+use crate::auth::{Actor, AuthError};
+use crate::store::records::AdminRole;
+use serde::Deserialize;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Everything under this prefix needs the bearer token.
@@ -60,6 +64,15 @@ pub(crate) enum Endpoint {
     Stats,
     Events,
     SendMessage,
+    IssueToken,
+    Audit,
+}
+
+/// Who may call a route: anyone, or a caller whose role is at least this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Anyone,
+    Role(AdminRole),
 }
 
 /// One line of the table. Patterns use OpenAPI's syntax: `{name}` stands for one path
@@ -68,30 +81,59 @@ pub(crate) enum Endpoint {
 pub struct Route {
     pub verb: Verb,
     pub pattern: &'static str,
+    pub need: Need,
     pub(crate) endpoint: Endpoint,
 }
 
-const fn route(verb: Verb, pattern: &'static str, endpoint: Endpoint) -> Route {
+const fn route(verb: Verb, pattern: &'static str, need: Need, endpoint: Endpoint) -> Route {
     Route {
         verb,
         pattern,
+        need,
         endpoint,
     }
 }
 
+const ANYONE: Need = Need::Anyone;
+const VIEWER: Need = Need::Role(AdminRole::Viewer);
+const EDITOR: Need = Need::Role(AdminRole::Editor);
+const OWNER: Need = Need::Role(AdminRole::Owner);
+
 /// Every route of the admin listener.
 pub const ROUTES: &[Route] = &[
-    route(Verb::Get, "/health", Endpoint::Health),
-    route(Verb::Get, "/health/ready", Endpoint::Ready),
-    route(Verb::Get, "/metrics", Endpoint::Metrics),
-    route(Verb::Get, "/api/v1/openapi.json", Endpoint::OpenApi),
-    route(Verb::Get, "/api/v1/users", Endpoint::ListUsers),
-    route(Verb::Get, "/api/v1/users/{id}", Endpoint::GetUser),
-    route(Verb::Patch, "/api/v1/users/{id}", Endpoint::PatchUser),
-    route(Verb::Delete, "/api/v1/users/{id}", Endpoint::DeleteUser),
-    route(Verb::Get, "/api/v1/stats", Endpoint::Stats),
-    route(Verb::Get, "/api/v1/events", Endpoint::Events),
-    route(Verb::Post, "/api/v1/messages", Endpoint::SendMessage),
+    route(Verb::Get, "/health", ANYONE, Endpoint::Health),
+    route(Verb::Get, "/health/ready", ANYONE, Endpoint::Ready),
+    route(Verb::Get, "/metrics", ANYONE, Endpoint::Metrics),
+    route(Verb::Get, "/api/v1/openapi.json", VIEWER, Endpoint::OpenApi),
+    route(
+        Verb::Post,
+        "/api/v1/auth/token",
+        ANYONE,
+        Endpoint::IssueToken,
+    ),
+    route(Verb::Get, "/api/v1/users", VIEWER, Endpoint::ListUsers),
+    route(Verb::Get, "/api/v1/users/{id}", VIEWER, Endpoint::GetUser),
+    route(
+        Verb::Patch,
+        "/api/v1/users/{id}",
+        EDITOR,
+        Endpoint::PatchUser,
+    ),
+    route(
+        Verb::Delete,
+        "/api/v1/users/{id}",
+        OWNER,
+        Endpoint::DeleteUser,
+    ),
+    route(Verb::Get, "/api/v1/stats", VIEWER, Endpoint::Stats),
+    route(Verb::Get, "/api/v1/events", VIEWER, Endpoint::Events),
+    route(
+        Verb::Post,
+        "/api/v1/messages",
+        EDITOR,
+        Endpoint::SendMessage,
+    ),
+    route(Verb::Get, "/api/v1/audit", VIEWER, Endpoint::Audit),
 ];
 
 /// The `{name}` segments a pattern captured.
@@ -132,7 +174,52 @@ pub(crate) struct Request<'a> {
     pub(crate) query: &'a str,
     /// The value of the `Authorization` header.
     pub(crate) authorization: Option<&'a [u8]>,
+    /// The value of the `Cookie` header.
+    pub(crate) cookie: Option<&'a str>,
+    /// Where the request came from, when it came over TCP.
+    pub(crate) peer: Option<SocketAddr>,
+    /// Whether the browser reached us over TLS (a proxy in front said so with
+    /// `X-Forwarded-Proto: https`); cookies are then marked `Secure`.
+    pub(crate) tls: bool,
     pub(crate) body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// The peer address for the audit log and the login throttle.
+    pub(crate) fn address(&self) -> String {
+        self.peer
+            .map_or_else(|| "unknown".to_owned(), |peer| peer.ip().to_string())
+    }
+}
+
+/// Who is calling the API, once their token checked out.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) actor: Actor,
+    pub(crate) role: AdminRole,
+}
+
+/// A role too low for what was asked: the same words on the API and the panel.
+pub(crate) fn forbidden(role: AdminRole, needed: AdminRole) -> ApiError {
+    ApiError::new(
+        403,
+        "forbidden",
+        format!(
+            "your role ({}) cannot do this; it needs {}",
+            role.name(),
+            needed.name()
+        ),
+    )
+}
+
+/// The body of `POST /api/v1/auth/token`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    totp: String,
 }
 
 /// The admin listener's request handling, without the socket.
@@ -155,15 +242,6 @@ impl Admin {
                 .path
                 .strip_prefix(API_PREFIX)
                 .is_some_and(|rest| rest.starts_with('/'));
-        if is_api && let Err(e) = self.authorize(req.authorization) {
-            let mut reply = e.reply();
-            if e.status == 401 {
-                reply
-                    .headers
-                    .push(("www-authenticate", "Bearer realm=\"edgebot\"".into()));
-            }
-            return reply;
-        }
         let mut allowed = Vec::new();
         for route in ROUTES {
             let Some(params) = match_pattern(route.pattern, req.path) else {
@@ -173,46 +251,83 @@ impl Admin {
                 allowed.push(route.verb.as_str());
                 continue;
             }
-            return match self.run(route.endpoint, &params, req).await {
+            let caller = match route.need {
+                Need::Anyone => None,
+                Need::Role(needed) => match self.authorize(&req) {
+                    Ok(caller) if caller.role >= needed => Some(caller),
+                    Ok(caller) => return forbidden(caller.role, needed).reply(),
+                    Err(e) => return refusal(&e),
+                },
+            };
+            return match self.run(route.endpoint, &params, req, caller).await {
                 Ok(reply) => reply,
                 Err(e) => e.reply(),
             };
         }
-        if allowed.is_empty() {
-            return ApiError::not_found(format!("no such path: {}", req.path)).reply();
+        if !allowed.is_empty() {
+            let mut reply = ApiError::new(
+                405,
+                "method_not_allowed",
+                format!("{} takes {}", req.path, allowed.join(", ")),
+            )
+            .reply();
+            reply.headers.push(("allow", allowed.join(", ")));
+            return reply;
         }
-        let mut reply = ApiError::new(
-            405,
-            "method_not_allowed",
-            format!("{} takes {}", req.path, allowed.join(", ")),
-        )
-        .reply();
-        reply.headers.push(("allow", allowed.join(", ")));
-        reply
+        if !is_api {
+            return panel::handle(&self.state, req).await;
+        }
+        // An unknown API path tells a caller without a token nothing about what exists.
+        match self.authorize(&req) {
+            Ok(_) => ApiError::not_found(format!("no such path: {}", req.path)).reply(),
+            Err(e) => refusal(&e),
+        }
     }
 
-    fn authorize(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
-        let Some(token) = &self.state.token else {
-            return Err(ApiError::new(
-                403,
-                "api_disabled",
-                "the admin API is off: set admin.token or EDGEBOT_ADMIN_TOKEN to turn it on",
-            ));
-        };
+    /// The caller behind the request's bearer token: the static token (an owner) or a
+    /// signed token issued to an account (that account's role now).
+    fn authorize(&self, req: &Request<'_>) -> Result<Caller, ApiError> {
         // The scheme is case-insensitive (RFC 9110); the token is not.
-        let presented = authorization
+        let presented = req
+            .authorization
             .and_then(|value| value.split_at_checked(7))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
             .map(|(_, token)| token.trim_ascii());
+        let address = req.address();
         // The comparison is constant-time; only its outcome is observable.
-        match presented {
-            Some(candidate) if token.matches(candidate) => Ok(()),
-            _ => Err(ApiError::new(
-                401,
-                "unauthorized",
-                "a valid `Authorization: Bearer <token>` header is required",
-            )),
+        if let (Some(token), Some(candidate)) = (&self.state.token, presented)
+            && token.matches(candidate)
+        {
+            return Ok(Caller {
+                actor: Actor {
+                    name: "api-token".into(),
+                    address,
+                },
+                role: AdminRole::Owner,
+            });
         }
+        let gate = &self.state.gate;
+        if let Some(candidate) = presented.and_then(|c| std::str::from_utf8(c).ok())
+            && let Some((name, role)) = gate.token_account(candidate).map_err(internal)?
+        {
+            return Ok(Caller {
+                actor: Actor { name, address },
+                role,
+            });
+        }
+        if self.state.token.is_none() && !gate.any_account().map_err(internal)? {
+            return Err(ApiError::new(
+                403,
+                "api_disabled",
+                "the admin API is off: set admin.token or EDGEBOT_ADMIN_TOKEN, or add an \
+                 account with `edgebot admin add`",
+            ));
+        }
+        Err(ApiError::new(
+            401,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` header is required",
+        ))
     }
 
     async fn run(
@@ -220,10 +335,20 @@ impl Admin {
         endpoint: Endpoint,
         params: &Params<'_>,
         req: Request<'_>,
+        caller: Option<Caller>,
     ) -> Result<Reply, ApiError> {
         let state = &self.state;
         let query = Query::parse(req.query);
         let id = || user_id(params);
+        let actor = || {
+            caller.as_ref().map_or_else(
+                || Actor {
+                    name: "anonymous".into(),
+                    address: req.address(),
+                },
+                |c| c.actor.clone(),
+            )
+        };
         Ok(match endpoint {
             Endpoint::Health => Reply::json(200, &json!({ "status": "ok" })),
             Endpoint::Ready => ready::check(state).await.reply(),
@@ -239,35 +364,96 @@ impl Admin {
                 body: openapi::DOCUMENT.as_bytes().to_vec(),
                 headers: Vec::new(),
             },
+            Endpoint::IssueToken => {
+                let asked: TokenRequest = parse_body(req.body)?;
+                let issued = state
+                    .gate
+                    .issue_token(
+                        &asked.username,
+                        &asked.password,
+                        &asked.totp,
+                        &req.address(),
+                    )
+                    .await;
+                match issued {
+                    Ok((token, expires_in)) => Reply::json(
+                        200,
+                        &json!({ "token": token, "token_type": "Bearer", "expires_in": expires_in }),
+                    ),
+                    Err(e) => {
+                        let retry = match &e {
+                            AuthError::Throttled(secs) => Some(*secs),
+                            _ => None,
+                        };
+                        let mut reply = refusal(&sign_in_error(e));
+                        if let Some(secs) = retry {
+                            reply.headers.push(("retry-after", secs.to_string()));
+                        }
+                        return Ok(reply);
+                    }
+                }
+            }
             Endpoint::ListUsers => {
                 let filter = api::UserFilter::from_query(&query)?;
-                Reply::json(200, &api::list_users(&state.store, filter).await?)
+                Reply::json(200, &api::list_users(&state.store, filter).await?.to_json())
             }
-            Endpoint::GetUser => Reply::json(200, &api::get_user(&state.store, id()?)?),
+            Endpoint::GetUser => Reply::json(200, &json!(api::get_user(&state.store, id()?)?)),
             Endpoint::PatchUser => {
                 let change = parse_body(req.body)?;
-                Reply::json(200, &api::patch_user(&state.store, id()?, change).await?)
+                let user = api::patch_user(&state.store, id()?, change, &actor()).await?;
+                Reply::json(200, &json!(user))
             }
             Endpoint::DeleteUser => {
-                api::delete_user(&state.store, id()?).await?;
+                api::delete_user(&state.store, id()?, &actor()).await?;
                 Reply::empty(204)
             }
             Endpoint::Stats => {
                 let days = query.number("days")?.unwrap_or(api::DEFAULT_STATS_DAYS);
-                Reply::json(200, &api::stats(&state.store, days).await?)
+                Reply::json(200, &api::stats(&state.store, days).await?.to_json())
             }
             Endpoint::Events => {
                 let filter = api::EventFilter::from_query(&query)?;
-                Reply::json(200, &api::list_events(&state.store, filter).await?)
+                Reply::json(
+                    200,
+                    &api::list_events(&state.store, filter).await?.to_json(),
+                )
             }
             Endpoint::SendMessage => {
                 let message = parse_body(req.body)?;
-                Reply::json(
-                    202,
-                    &api::send_message(&state.store, &state.outbox, message).await?,
-                )
+                let chat_id =
+                    api::send_message(&state.store, &state.outbox, message, &actor()).await?;
+                Reply::json(202, &json!({ "queued": true, "chat_id": chat_id }))
+            }
+            Endpoint::Audit => {
+                let filter = api::AuditFilter::from_query(&query)?;
+                Reply::json(200, &api::audit(&state.store, filter)?.to_json())
             }
         })
+    }
+}
+
+/// A refused request; a 401 names the scheme it wants.
+fn refusal(e: &ApiError) -> Reply {
+    let mut reply = e.reply();
+    if e.status == 401 {
+        reply
+            .headers
+            .push(("www-authenticate", "Bearer realm=\"edgebot\"".into()));
+    }
+    reply
+}
+
+fn internal(e: AuthError) -> ApiError {
+    tracing::error!(error = %e, "admin API: accounts unreadable");
+    ApiError::new(500, "internal", e.to_string())
+}
+
+/// What a failed sign-in looks like on the API.
+pub(crate) fn sign_in_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::Refused => ApiError::new(401, "unauthorized", e.to_string()),
+        AuthError::Throttled(_) => ApiError::new(429, "too_many_attempts", e.to_string()),
+        other => internal(other),
     }
 }
 
@@ -296,33 +482,9 @@ mod tests {
         assert!(match_pattern("/health", "/health").is_some());
     }
 
-    fn admin_over_temp_store(token: Option<&str>) -> (Admin, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(dir.path()).unwrap();
-        // Nothing is sent in these tests: the sender points at the discard port.
-        let client = crate::botapi::Client::new(
-            "http://127.0.0.1:9",
-            &crate::secret::Secret::new("1:test"),
-            std::time::Duration::from_secs(1),
-        )
-        .unwrap();
-        let metrics: Arc<crate::telemetry::metrics::Metrics> = Arc::default();
-        let health: Arc<crate::telemetry::health::Health> = Arc::default();
-        let outbox = crate::engine::sender::Outbox::start(
-            client,
-            store.clone(),
-            None,
-            metrics.clone(),
-            health.clone(),
-        );
-        let state = AdminState {
-            store,
-            metrics,
-            health,
-            token: token.map(crate::secret::Secret::new),
-            outbox,
-        };
-        (Admin::new(Arc::new(state)), dir)
+    async fn admin_over_temp_store(token: Option<&str>) -> (Admin, tempfile::TempDir) {
+        let (state, dir) = super::super::tests::state_over_temp_store(token, None).await;
+        (Admin::new(state), dir)
     }
 
     fn request<'a>(verb: Verb, path: &'a str, authorization: Option<&'a [u8]>) -> Request<'a> {
@@ -331,13 +493,16 @@ mod tests {
             path,
             query: "",
             authorization,
+            cookie: None,
+            peer: None,
+            tls: false,
             body: b"",
         }
     }
 
     #[tokio::test]
     async fn requests_are_handled_without_a_socket() {
-        let (admin, _dir) = admin_over_temp_store(Some("tok"));
+        let (admin, _dir) = admin_over_temp_store(Some("tok")).await;
         let users = |auth: &'static [u8]| request(Verb::Get, "/api/v1/users", Some(auth));
         assert_eq!(admin.handle(users(b"Bearer tok")).await.status, 200);
         assert_eq!(admin.handle(users(b"bearer  tok ")).await.status, 200);
@@ -353,7 +518,7 @@ mod tests {
             vec![("allow", "GET, PATCH, DELETE".to_owned())]
         );
 
-        let (off, _dir) = admin_over_temp_store(None);
+        let (off, _dir) = admin_over_temp_store(None).await;
         let reply = off.handle(request(Verb::Get, "/api/v1/users", None)).await;
         assert_eq!(reply.status, 403);
         assert_eq!(

@@ -27,6 +27,11 @@ pub struct CloseWithoutAnswer;
 #[error("closed without an answer, as the handler asked")]
 struct ClosedWithoutAnswer;
 
+/// The address a request came from, put in its extensions by [`serve`] (absent for
+/// connections that are not TCP, as the fuzzer's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// What answers the requests of one listener.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
@@ -78,7 +83,7 @@ pub async fn serve<H: Handler>(
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: transient.
                     tracing::warn!(listener = options.name, error = %e, "accept failed");
@@ -88,11 +93,12 @@ pub async fn serve<H: Handler>(
             },
             () = shutdown.wait() => break,
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            serve_connection(handler, stream, options, Some(shutdown)).await;
+            serve_connection(handler, stream, options, Some(shutdown), Some(Peer(peer))).await;
             drop(slot);
         });
         while connections.try_join_next().is_some() {}
@@ -119,11 +125,15 @@ pub(crate) async fn serve_connection<H, I>(
     io: I,
     options: Options,
     shutdown: Option<Shutdown>,
+    peer: Option<Peer>,
 ) where
     H: Handler,
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request| {
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
         let handler = handler.clone();
         async move {
             let response = handler.handle(request).await;

@@ -1,5 +1,6 @@
 //! The store's own small settings ([`META`]): the schema version of the file, the
-//! webhook secret generated once, and the console transport's update ids.
+//! webhook secret generated once, the console transport's update ids and the key that
+//! signs the admin API's tokens.
 //!
 //! [`META`] keeps each setting in its own small encoding (see [`MetaKey`]) and is the one
 //! table whose types never change: the schema version is read from it before anything
@@ -62,6 +63,18 @@ impl Tables<'_> {
         Ok(next)
     }
 
+    fn token_key_or(&mut self, fresh: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        let key = MetaKey::TokenKey;
+        if let Some(v) = self.meta.get(key as u32)? {
+            return v
+                .value()
+                .try_into()
+                .map_err(|_| damaged(key, "not a 32-byte key"));
+        }
+        self.meta.insert(key as u32, fresh.as_slice())?;
+        Ok(fresh)
+    }
+
     fn webhook_secret_or(&mut self, fresh: &str) -> Result<String, StoreError> {
         let key = MetaKey::WebhookSecret;
         if let Some(v) = self.meta.get(key as u32)? {
@@ -73,6 +86,11 @@ impl Tables<'_> {
 }
 
 impl Store {
+    /// The key that signs the admin API's tokens: the stored one, or `fresh`, stored now.
+    pub(crate) async fn token_key_or(&self, fresh: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        self.write(move |t| t.token_key_or(fresh)).await
+    }
+
     /// The next update id of the console transport, which has no Telegram to number them.
     pub async fn next_console_update_id(&self) -> Result<i64, StoreError> {
         self.write(|t| t.next_console_update_id()).await

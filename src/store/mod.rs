@@ -7,10 +7,11 @@
 //!
 //! This module keeps the [`Store`] handle, opening and migrating. Every table is listed
 //! once in [`tables`]; its reads and writes live in the module of its concept: `users`,
-//! `sessions`, `inbox` (with finishing an update), `events`, `outbox`, `embeddings` and
-//! `meta`. Records are encoded by [`codec`]; a value that does not decode is reported
+//! `sessions`, `inbox` (with finishing an update), `events`, `outbox`, `embeddings`,
+//! `accounts` (the admin panel's accounts, sessions and audit log) and `meta`. Records are encoded by [`codec`]; a value that does not decode is reported
 //! with its table and key ([`StoreError::CorruptValue`], [`StoreError::NewerValue`]).
 
+mod accounts;
 pub mod codec;
 mod embeddings;
 mod error;
@@ -36,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The layout version this build writes. Files of a lower version are migrated at open.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "edgebot.redb";
@@ -62,6 +63,9 @@ pub struct StoreStats {
     pub events: u64,
     pub malformed: u64,
     pub embeddings: u64,
+    pub accounts: u64,
+    pub panel_sessions: u64,
+    pub audit: u64,
 }
 
 /// A handle to the open store; cheap to clone. The file is closed when the last handle
@@ -197,6 +201,9 @@ impl Store {
             events,
             outbox,
             embeddings,
+            accounts,
+            panel_sessions,
+            audit,
         } = tables::counts(&txn)?;
         Ok(StoreStats {
             path: self.path().to_owned(),
@@ -210,6 +217,9 @@ impl Store {
             events,
             malformed,
             embeddings,
+            accounts,
+            panel_sessions,
+            audit,
         })
     }
 
@@ -318,6 +328,8 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     tables::create_all,
     // 1 → 2: outbox rows become the store's own call records.
     outbox::calls_from_actions,
+    // 2 → 3: the admin panel's accounts, sessions and audit log.
+    tables::create_all,
 ];
 
 #[cfg(test)]

@@ -186,6 +186,17 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every [`EventKind::name`], for filters.
+    pub(crate) const NAMES: [&'static str; 7] = [
+        "user_joined",
+        "command",
+        "callback",
+        "feedback",
+        "rate_limited",
+        "blocked_bot",
+        "text",
+    ];
+
     pub(crate) fn name(&self) -> &'static str {
         match self {
             EventKind::UserJoined { .. } => "user_joined",
@@ -230,4 +241,176 @@ pub struct OutboxEntry {
     pub seq: u64,
     pub update_id: i64,
     pub call: OutboxCall,
+}
+
+/// What an account of the admin panel and API may do; each role can do all that the
+/// roles below it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminRole {
+    /// Reads: dashboard, users, events, the audit log.
+    Viewer,
+    /// Steers the bot: ban and unban, change a user's role, send messages.
+    Editor,
+    /// Manages accounts, deletes users, sees the settings.
+    Owner,
+}
+
+impl AdminRole {
+    pub const ALL: [AdminRole; 3] = [AdminRole::Viewer, AdminRole::Editor, AdminRole::Owner];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminRole::Viewer => "viewer",
+            AdminRole::Editor => "editor",
+            AdminRole::Owner => "owner",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AdminRole> {
+        AdminRole::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl std::fmt::Display for AdminRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A person who may use the admin panel and API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: String,
+    pub role: AdminRole,
+    /// Argon2id, as a PHC string (algorithm, parameters, salt and hash together).
+    pub password_hash: String,
+    pub totp: Option<TotpSecret>,
+    pub created: UnixSecs,
+    /// Sessions and tokens issued before this moment are void: changing the password,
+    /// the role or the second factor signs the account out everywhere.
+    pub valid_after: UnixSecs,
+}
+
+/// An account's TOTP second factor (RFC 6238: SHA-1, 6 digits, 30 s steps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpSecret {
+    pub secret: Vec<u8>,
+    /// The last time step whose code was accepted: a code is good once.
+    pub last_step: u64,
+}
+
+/// A signed-in panel session, kept under the SHA-256 of its cookie so that the file
+/// never holds a usable session id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelSession {
+    pub account: String,
+    /// The token every state-changing form of this session must carry.
+    pub csrf: String,
+    pub created: UnixSecs,
+    /// Pushed forward while the session is used.
+    pub idle_until: UnixSecs,
+    /// The latest the session can last, however much it is used.
+    pub ends_at: UnixSecs,
+}
+
+/// One line of the audit log: an admin's action. Append-only; nothing edits it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at_ms: UnixMillis,
+    /// The account, `api-token` for the static token, or `cli` for the command line.
+    pub actor: String,
+    /// The peer address of the request, or `local` for the command line.
+    pub address: String,
+    pub action: AuditAction,
+}
+
+/// What an admin did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    SignedIn,
+    SignInRefused {
+        account: String,
+    },
+    SignedOut,
+    TokenIssued,
+    UserChanged {
+        user_id: i64,
+        status: Option<UserStatus>,
+        role: Option<Role>,
+    },
+    UserDeleted {
+        user_id: i64,
+    },
+    MessageQueued {
+        user_id: i64,
+    },
+    AccountAdded {
+        account: String,
+        role: AdminRole,
+    },
+    AccountRemoved {
+        account: String,
+    },
+    PasswordChanged {
+        account: String,
+    },
+    TotpChanged {
+        account: String,
+        on: bool,
+    },
+}
+
+impl AuditAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditAction::SignedIn => "signed_in",
+            AuditAction::SignInRefused { .. } => "sign_in_refused",
+            AuditAction::SignedOut => "signed_out",
+            AuditAction::TokenIssued => "token_issued",
+            AuditAction::UserChanged { .. } => "user_changed",
+            AuditAction::UserDeleted { .. } => "user_deleted",
+            AuditAction::MessageQueued { .. } => "message_queued",
+            AuditAction::AccountAdded { .. } => "account_added",
+            AuditAction::AccountRemoved { .. } => "account_removed",
+            AuditAction::PasswordChanged { .. } => "password_changed",
+            AuditAction::TotpChanged { .. } => "totp_changed",
+        }
+    }
+
+    /// What the action was done to, for people.
+    pub fn target(&self) -> String {
+        match self {
+            AuditAction::SignedIn | AuditAction::SignedOut | AuditAction::TokenIssued => {
+                String::new()
+            }
+            AuditAction::SignInRefused { account }
+            | AuditAction::AccountRemoved { account }
+            | AuditAction::PasswordChanged { account } => format!("account {account}"),
+            AuditAction::AccountAdded { account, role } => {
+                format!("account {account} ({})", role.name())
+            }
+            AuditAction::TotpChanged { account, on } => {
+                format!("account {account}: TOTP {}", if *on { "on" } else { "off" })
+            }
+            AuditAction::UserChanged {
+                user_id,
+                status,
+                role,
+            } => {
+                let mut parts = vec![format!("user {user_id}")];
+                if let Some(status) = status {
+                    parts.push(format!("status {status:?}").to_lowercase());
+                }
+                if let Some(role) = role {
+                    parts.push(format!("role {role:?}").to_lowercase());
+                }
+                parts.join(", ")
+            }
+            AuditAction::UserDeleted { user_id } | AuditAction::MessageQueued { user_id } => {
+                format!("user {user_id}")
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Every table of the store, typed, in one list.
 //!
-//! Keys are plain integers. Records are [`Versioned`] values (see [`super::codec`]);
+//! Keys are plain integers, but for account names and session digests. Records are [`Versioned`] values (see [`super::codec`]);
 //! bytes the store does not interpret (a raw update, an embedding's floats, the small
 //! settings of [`META`]) stay bytes and are read by the one module that owns them. A
 //! table's name and types change only with a migration.
@@ -11,7 +11,9 @@
 
 use super::StoreError;
 use super::codec::Versioned;
-use super::records::{Event, MalformedUpdate, OutboxEntry, Session, UserRecord};
+use super::records::{
+    Account, AuditEntry, Event, MalformedUpdate, OutboxEntry, PanelSession, Session, UserRecord,
+};
 use super::writer::Sequences;
 use redb::{
     ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction,
@@ -107,6 +109,12 @@ tables! {
     /// (model digest, text digest) → the text's embedding as little-endian f32s: FAQ
     /// questions are embedded once per model, not at every start.
     pub(crate) embeddings: EMBEDDINGS = "embeddings", (u64, u64) => &'static [u8];
+    /// account name → an account of the admin panel and API.
+    pub(crate) accounts: ACCOUNTS = "accounts", &'static str => Versioned<Account>;
+    /// SHA-256 of a session cookie → the signed-in panel session.
+    pub(crate) panel_sessions: PANEL_SESSIONS = "panel_sessions", [u8; 32] => Versioned<PanelSession>;
+    /// sequence → what an admin did, append-only.
+    pub(crate) audit: AUDIT = "audit", u64 => Versioned<AuditEntry>;
 }
 
 /// The keys of [`META`].
@@ -119,4 +127,6 @@ pub enum MetaKey {
     WebhookSecret = 2,
     /// i64 little-endian: the next update id the console transport hands out.
     ConsoleUpdateId = 3,
+    /// 32 random bytes: the key that signs the admin API's tokens, made on first use.
+    TokenKey = 4,
 }

@@ -52,6 +52,16 @@ impl Tables<'_> {
     }
 }
 
+impl Tables<'_> {
+    /// Forgets a user: their record, sessions and events. Returns whether they existed.
+    pub(crate) fn forget_user(&mut self, id: i64) -> Result<bool, StoreError> {
+        let existed = self.users.remove(id)?.is_some();
+        self.forget_sessions_of(id)?;
+        self.forget_events_of(id)?;
+        Ok(existed)
+    }
+}
+
 impl Store {
     pub fn user(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
         let txn = self.db().begin_read()?;
@@ -88,12 +98,6 @@ impl Store {
 
     /// Forgets a user: their record, sessions and events. Returns whether they existed.
     pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
-        self.write(move |t| {
-            let existed = t.users.remove(id)?.is_some();
-            t.forget_sessions_of(id)?;
-            t.forget_events_of(id)?;
-            Ok(existed)
-        })
-        .await
+        self.write(move |t| t.forget_user(id)).await
     }
 }

@@ -8,7 +8,7 @@
 //! the others down with it.
 
 use super::StoreError;
-use super::tables::{EVENTS, MALFORMED, OUTBOX, Tables};
+use super::tables::{AUDIT, EVENTS, MALFORMED, OUTBOX, Tables};
 use crate::batch;
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
@@ -27,6 +27,7 @@ pub(super) struct Sequences {
     pub(super) event: u64,
     pub(super) outbox: u64,
     pub(super) malformed: u64,
+    pub(super) audit: u64,
 }
 
 impl Sequences {
@@ -36,6 +37,7 @@ impl Sequences {
             event: next_key(&txn, EVENTS)?,
             outbox: next_key(&txn, OUTBOX)?,
             malformed: next_key(&txn, MALFORMED)?,
+            audit: next_key(&txn, AUDIT)?,
         })
     }
 

@@ -71,7 +71,7 @@ impl WebhookServer {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        net::server::serve_connection(self, io, options(), None).await;
+        net::server::serve_connection(self, io, options(), None, None).await;
     }
 }
 
