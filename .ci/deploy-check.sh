@@ -6,6 +6,10 @@
 #   - deploy/k8s/*.yaml: Kubernetes schemas (kubernetes-validate, schemas bundled)
 #   - deploy/docker-compose.yml: the Compose specification (check-jsonschema)
 #   - every YAML file: yamllint
+#   - deploy/prometheus/edgebot-alerts.yml: promtool check rules (promtool unpacked from
+#     Debian's prometheus package)
+#   - deploy/grafana/edgebot-dashboard.json: parses as JSON
+#     (tests/deploy_metrics.rs checks that both name only metrics edgebot exports)
 #   - deploy/Dockerfile: parsed by BuildKit's own parser (the `dockerfile` package),
 #     then the image's contract: final stage FROM scratch, non-root USER, VOLUME
 #     /data, HEALTHCHECK running `edgebot health`
@@ -30,13 +34,16 @@ fail() {
 }
 
 apt_updated=
-apt_install() {
+apt_update() {
     if [ "$(id -u)" -ne 0 ]; then fail "missing $*; installing it needs root"; fi
     if [ -z "$apt_updated" ]; then
         say "apt-get update"
         apt-get update -qq
         apt_updated=1
     fi
+}
+apt_install() {
+    apt_update "$@"
     say "installing $*"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
@@ -102,7 +109,29 @@ say "check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose
 # --- YAML ----------------------------------------------------------------------------
 say "yamllint deploy/"
 "$venv/bin/yamllint" --strict -d '{extends: default, rules: {line-length: {max: 110}, document-start: disable, comments: {min-spaces-from-content: 1}}}' \
-    deploy/docker-compose.yml deploy/k8s/ || fail "yamllint"
+    deploy/docker-compose.yml deploy/k8s/ deploy/prometheus/ || fail "yamllint"
+
+# --- Monitoring ----------------------------------------------------------------------
+rules=deploy/prometheus/edgebot-alerts.yml
+# promtool ships in Debian's prometheus package, whose installation would also set up and
+# start a Prometheus server: unpack the package and keep promtool alone.
+promtool=$(command -v promtool || true)
+if [ -z "$promtool" ]; then
+    promtool="${CARGO_TARGET_DIR:-target}/deploy-check-promtool/promtool"
+    if [ ! -x "$promtool" ]; then
+        apt_update promtool
+        say "unpacking promtool from Debian's prometheus package"
+        (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root prometheus) ||
+            fail "apt-get download prometheus"
+        dpkg-deb -x "$work"/prometheus_*.deb "$work/prometheus"
+        install -D -m 0755 "$work/prometheus/usr/bin/promtool" "$promtool"
+    fi
+fi
+say "promtool check rules $rules"
+"$promtool" check rules "$rules" >/dev/null || fail "$rules: promtool check rules"
+dashboard=deploy/grafana/edgebot-dashboard.json
+say "python3 -m json.tool $dashboard"
+"$venv/bin/python" -m json.tool "$dashboard" >/dev/null || fail "$dashboard is not JSON"
 
 # --- Dockerfile ----------------------------------------------------------------------
 say "Dockerfile: parse deploy/Dockerfile and check the image's contract"
