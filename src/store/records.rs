@@ -84,7 +84,7 @@ impl UserDelta {
     }
 
     /// The record as it is after this change, from what was stored before it.
-    pub(crate) fn apply(&self, before: Option<UserRecord>) -> UserRecord {
+    pub fn apply(&self, before: Option<UserRecord>) -> UserRecord {
         let mut user = before.unwrap_or_else(|| UserRecord {
             id: self.id,
             username: None,

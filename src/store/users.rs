@@ -17,7 +17,7 @@ impl Tables<'_> {
             .transpose()
     }
 
-    pub(crate) fn put_user(&mut self, user: &UserRecord) -> Result<(), StoreError> {
+    pub fn put_user(&mut self, user: &UserRecord) -> Result<(), StoreError> {
         self.users.insert(user.id, Stored::new(user))?;
         Ok(())
     }
