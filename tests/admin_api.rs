@@ -942,7 +942,7 @@ async fn accounts_get_short_lived_tokens_and_their_role_is_enforced() {
     let entries = audit.json()["entries"].as_array().unwrap().clone();
     let change = entries
         .iter()
-        .find(|e| e["action"] == "user_changed")
+        .find(|e| e["action"] == "user_banned")
         .expect("the ban is audited");
     assert_eq!(change["actor"], "eddie");
     assert_eq!(change["address"], "127.0.0.1");

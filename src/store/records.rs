@@ -369,6 +369,21 @@ impl AuditAction {
             AuditAction::SignInRefused { .. } => "sign_in_refused",
             AuditAction::SignedOut => "signed_out",
             AuditAction::TokenIssued => "token_issued",
+            AuditAction::UserChanged {
+                status: Some(UserStatus::Banned),
+                role: None,
+                ..
+            } => "user_banned",
+            AuditAction::UserChanged {
+                status: Some(UserStatus::Active),
+                role: None,
+                ..
+            } => "user_unbanned",
+            AuditAction::UserChanged {
+                status: None,
+                role: Some(_),
+                ..
+            } => "user_role_changed",
             AuditAction::UserChanged { .. } => "user_changed",
             AuditAction::UserDeleted { .. } => "user_deleted",
             AuditAction::MessageQueued { .. } => "message_queued",

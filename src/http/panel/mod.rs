@@ -147,7 +147,7 @@ const PANEL: &[PanelRoute] = &[
     at(Verb::Get, "/accounts", OWNER, Action::Page(Page::Accounts)),
     at(
         Verb::Post,
-        "/accounts",
+        "/accounts/add",
         OWNER,
         Action::Form(Form::AddAccount),
     ),

@@ -257,14 +257,14 @@ async fn a_form_needs_its_session_token_and_its_role() {
     let audit = panel.state.store.audit(None, 100).unwrap();
     let ban = audit
         .iter()
-        .find(|(_, e)| e.action.name() == "user_changed")
+        .find(|(_, e)| e.action.name() == "user_banned")
         .expect("the ban is audited");
     assert_eq!(ban.1.actor, "eddie");
     assert_eq!(ban.1.address, "192.0.2.7");
     assert_eq!(
         audit
             .iter()
-            .filter(|(_, e)| e.action.name() == "user_changed")
+            .filter(|(_, e)| e.action.name() == "user_banned")
             .count(),
         1,
         "refused forms change nothing and audit nothing"
@@ -287,12 +287,12 @@ async fn bad_input_gets_a_clear_message_and_changes_nothing() {
         ("/users/x/ban", format!("csrf={csrf}"), "not a user id"),
         ("/users/7/ban", format!("csrf={csrf}"), "no user with id 7"),
         (
-            "/accounts",
+            "/accounts/add",
             format!("csrf={csrf}&name=ann&role=viewer&password=short"),
             "password",
         ),
         (
-            "/accounts",
+            "/accounts/add",
             format!(
                 "csrf={csrf}&name=Bad+Name&role=viewer&password={}",
                 "x".repeat(12)
@@ -300,7 +300,7 @@ async fn bad_input_gets_a_clear_message_and_changes_nothing() {
             "account names",
         ),
         (
-            "/accounts",
+            "/accounts/add",
             format!("csrf={csrf}&name=ann&role=god&password={}", "x".repeat(12)),
             "`role`",
         ),
