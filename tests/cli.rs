@@ -178,3 +178,86 @@ fn replay_prints_the_calls_the_bot_would_make() {
         "replay leaves the real store alone"
     );
 }
+
+#[test]
+fn admin_accounts_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str], stdin: &str| {
+        let mut full = vec!["admin"];
+        full.extend_from_slice(args);
+        edgebot(dir.path(), &full, stdin)
+    };
+    let added = stdout(&admin(
+        &["add", "alice", "--role", "owner", "--password-stdin"],
+        "correct horse battery\n",
+    ));
+    assert_eq!(added.trim(), "account alice added (role owner)");
+    stdout(&admin(
+        &["add", "vic", "--role", "viewer", "--password-stdin"],
+        "another fine password\n",
+    ));
+    let listed = stdout(&admin(&["list"], ""));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("alice") && listed.contains("owner") && listed.contains("totp=off"));
+    assert!(!listed.contains("argon2"), "no hash is printed: {listed}");
+
+    let totp = stdout(&admin(&["totp", "vic"], ""));
+    assert!(
+        totp.contains("otpauth://totp/edgebot:vic?secret="),
+        "{totp}"
+    );
+    assert!(stdout(&admin(&["list"], "")).contains("totp=on"));
+    let changed = stdout(&admin(
+        &["passwd", "vic", "--password-stdin"],
+        "a brand new password\n",
+    ));
+    assert!(changed.contains("password of vic changed"), "{changed}");
+    assert!(stdout(&admin(&["remove", "vic"], "")).contains("account vic removed"));
+
+    // Every refusal is one line and a failure exit, and changes nothing.
+    for (args, stdin, says) in [
+        (
+            &["add", "bob", "--role", "viewer", "--password-stdin"][..],
+            "short\n",
+            "10 to 256 characters",
+        ),
+        (
+            &["add", "alice", "--role", "viewer", "--password-stdin"][..],
+            "long enough password\n",
+            "exists already",
+        ),
+        (
+            &["add", "Bob!", "--role", "viewer", "--password-stdin"][..],
+            "long enough password\n",
+            "account names",
+        ),
+        (&["remove", "alice"][..], "", "last owner"),
+        (&["remove", "nobody"][..], "", "no account named `nobody`"),
+        (
+            &["passwd", "nobody", "--password-stdin"][..],
+            "long enough password\n",
+            "no account named",
+        ),
+    ] {
+        let out = admin(args, stdin);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("edgebot: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = admin(
+        &["add", "bob", "--role", "god", "--password-stdin"],
+        "long enough password\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("one of viewer, editor, owner")
+    );
+    assert_eq!(stdout(&admin(&["list"], "")).lines().count(), 1);
+}

@@ -547,3 +547,110 @@ fn later(now: UnixSecs, after: Duration) -> UnixSecs {
             .saturating_add(i64::try_from(after.as_secs()).unwrap_or(i64::MAX)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use totp_rs::{Algorithm, TOTP};
+
+    const PASSWORD: &str = "a long enough password";
+
+    async fn gate() -> (Gate, Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let limits = SessionLimits {
+            idle: Duration::from_secs(600),
+            max: Duration::from_secs(3600),
+            token: Duration::from_secs(60),
+        };
+        let gate = Gate::open(store.clone(), limits).await.unwrap();
+        add_account(
+            &store,
+            "olga",
+            AdminRole::Owner,
+            PASSWORD.into(),
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+        (gate, store, dir)
+    }
+
+    #[tokio::test]
+    async fn with_totp_on_a_sign_in_needs_the_current_code_once() {
+        let (gate, store, _dir) = gate().await;
+        let secret = set_totp(&store, "olga", true, &Actor::cli())
+            .await
+            .unwrap()
+            .unwrap();
+        let authenticator = TOTP::new(Algorithm::SHA1, 6, 0, 30, secret.secret.clone()).unwrap();
+        let now = u64::try_from(UnixSecs::now().get()).unwrap();
+        let code = authenticator.generate(now);
+        for wrong in ["", "000000"] {
+            let refused = gate.start_session("olga", PASSWORD, wrong, "a").await;
+            assert!(matches!(refused, Err(AuthError::Refused)), "{wrong:?}");
+        }
+        let (cookie, signed_in) = gate
+            .start_session("olga", PASSWORD, &code, "a")
+            .await
+            .unwrap();
+        assert_eq!(signed_in.role, AdminRole::Owner);
+        assert!(gate.session(&cookie).await.unwrap().is_some());
+        // The same code a second time is a replay.
+        let replay = gate.start_session("olga", PASSWORD, &code, "b").await;
+        assert!(matches!(replay, Err(AuthError::Refused)));
+        // Turning TOTP on again voided the sessions made before it; off needs no code.
+        set_totp(&store, "olga", false, &Actor::cli())
+            .await
+            .unwrap();
+        assert!(gate.session(&cookie).await.unwrap().is_none());
+        assert!(gate.start_session("olga", PASSWORD, "", "c").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_digests_and_hashes_never_the_secrets() {
+        let (gate, store, dir) = gate().await;
+        let (cookie, _) = gate.start_session("olga", PASSWORD, "", "a").await.unwrap();
+        let (token, _) = gate.issue_token("olga", PASSWORD, "", "a").await.unwrap();
+        assert_eq!(
+            gate.token_account(&token).unwrap(),
+            Some(("olga".into(), AdminRole::Owner))
+        );
+        drop(gate);
+        drop(store);
+        let file = std::fs::read(dir.path().join(crate::store::FILE_NAME)).unwrap();
+        let contains = |needle: &[u8]| file.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(cookie.as_bytes()), "the session cookie is stored");
+        assert!(!contains(PASSWORD.as_bytes()), "the password is stored");
+        assert!(contains(b"$argon2id$"), "the hash is stored");
+    }
+
+    #[tokio::test]
+    async fn accounts_refuse_bad_names_duplicates_and_losing_the_last_owner() {
+        let (_gate, store, _dir) = gate().await;
+        let cli = Actor::cli();
+        for bad in ["", "Olga", "o lga", &"x".repeat(33)] {
+            let refused = add_account(&store, bad, AdminRole::Viewer, PASSWORD.into(), &cli).await;
+            assert!(matches!(refused, Err(AuthError::BadName(_))), "{bad:?}");
+        }
+        let again = add_account(&store, "olga", AdminRole::Viewer, PASSWORD.into(), &cli).await;
+        assert!(matches!(again, Err(AuthError::Exists(_))));
+        let short = add_account(&store, "vera", AdminRole::Viewer, "short".into(), &cli).await;
+        assert!(matches!(short, Err(AuthError::Password(_))));
+        let last = remove_account(&store, "olga", &cli).await;
+        assert!(matches!(last, Err(AuthError::LastOwner(_))));
+        add_account(&store, "otto", AdminRole::Owner, PASSWORD.into(), &cli)
+            .await
+            .unwrap();
+        remove_account(&store, "olga", &cli).await.unwrap();
+        let gone = remove_account(&store, "olga", &cli).await;
+        assert!(matches!(gone, Err(AuthError::NoSuchAccount(_))));
+        let names: Vec<_> = list_accounts(&store)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["otto"]);
+    }
+}
