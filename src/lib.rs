@@ -24,6 +24,8 @@
 //! * The configuration ([`config`]) builds the routing table; with no file at all the
 //!   built-in routes make a useful bot.
 //! * [`app::runtime`] wires the parts one way for every command and test.
+//! * The admin listener ([`http`]) serves the web panel, the API, health and metrics
+//!   beside the bot, over the same store; [`auth`] decides who may use them.
 //!
 //! Top-level modules import only downward; ARCHITECTURE.md has the table, and
 //! `tests/layers.rs` enforces it. Items are `pub(crate)` unless the binary, the tests,
