@@ -124,19 +124,6 @@ impl Store {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
-        let txn = self.db().begin_read()?;
-        let table = txn.open_table(AUDIT)?;
-        let range = match before {
-            Some(seq) => table.range(..seq)?,
-            None => table.range::<u64>(..)?,
-        };
-        range
-            .rev()
-            .take(limit)
-            .map(|entry| {
-                let (k, v) = entry?;
-                Ok((k.value(), decoded(AUDIT, k.value(), v.value())?))
-            })
-            .collect()
+        super::newest_before(self.db(), AUDIT, before, limit)
     }
 }

@@ -93,19 +93,6 @@ impl Store {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, Event)>, StoreError> {
-        let txn = self.db().begin_read()?;
-        let table = txn.open_table(EVENTS)?;
-        let range = match before {
-            Some(seq) => table.range(..seq)?,
-            None => table.range::<u64>(..)?,
-        };
-        range
-            .rev()
-            .take(limit)
-            .map(|entry| {
-                let (k, v) = entry?;
-                Ok((k.value(), decoded(EVENTS, k.value(), v.value())?))
-            })
-            .collect()
+        super::newest_before(self.db(), EVENTS, before, limit)
     }
 }

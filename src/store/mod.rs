@@ -104,6 +104,32 @@ impl Drop for Inner {
     }
 }
 
+/// The records of an append-only table newest first, starting before sequence `before`
+/// (from the newest when `None`): how the panel pages back through events and the audit
+/// log.
+fn newest_before<T: serde::de::DeserializeOwned + 'static>(
+    db: &Database,
+    table: redb::TableDefinition<'static, u64, codec::Versioned<T>>,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<(u64, T)>, StoreError> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let txn = db.begin_read()?;
+    let open = txn.open_table(table)?;
+    let range = match before {
+        Some(seq) => open.range(..seq)?,
+        None => open.range::<u64>(..)?,
+    };
+    range
+        .rev()
+        .take(limit)
+        .map(|entry| {
+            let (k, v) = entry?;
+            Ok((k.value(), error::decoded(table, k.value(), v.value())?))
+        })
+        .collect()
+}
+
 impl Store {
     /// Opens (or creates) `DIR/edgebot.redb`, checks its version and migrates it, with the
     /// default page cache.
