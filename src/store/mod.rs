@@ -113,7 +113,7 @@ fn newest_before<T: serde::de::DeserializeOwned + 'static>(
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<(u64, T)>, StoreError> {
-    use redb::{ReadableDatabase, ReadableTable};
+    use redb::ReadableDatabase;
     let txn = db.begin_read()?;
     let open = txn.open_table(table)?;
     let range = match before {
