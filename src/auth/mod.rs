@@ -98,8 +98,11 @@ impl From<&Account> for AccountSummary {
     }
 }
 
+/// The longest account name.
+const MAX_NAME: usize = 32;
+
 fn check_name(name: &str) -> Result<(), AuthError> {
-    let good = (1..=32).contains(&name.len())
+    let good = (1..=MAX_NAME).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
@@ -334,11 +337,20 @@ impl Gate {
         code: &str,
         address: &str,
     ) -> Result<Account, AuthError> {
+        // What a stranger typed is kept (in the throttle, in the audit log) only as long
+        // as the longest name that can exist, so a flood of huge names costs no memory.
+        let typed = name;
+        let name: String = typed.chars().take(MAX_NAME).collect();
+        let name = name.as_str();
         let keys = [format!("account:{name}"), format!("address:{address}")];
         if let Some(wait) = self.throttle.wait(&keys, Instant::now()) {
             return Err(AuthError::Throttled(wait.as_secs().max(1)));
         }
-        let account = self.store.account(name)?;
+        let account = if typed.len() <= MAX_NAME {
+            self.store.account(typed)?
+        } else {
+            None
+        };
         let stored = account
             .as_ref()
             .map_or_else(|| password::decoy().to_owned(), |a| a.password_hash.clone());
@@ -623,6 +635,19 @@ mod tests {
         assert!(!contains(cookie.as_bytes()), "the session cookie is stored");
         assert!(!contains(PASSWORD.as_bytes()), "the password is stored");
         assert!(contains(b"$argon2id$"), "the hash is stored");
+    }
+
+    #[tokio::test]
+    async fn a_huge_name_is_refused_and_kept_short() {
+        let (gate, store, _dir) = gate().await;
+        let huge = format!("olga{}", "x".repeat(100_000));
+        let refused = gate.start_session(&huge, PASSWORD, "", "a").await;
+        assert!(matches!(refused, Err(AuthError::Refused)));
+        let audit = store.audit(None, 1).unwrap();
+        let AuditAction::SignInRefused { account } = &audit[0].1.action else {
+            panic!("{audit:?}");
+        };
+        assert_eq!(account.len(), MAX_NAME);
     }
 
     #[tokio::test]
