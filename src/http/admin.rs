@@ -9,7 +9,7 @@ use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, ORIGIN};
 use hyper::{Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +48,21 @@ pub async fn serve_admin(
     Ok(())
 }
 
+/// Serves one connection of any byte stream with the admin listener's handling (no
+/// shutdown, no peer address): how the fuzzer feeds it raw requests.
+pub async fn serve_admin_connection<I>(state: Arc<AdminState>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let options = server::Options {
+        name: "admin",
+        max_connections: 1,
+        header_timeout: HEADER_TIMEOUT,
+        drain_timeout: DRAIN_TIMEOUT,
+    };
+    server::serve_connection(Arc::new(Admin::new(state)), io, options, None, None).await;
+}
+
 impl server::Handler for Admin {
     async fn handle(&self, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
         respond(self, request).await
@@ -83,6 +98,8 @@ async fn respond(admin: &Admin, req: hyper::Request<Incoming>) -> Response<Full<
             .headers
             .get("x-forwarded-proto")
             .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https")),
+        origin: parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok()),
+        host: parts.headers.get(HOST).and_then(|v| v.to_str().ok()),
         body: &body,
     };
     let reply = admin.handle(request).await;

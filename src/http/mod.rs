@@ -36,7 +36,7 @@ use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
-pub use admin::serve_admin;
+pub use admin::{serve_admin, serve_admin_connection};
 
 /// What the admin listener works with; built once by `edgebot serve`.
 pub struct AdminState {

@@ -181,6 +181,10 @@ pub(crate) struct Request<'a> {
     /// Whether the browser reached us over TLS (a proxy in front said so with
     /// `X-Forwarded-Proto: https`); cookies are then marked `Secure`.
     pub(crate) tls: bool,
+    /// The `Origin` and `Host` headers: a browser's form from another site names its
+    /// own origin, which the panel refuses.
+    pub(crate) origin: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
     pub(crate) body: &'a [u8],
 }
 
@@ -496,6 +500,8 @@ mod tests {
             cookie: None,
             peer: None,
             tls: false,
+            origin: None,
+            host: None,
             body: b"",
         }
     }

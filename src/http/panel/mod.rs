@@ -226,6 +226,13 @@ async fn serve<'a>(
     route: &PanelRoute,
     id: Option<&'a str>,
 ) -> Reply {
+    if route.verb == Verb::Post && !same_origin(&req) {
+        return error_page(
+            None,
+            403,
+            "a form from another site was refused; use the panel's own pages",
+        );
+    }
     match route.action {
         Action::Stylesheet => {
             return Reply {
@@ -282,6 +289,19 @@ async fn serve<'a>(
             error_page(None, 500, "unreachable route")
         }
     }
+}
+
+/// Whether a posted form came from the panel's own pages. Browsers name the page's
+/// origin on every POST; a request without one (not a browser, or a very old one) is
+/// left to the CSRF token. This also guards the sign-in form, which has no session yet
+/// to hold a token.
+fn same_origin(req: &Request<'_>) -> bool {
+    let Some(origin) = req.origin else {
+        return true;
+    };
+    let origin_host = origin.split_once("://").map_or(origin, |(_, host)| host);
+    req.host
+        .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
 /// The session cookie's value among the request's cookies.

@@ -21,6 +21,8 @@ struct Panel {
 #[derive(Default, Clone)]
 struct Browser {
     cookie: Option<String>,
+    /// The `Origin` the browser sends, as a page of that origin posting a form.
+    origin: Option<String>,
 }
 
 fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
@@ -87,6 +89,8 @@ impl Panel {
             cookie: cookie.as_deref(),
             peer: Some(SocketAddr::from(([192, 0, 2, 7], 40000))),
             tls: false,
+            origin: browser.origin.as_deref(),
+            host: Some("panel.example:9090"),
             body: body.as_bytes(),
         };
         self.admin.handle(request).await
@@ -116,6 +120,7 @@ impl Panel {
             .unwrap();
         Browser {
             cookie: Some(value.to_owned()),
+            origin: Some("http://panel.example:9090".to_owned()),
         }
     }
 
@@ -212,6 +217,29 @@ async fn a_form_needs_its_session_token_and_its_role() {
         assert!(text(&refused).contains("CSRF token"));
         assert_eq!(panel.status_of_42(), UserStatus::Active);
     }
+    // A page of another site posting with the right token (it cannot read it, but say
+    // it guessed) is refused for its origin.
+    let elsewhere = Browser {
+        origin: Some("https://evil.example".to_owned()),
+        ..eddie.clone()
+    };
+    let refused = panel
+        .post(&elsewhere, "/users/42/ban", &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(text(&refused).contains("another site"));
+    let login_elsewhere = panel
+        .post(
+            &Browser {
+                cookie: None,
+                origin: Some("https://evil.example".to_owned()),
+            },
+            "/login",
+            &format!("username=olga&password={}", PASSWORD.replace(' ', "+")),
+        )
+        .await;
+    assert_eq!(login_elsewhere.status, 403, "no sign-in from another site");
+    assert_eq!(panel.status_of_42(), UserStatus::Active);
     // Another session's token does not do either.
     let olga = panel.sign_in("olga").await;
     let other = panel.csrf(&olga).await;
