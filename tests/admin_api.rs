@@ -642,6 +642,21 @@ async fn openapi_document_matches_the_route_table() {
         .map(|r| (r.verb.as_str().to_owned(), r.pattern.to_owned()))
         .collect();
     assert_eq!(documented, routed);
+    // Each operation names the role its route needs.
+    for route in ROUTES {
+        let op = &doc["paths"][route.pattern][route.verb.as_str().to_lowercase()];
+        let role = match route.need {
+            Need::Anyone => "none".to_owned(),
+            Need::Role(role) => role.name().to_owned(),
+        };
+        assert_eq!(
+            op["x-required-role"],
+            role.as_str(),
+            "{} {}",
+            route.verb.as_str(),
+            route.pattern
+        );
+    }
 
     let server = Server::start(Some(TOKEN)).await;
     let served = server.get("/api/v1/openapi.json").await;
