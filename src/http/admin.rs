@@ -43,6 +43,8 @@ pub async fn serve_admin(
         max_connections: MAX_CONNECTIONS,
         header_timeout: HEADER_TIMEOUT,
         drain_timeout: DRAIN_TIMEOUT,
+        // The audit log and the login throttle name the address.
+        peer_address: true,
     };
     server::serve(listener, Arc::new(Admin::new(state)), options, shutdown).await;
     Ok(())
@@ -59,6 +61,7 @@ where
         max_connections: 1,
         header_timeout: HEADER_TIMEOUT,
         drain_timeout: DRAIN_TIMEOUT,
+        peer_address: false,
     };
     server::serve_connection(Arc::new(Admin::new(state)), io, options, None, None).await;
 }

@@ -51,6 +51,9 @@ pub struct Options {
     pub(crate) header_timeout: Duration,
     /// After shutdown, how long requests in flight may take to finish.
     pub(crate) drain_timeout: Duration,
+    /// Whether each request carries its [`Peer`] (an allocation per request, which the
+    /// webhook's hot path does without).
+    pub(crate) peer_address: bool,
 }
 
 impl Options {
@@ -60,6 +63,7 @@ impl Options {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
+            peer_address: false,
         }
     }
 }
@@ -98,7 +102,8 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            serve_connection(handler, stream, options, Some(shutdown), Some(Peer(peer))).await;
+            let peer = options.peer_address.then_some(Peer(peer));
+            serve_connection(handler, stream, options, Some(shutdown), peer).await;
             drop(slot);
         });
         while connections.try_join_next().is_some() {}

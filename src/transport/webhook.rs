@@ -81,6 +81,7 @@ fn options() -> net::server::Options {
         max_connections: MAX_CONNECTIONS,
         header_timeout: HEADER_TIMEOUT,
         drain_timeout: BODY_TIMEOUT,
+        peer_address: false,
     }
 }
 
