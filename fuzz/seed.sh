@@ -15,7 +15,7 @@ corpus="$here/corpus"
 path="/hook"
 secret="s3cret"
 
-for target in update_parse command_parse callback_data config_parse template webhook_http; do
+for target in update_parse command_parse callback_data config_parse template webhook_http admin_http; do
     mkdir -p "$corpus/$target"
 done
 
@@ -94,6 +94,26 @@ done
 for data in "about:yes" "about:no" "about:thanks" "about:" "" "abo"; do
     printf '%s' "$data" | put callback_data
 done
+
+# The admin listener (must match fuzz_targets/admin_http.rs: the account `fuzz` with
+# the password `fuzz password 1`, the static token `fuzz-token`, users 1 to 3): the API
+# with and without its token, sign-in, a panel form with a cookie, two requests in one.
+printf 'GET /health HTTP/1.1\r\nhost: x\r\n\r\n' | put admin_http
+printf 'GET /api/v1/users?q=a&status=active&limit=5 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer fuzz-token\r\n\r\n' |
+    put admin_http
+admin_body='{"status":"banned"}'
+printf 'PATCH /api/v1/users/2 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer fuzz-token\r\ncontent-length: %d\r\n\r\n%s' \
+    "${#admin_body}" "$admin_body" | put admin_http
+admin_body='{"username":"fuzz","password":"fuzz password 1"}'
+printf 'POST /api/v1/auth/token HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s' \
+    "${#admin_body}" "$admin_body" | put admin_http
+admin_body='username=fuzz&password=fuzz+password+1'
+printf 'POST /login HTTP/1.1\r\nhost: x\r\norigin: http://x\r\ncontent-length: %d\r\n\r\n%s' \
+    "${#admin_body}" "$admin_body" | put admin_http
+printf 'POST /users/1/ban HTTP/1.1\r\nhost: x\r\ncookie: a=b; edgebot_session=AAAA\r\ncontent-length: 9\r\n\r\ncsrf=abcd' |
+    put admin_http
+printf 'GET /events?type=command&since=2026-01-01 HTTP/1.1\r\nhost: x\r\n\r\nGET /api/v1/audit?before=9 HTTP/1.1\r\nhost: x\r\nauthorization: bearer fuzz-token\r\n\r\n' |
+    put admin_http
 
 for target in "$corpus"/*; do
     echo "$(basename "$target"): $(find "$target" -type f | wc -l) seeds"
