@@ -4,16 +4,17 @@
 //! here uses the library; the client is a few lines over `std::net::TcpStream`, so the
 //! same session works from any language.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "support/fake_process.rs"]
+mod fake_process;
 
 use binary::{Running, edgebot, free_port};
 
@@ -34,30 +35,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u1
 }
 
 fn start_fake(dir: &std::path::Path) -> (Running, SocketAddr) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut child = edgebot()
-        .current_dir(dir)
-        .args(["fake-api", "--listen", &addr.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("edgebot fake-api starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut fake = Running {
-        name: "edgebot fake-api",
-        child,
-    };
-    // Its one line says where it listens; wait for it rather than for the port.
-    let (lines, line) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut first = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut first);
-        let _ = lines.send(first);
-    });
-    let first = line
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_default();
-    assert_alive(&mut fake);
+    let (fake, addr, first) = fake_process::start(dir, Duration::from_secs(30));
     assert!(
         first.contains(&format!("http://{addr}")) && first.contains("/_fake/"),
         "the start-up line names the address and the control API: {first:?}"

@@ -9,11 +9,10 @@
 //! `EDGEBOT_UPDATE_SCREENSHOTS=1` also to `docs/screenshots/` for the README.
 //! Needs `chromium` and `chromedriver` (see `support/browser.rs`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -22,6 +21,8 @@ use serde_json::{Value, json};
 mod binary;
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/fake_process.rs"]
+mod fake_process;
 
 use binary::{Running, edgebot, free_port};
 use browser::Browser;
@@ -54,28 +55,7 @@ fn assert_alive(running: &mut Running, log: &Path) {
 }
 
 fn start_fake(dir: &Path) -> (Running, SocketAddr) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut child = edgebot()
-        .current_dir(dir)
-        .args(["fake-api", "--listen", &addr.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("edgebot fake-api starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut fake = Running {
-        name: "edgebot fake-api",
-        child,
-    };
-    // Its first line says it listens; waiting for it beats polling the port.
-    let (lines, line) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut first = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut first);
-        let _ = lines.send(first);
-    });
-    let first = line.recv_timeout(PATIENCE).unwrap_or_default();
-    assert_alive(&mut fake, Path::new("/nonexistent"));
+    let (fake, addr, first) = fake_process::start(dir, PATIENCE);
     assert!(first.contains(&addr.to_string()), "fake-api said {first:?}");
     (fake, addr)
 }

@@ -10,6 +10,9 @@
 
 #![no_main]
 
+#[path = "http_exchange.rs"]
+mod http_exchange;
+
 use bytes::Bytes;
 use edgebot::app::runtime::Sending;
 use edgebot::auth::{self, Actor};
@@ -23,13 +26,10 @@ use edgebot::store::records::{AdminRole, UserDelta};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 /// An input that needs longer than this to be served is a hang worth reporting.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long the listener may stay silent before the exchange counts as over.
-const QUIET: Duration = Duration::from_millis(10);
 
 struct Rig {
     runtime: Runtime,
@@ -69,13 +69,14 @@ static RIG: LazyLock<Rig> = LazyLock::new(|| {
         }
         let mut config = Config::default();
         config.admin.token = Some(Secret::new("fuzz-token"));
-        let client = Client::new(&api.base_url(), &Secret::new("1:fuzz"), Duration::from_secs(5))
-            .expect("a client");
+        let client = Client::new(
+            &api.base_url(),
+            &Secret::new("1:fuzz"),
+            Duration::from_secs(5),
+        )
+        .expect("a client");
         let sending = Sending::start(&config, store, client).expect("the outbox reads");
-        let state = sending
-            .admin_state(&config)
-            .await
-            .expect("the admin state");
+        let state = sending.admin_state(&config).await.expect("the admin state");
         (state, api)
     });
     Rig {
@@ -85,44 +86,13 @@ static RIG: LazyLock<Rig> = LazyLock::new(|| {
     }
 });
 
-/// Sends `request` on a fresh connection, reads the answers until there are as many as
-/// request lines, the listener closes, or it stays silent for [`QUIET`].
-async fn exchange(state: Arc<AdminState>, request: &[u8]) -> Vec<u8> {
-    let (client, connection) = tokio::io::duplex(64 * 1024);
-    let served = tokio::spawn(serve_admin_connection(state, connection));
-    let (mut reader, mut writer) = tokio::io::split(client);
-    let requests = count(request, b" HTTP/1.");
-    let mut response = Vec::new();
-    let send = async {
-        let _ = writer.write_all(request).await;
-    };
-    let receive = async {
-        while count(&response, b"HTTP/1.") < requests.max(1) {
-            match tokio::time::timeout(QUIET, reader.read_buf(&mut response)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => break,
-            }
-        }
-    };
-    tokio::join!(send, receive);
-    let _ = writer.shutdown().await;
-    drop((reader, writer));
-    served.await.expect("serving a connection never panics");
-    response
-}
-
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|window| *window == needle)
-        .count()
-}
-
 fuzz_target!(|data: &[u8]| {
     let rig = &*RIG;
     rig.runtime.block_on(async {
         tokio::time::timeout(EXEC_TIMEOUT, async {
-            let response = exchange(rig.state.clone(), data).await;
+            let response =
+                http_exchange::exchange(|io| serve_admin_connection(rig.state.clone(), io), data)
+                    .await;
             if !response.is_empty() {
                 assert!(
                     response.starts_with(b"HTTP/1."),

@@ -10,17 +10,19 @@
 
 #![no_main]
 
+#[path = "http_exchange.rs"]
+mod http_exchange;
+
 use bytes::Bytes;
-use edgebot::config::{Config, Secret};
 use edgebot::app::runtime::Sending;
-use edgebot::store::Store;
 use edgebot::botapi::Client;
+use edgebot::config::{Config, Secret};
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::store::Store;
 use edgebot::transport::webhook::WebhookServer;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 /// The path and secret the seeds and the dictionary use.
@@ -81,56 +83,12 @@ static RIG: LazyLock<Rig> = LazyLock::new(|| {
     }
 });
 
-/// How long the server may stay silent before the exchange counts as over, when the
-/// answers cannot be counted (see [`exchange`]).
-const QUIET: Duration = Duration::from_millis(10);
-
-/// Sends `request` on a fresh connection and reads the answers, then closes it.
-///
-/// The sending side stays open until the answers are in, as Telegram keeps it: the
-/// listener does not support half-closed connections, and an end of input while a
-/// request is being handled ends the connection and cancels the handler. The exchange is
-/// over when there are as many answers as request lines in the input, when the server
-/// closes, or when it has been silent for [`QUIET`].
-async fn exchange(server: Arc<WebhookServer>, request: &[u8]) -> Vec<u8> {
-    let (client, connection) = tokio::io::duplex(64 * 1024);
-    let served = tokio::spawn(server.serve_connection(connection));
-    let (mut reader, mut writer) = tokio::io::split(client);
-    let requests = count(request, b" HTTP/1.");
-    let mut response = Vec::new();
-    let send = async {
-        // The server may stop reading early (413, a parse error): that is its right.
-        let _ = writer.write_all(request).await;
-    };
-    let receive = async {
-        while count(&response, b"HTTP/1.") < requests.max(1) {
-            match tokio::time::timeout(QUIET, reader.read_buf(&mut response)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                // Closed by the server, a broken pipe, or silence.
-                _ => break,
-            }
-        }
-    };
-    tokio::join!(send, receive);
-    // The connection is idle now: closing it ends the server's side cleanly.
-    let _ = writer.shutdown().await;
-    drop((reader, writer));
-    served.await.expect("serving a connection never panics");
-    response
-}
-
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|window| *window == needle)
-        .count()
-}
-
 fuzz_target!(|data: &[u8]| {
     let rig = &*RIG;
     rig.runtime.block_on(async {
         tokio::time::timeout(EXEC_TIMEOUT, async {
-            let response = exchange(rig.server.clone(), data).await;
+            let response =
+                http_exchange::exchange(|io| rig.server.clone().serve_connection(io), data).await;
             if !response.is_empty() {
                 assert!(
                     response.starts_with(b"HTTP/1."),

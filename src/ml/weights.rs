@@ -78,11 +78,13 @@ impl std::fmt::Debug for Weights {
 
 /// Bytes with the alignment GGUF gives its tensor data (32), so quantized blocks can be
 /// read in place from a file compiled into the binary.
+#[cfg(any(feature = "embedded-models", test))]
 #[repr(C, align(32))]
 pub(crate) struct Aligned<B: ?Sized>(pub(crate) B);
 
 /// `include_bytes!`, aligned to 32 bytes: a `&'static [u8]` whose start is as aligned as
 /// the tensor data in a GGUF file read from disk.
+#[cfg(any(feature = "embedded-models", test))]
 macro_rules! include_aligned {
     ($path:literal) => {{
         static ALIGNED: &$crate::ml::weights::Aligned<[u8]> =
@@ -90,6 +92,7 @@ macro_rules! include_aligned {
         &ALIGNED.0
     }};
 }
+#[cfg(any(feature = "embedded-models", test))]
 pub(crate) use include_aligned;
 
 #[cfg(test)]
