@@ -6,7 +6,7 @@
 //! [`Admin::handle`] and looks at the [`Reply`].
 
 use super::scrape::ActiveUsersCache;
-use super::wire::{ApiError, JSON, OPENMETRICS, Query, Reply};
+use super::wire::{ApiError, JSON, OPENMETRICS, Query, Reply, user_id};
 use super::{AdminState, api, openapi, panel, ready, scrape};
 use crate::auth::{Actor, AuthError};
 use crate::store::records::AdminRole;
@@ -255,15 +255,19 @@ impl Admin {
                 allowed.push(route.verb.as_str());
                 continue;
             }
-            let caller = match route.need {
-                Need::Anyone => None,
+            // Open routes change nothing, so their actor is never audited.
+            let actor = match route.need {
+                Need::Anyone => Actor {
+                    name: "anonymous".into(),
+                    address: req.address(),
+                },
                 Need::Role(needed) => match self.authorize(&req) {
-                    Ok(caller) if caller.role >= needed => Some(caller),
+                    Ok(caller) if caller.role >= needed => caller.actor,
                     Ok(caller) => return forbidden(caller.role, needed).reply(),
                     Err(e) => return refusal(&e),
                 },
             };
-            return match self.run(route.endpoint, &params, req, caller).await {
+            return match self.run(route.endpoint, &params, req, actor).await {
                 Ok(reply) => reply,
                 Err(e) => e.reply(),
             };
@@ -339,20 +343,11 @@ impl Admin {
         endpoint: Endpoint,
         params: &Params<'_>,
         req: Request<'_>,
-        caller: Option<Caller>,
+        actor: Actor,
     ) -> Result<Reply, ApiError> {
         let state = &self.state;
         let query = Query::parse(req.query);
-        let id = || user_id(params);
-        let actor = || {
-            caller.as_ref().map_or_else(
-                || Actor {
-                    name: "anonymous".into(),
-                    address: req.address(),
-                },
-                |c| c.actor.clone(),
-            )
-        };
+        let id = || user_id(params.get("id").unwrap_or_default());
         Ok(match endpoint {
             Endpoint::Health => Reply::json(200, &json!({ "status": "ok" })),
             Endpoint::Ready => ready::check(state).await.reply(),
@@ -385,14 +380,9 @@ impl Admin {
                         &json!({ "token": token, "token_type": "Bearer", "expires_in": expires_in }),
                     ),
                     Err(e) => {
-                        let retry = match &e {
-                            AuthError::Throttled(secs) => Some(*secs),
-                            _ => None,
-                        };
-                        let mut reply = refusal(&sign_in_error(e));
-                        if let Some(secs) = retry {
-                            reply.headers.push(("retry-after", secs.to_string()));
-                        }
+                        let (error, retry_after) = sign_in_refusal(e);
+                        let mut reply = refusal(&error);
+                        reply.headers.extend(retry_after);
                         return Ok(reply);
                     }
                 }
@@ -404,11 +394,11 @@ impl Admin {
             Endpoint::GetUser => Reply::json(200, &json!(api::get_user(&state.store, id()?)?)),
             Endpoint::PatchUser => {
                 let change = parse_body(req.body)?;
-                let user = api::patch_user(&state.store, id()?, change, &actor()).await?;
+                let user = api::patch_user(&state.store, id()?, change, &actor).await?;
                 Reply::json(200, &json!(user))
             }
             Endpoint::DeleteUser => {
-                api::delete_user(&state.store, id()?, &actor()).await?;
+                api::delete_user(&state.store, id()?, &actor).await?;
                 Reply::empty(204)
             }
             Endpoint::Stats => {
@@ -425,7 +415,7 @@ impl Admin {
             Endpoint::SendMessage => {
                 let message = parse_body(req.body)?;
                 let chat_id =
-                    api::send_message(&state.store, &state.outbox, message, &actor()).await?;
+                    api::send_message(&state.store, &state.outbox, message, &actor).await?;
                 Reply::json(202, &json!({ "queued": true, "chat_id": chat_id }))
             }
             Endpoint::Audit => {
@@ -452,19 +442,17 @@ fn internal(e: AuthError) -> ApiError {
     ApiError::new(500, "internal", e.to_string())
 }
 
-/// What a failed sign-in looks like on the API.
-pub(crate) fn sign_in_error(e: AuthError) -> ApiError {
+/// What a failed sign-in looks like, on the API and the panel alike: the error and,
+/// when the throttle says wait, the `Retry-After` header.
+pub(crate) fn sign_in_refusal(e: AuthError) -> (ApiError, Option<(&'static str, String)>) {
     match e {
-        AuthError::Refused => ApiError::new(401, "unauthorized", e.to_string()),
-        AuthError::Throttled(_) => ApiError::new(429, "too_many_attempts", e.to_string()),
-        other => internal(other),
+        AuthError::Refused => (ApiError::new(401, "unauthorized", e.to_string()), None),
+        AuthError::Throttled(secs) => (
+            ApiError::new(429, "too_many_attempts", e.to_string()),
+            Some(("retry-after", secs.to_string())),
+        ),
+        other => (internal(other), None),
     }
-}
-
-fn user_id(params: &Params<'_>) -> Result<i64, ApiError> {
-    let raw = params.get("id").unwrap_or_default();
-    raw.parse()
-        .map_err(|_| ApiError::bad_request(format!("`{raw}` is not a user id")))
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -80,6 +80,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A user id from a path segment, for the API and the panel alike.
+pub(crate) fn user_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("`{raw}` is not a user id")))
+}
+
 /// The decoded `name=value` pairs of a query string.
 #[derive(Debug, Default)]
 pub(crate) struct Query(Vec<(String, String)>);

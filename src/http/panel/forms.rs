@@ -10,8 +10,8 @@ use super::{COOKIE, Form, Visit, error_page, html, redirect};
 use crate::auth::{Actor, AuthError};
 use crate::http::AdminState;
 use crate::http::api::{self, NewMessage, SettableStatus, UserChange};
-use crate::http::routes::{Request, sign_in_error};
-use crate::http::wire::{ApiError, Query, Reply};
+use crate::http::routes::{Request, sign_in_refusal};
+use crate::http::wire::{ApiError, Query, Reply, user_id};
 use crate::store::records::{AdminRole, Role};
 
 /// The notices a redirect may ask a page to show, by code: a fixed list, so a link
@@ -72,20 +72,14 @@ pub(super) async fn login(state: &AdminState, req: &Request<'_>) -> Reply {
             reply
         }
         Err(e) => {
-            let retry = match &e {
-                AuthError::Throttled(secs) => Some(*secs),
-                _ => None,
-            };
-            let refused = sign_in_error(e);
+            let (refused, retry_after) = sign_in_refusal(e);
             let view = LoginView {
                 error: Some(refused.message.clone()),
                 username,
                 totp_needed: false,
             };
             let mut reply = html(refused.status, view.render());
-            if let Some(secs) = retry {
-                reply.headers.push(("retry-after", secs.to_string()));
-            }
+            reply.headers.extend(retry_after);
             reply
         }
     }
@@ -112,11 +106,7 @@ pub(super) async fn submit(visit: &Visit<'_>, form: Form) -> Reply {
 async fn run(visit: &Visit<'_>, form: Form) -> Result<Reply, ApiError> {
     let store = &visit.state.store;
     let fields = Query::parse(&String::from_utf8_lossy(visit.req.body));
-    let user_id = || -> Result<i64, ApiError> {
-        let raw = visit.id.unwrap_or_default();
-        raw.parse()
-            .map_err(|_| ApiError::not_found(format!("`{raw}` is not a user id")))
-    };
+    let user_id = || user_id(visit.id.unwrap_or_default());
     let change = |status, role| UserChange { role, status };
     Ok(match form {
         Form::Logout => {

@@ -66,13 +66,28 @@ enum Form {
     RemoveAccount,
 }
 
+/// What a route does: the three that come before signing in, or the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Stylesheet,
     LoginPage,
     Login,
+    Signed(Signed),
+}
+
+/// What needs a signed-in session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signed {
     Page(Page),
     Form(Form),
+}
+
+const fn page(page: Page) -> Action {
+    Action::Signed(Signed::Page(page))
+}
+
+const fn form(form: Form) -> Action {
+    Action::Signed(Signed::Form(form))
 }
 
 /// One line of the panel's table. `need: None` is for what comes before signing in.
@@ -107,55 +122,30 @@ const PANEL: &[PanelRoute] = &[
     at(Verb::Get, "/static/panel.css", None, Action::Stylesheet),
     at(Verb::Get, "/login", None, Action::LoginPage),
     at(Verb::Post, "/login", None, Action::Login),
-    at(Verb::Post, "/logout", VIEWER, Action::Form(Form::Logout)),
-    at(Verb::Get, "/", VIEWER, Action::Page(Page::Dashboard)),
-    at(Verb::Get, "/users", VIEWER, Action::Page(Page::Users)),
-    at(Verb::Get, "/users/{id}", VIEWER, Action::Page(Page::User)),
-    at(
-        Verb::Post,
-        "/users/{id}/ban",
-        EDITOR,
-        Action::Form(Form::Ban),
-    ),
-    at(
-        Verb::Post,
-        "/users/{id}/unban",
-        EDITOR,
-        Action::Form(Form::Unban),
-    ),
-    at(
-        Verb::Post,
-        "/users/{id}/role",
-        EDITOR,
-        Action::Form(Form::SetRole),
-    ),
+    at(Verb::Post, "/logout", VIEWER, form(Form::Logout)),
+    at(Verb::Get, "/", VIEWER, page(Page::Dashboard)),
+    at(Verb::Get, "/users", VIEWER, page(Page::Users)),
+    at(Verb::Get, "/users/{id}", VIEWER, page(Page::User)),
+    at(Verb::Post, "/users/{id}/ban", EDITOR, form(Form::Ban)),
+    at(Verb::Post, "/users/{id}/unban", EDITOR, form(Form::Unban)),
+    at(Verb::Post, "/users/{id}/role", EDITOR, form(Form::SetRole)),
     at(
         Verb::Post,
         "/users/{id}/message",
         EDITOR,
-        Action::Form(Form::Message),
+        form(Form::Message),
     ),
-    at(
-        Verb::Post,
-        "/users/{id}/delete",
-        OWNER,
-        Action::Form(Form::Delete),
-    ),
-    at(Verb::Get, "/events", VIEWER, Action::Page(Page::Events)),
-    at(Verb::Get, "/audit", VIEWER, Action::Page(Page::Audit)),
-    at(Verb::Get, "/settings", OWNER, Action::Page(Page::Settings)),
-    at(Verb::Get, "/accounts", OWNER, Action::Page(Page::Accounts)),
-    at(
-        Verb::Post,
-        "/accounts/add",
-        OWNER,
-        Action::Form(Form::AddAccount),
-    ),
+    at(Verb::Post, "/users/{id}/delete", OWNER, form(Form::Delete)),
+    at(Verb::Get, "/events", VIEWER, page(Page::Events)),
+    at(Verb::Get, "/audit", VIEWER, page(Page::Audit)),
+    at(Verb::Get, "/settings", OWNER, page(Page::Settings)),
+    at(Verb::Get, "/accounts", OWNER, page(Page::Accounts)),
+    at(Verb::Post, "/accounts/add", OWNER, form(Form::AddAccount)),
     at(
         Verb::Post,
         "/accounts/remove",
         OWNER,
-        Action::Form(Form::RemoveAccount),
+        form(Form::RemoveAccount),
     ),
 ];
 
@@ -233,7 +223,7 @@ async fn serve<'a>(
             "a form from another site was refused; use the panel's own pages",
         );
     }
-    match route.action {
+    let signed = match route.action {
         Action::Stylesheet => {
             return Reply {
                 status: 200,
@@ -244,8 +234,8 @@ async fn serve<'a>(
         }
         Action::LoginPage => return forms::login_page(state, &req).await,
         Action::Login => return forms::login(state, &req).await,
-        Action::Page(_) | Action::Form(_) => {}
-    }
+        Action::Signed(signed) => signed,
+    };
     let session = match cookie(req.cookie) {
         Some(value) => state.gate.session(value).await,
         None => Ok(None),
@@ -264,7 +254,7 @@ async fn serve<'a>(
         signed_in,
         id,
     };
-    if let Action::Form(_) = route.action {
+    if let Signed::Form(_) = signed {
         let form = Query::parse(&String::from_utf8_lossy(req.body));
         let presented = form.get("csrf").unwrap_or_default().as_bytes();
         // Constant-time: the token must not leak byte by byte through timing.
@@ -282,12 +272,9 @@ async fn serve<'a>(
     {
         return visit.refuse(&forbidden(visit.signed_in.role, needed));
     }
-    match route.action {
-        Action::Page(page) => pages::show(&visit, page).await,
-        Action::Form(form) => forms::submit(&visit, form).await,
-        Action::Stylesheet | Action::LoginPage | Action::Login => {
-            error_page(None, 500, "unreachable route")
-        }
+    match signed {
+        Signed::Page(page) => pages::show(&visit, page).await,
+        Signed::Form(form) => forms::submit(&visit, form).await,
     }
 }
 

@@ -9,7 +9,7 @@ use super::{Page, Visit, html};
 use crate::calendar::{UnixMillis, UnixSecs, civil_date, parse_civil_date, utc_minute};
 use crate::http::api::{self, AuditFilter};
 use crate::http::ready;
-use crate::http::wire::{ApiError, Query, Reply};
+use crate::http::wire::{ApiError, Query, Reply, user_id};
 use crate::store::records::{Event, EventKind, UserRecord};
 
 /// The dashboard's window, in days.
@@ -47,10 +47,6 @@ fn name_of(user: &UserRecord) -> String {
         Some(last) => format!("{} {last}", user.first_name),
         None => user.first_name.clone(),
     }
-}
-
-fn seen(at: UnixSecs) -> String {
-    utc_minute(at)
 }
 
 async fn dashboard(visit: &Visit<'_>) -> Result<String, ApiError> {
@@ -117,7 +113,7 @@ async fn users(visit: &Visit<'_>, query: &Query) -> Result<String, ApiError> {
             status: user.status,
             role: user.role,
             messages: user.message_count,
-            last_seen: seen(user.last_seen),
+            last_seen: utc_minute(user.last_seen),
         })
         .collect();
     Ok(UsersView {
@@ -154,7 +150,7 @@ fn detail(kind: &EventKind) -> String {
 
 fn event_row(event: &Event) -> EventRow {
     EventRow {
-        time: seen(event.at_ms.to_secs()),
+        time: utc_minute(event.at_ms.to_secs()),
         user_id: event.user_id,
         kind: event.kind.name().to_owned(),
         detail: detail(&event.kind),
@@ -162,16 +158,13 @@ fn event_row(event: &Event) -> EventRow {
 }
 
 async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
-    let raw = visit.id.unwrap_or_default();
-    let id: i64 = raw
-        .parse()
-        .map_err(|_| ApiError::not_found(format!("`{raw}` is not a user id")))?;
+    let id = user_id(visit.id.unwrap_or_default())?;
     let store = visit.state.store.clone();
     let user = api::get_user(&store, id)?;
     // A private chat's id is its user's.
     let session = store
         .session(id, id, UnixSecs::now())?
-        .map(|s| format!("{:?} until {}", s.state, seen(s.expires_at)));
+        .map(|s| format!("{:?} until {}", s.state, utc_minute(s.expires_at)));
     let timeline = tokio::task::spawn_blocking(move || -> Result<Vec<EventRow>, ApiError> {
         let mut rows = Vec::new();
         let mut before = None;
@@ -203,8 +196,8 @@ async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
         status: user.status,
         role: user.role,
         messages: user.message_count,
-        first_seen: seen(user.first_seen),
-        last_seen: seen(user.last_seen),
+        first_seen: utc_minute(user.first_seen),
+        last_seen: utc_minute(user.last_seen),
         referrer: user.referrer,
         referrals: user.referrals,
         session,
@@ -277,7 +270,7 @@ fn audit(visit: &Visit<'_>, query: &Query) -> Result<String, ApiError> {
             .entries
             .iter()
             .map(|(_, entry)| AuditRow {
-                time: seen(entry.at_ms.to_secs()),
+                time: utc_minute(entry.at_ms.to_secs()),
                 account: entry.actor.clone(),
                 action: entry.action.name().to_owned(),
                 target: entry.action.target(),
