@@ -39,6 +39,7 @@ pub mod calendar;
 pub mod config;
 pub mod engine;
 pub mod fake;
+pub mod gateway;
 pub mod handlers;
 pub mod http;
 pub mod ml;

@@ -25,8 +25,8 @@ use edgebot::store::records::{
 };
 use edgebot::store::{Appended, Finish, Finished, OutboxEntry, Store};
 use edgebot::telegram::methods::{
-    Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ReplyParameters,
-    SendMessage,
+    Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ParseMode,
+    ReplyParameters, SendMessage,
 };
 use edgebot::telegram::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use edgebot::telemetry::health::Health;
@@ -134,32 +134,42 @@ fn action() -> impl Strategy<Value = Action> {
         },
     ));
     prop_oneof![
-        (any::<i64>(), any::<String>(), reply, keyboard()).prop_map(
-            |(chat_id, text, reply_parameters, reply_markup)| {
+        (
+            any::<i64>(),
+            any::<String>(),
+            reply,
+            keyboard(),
+            any::<bool>()
+        )
+            .prop_map(|(chat_id, text, reply_parameters, reply_markup, html)| {
                 Action::SendMessage(SendMessage {
                     chat_id,
                     text,
+                    parse_mode: html.then_some(ParseMode::Html),
                     reply_parameters,
                     reply_markup,
                 })
-            }
-        ),
+            }),
         (any::<i64>(), any::<i64>(), any::<String>(), keyboard()).prop_map(
             |(chat_id, message_id, text, reply_markup)| {
                 Action::EditMessageText(EditMessageText {
                     chat_id,
                     message_id,
                     text,
+                    parse_mode: None,
                     reply_markup,
                 })
             }
         ),
-        (any::<String>(), any::<Option<String>>()).prop_map(|(callback_query_id, text)| {
-            Action::AnswerCallbackQuery(AnswerCallbackQuery {
-                callback_query_id,
-                text,
-            })
-        }),
+        (any::<String>(), any::<Option<String>>(), any::<bool>()).prop_map(
+            |(callback_query_id, text, show_alert)| {
+                Action::AnswerCallbackQuery(AnswerCallbackQuery {
+                    callback_query_id,
+                    text,
+                    show_alert,
+                })
+            }
+        ),
         (any::<i64>(), any::<i64>()).prop_map(|(chat_id, message_id)| {
             Action::DeleteMessage(MessageRef {
                 chat_id,
@@ -209,8 +219,21 @@ proptest! {
     }
 
     #[test]
-    fn sessions_round_trip(expires_at in any::<i64>()) {
-        round_trips(&Session { state: ConversationState::AwaitingFeedback, expires_at: UnixSecs(expires_at) })?;
+    fn sessions_round_trip(
+        expires_at in any::<i64>(),
+        internal_user_id in any::<Option<String>>(),
+        state in any::<Option<String>>(),
+        ttl_secs in any::<u32>(),
+        feedback in any::<bool>(),
+    ) {
+        round_trips(&Session {
+            conversation: feedback.then_some(ConversationState::AwaitingFeedback),
+            internal_user_id,
+            state,
+            data: r#"{"k": [1, "x"]}"#.into(),
+            ttl_secs,
+            expires_at: UnixSecs(expires_at),
+        })?;
     }
 
     #[test]
@@ -467,10 +490,9 @@ async fn run_schedule(schedule: &[Burst]) -> (Vec<RecordedCall>, BTreeMap<i64, V
                     sent.entry(chat).or_default().push(text.clone());
                     actions.push(Action::send(chat, text));
                 }
-                None => actions.push(Action::AnswerCallbackQuery(AnswerCallbackQuery {
-                    callback_query_id: text,
-                    text: None,
-                })),
+                None => actions.push(Action::AnswerCallbackQuery(AnswerCallbackQuery::silent(
+                    text,
+                ))),
             }
         }
         outbox.enqueue(actions).await.unwrap();

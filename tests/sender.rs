@@ -269,10 +269,9 @@ async fn a_slow_callback_answer_never_delays_another() {
     rig.api
         .inject(Fault::Delay(slow), 1, Some("answerCallbackQuery"));
     let answer = |id: &str| {
-        Action::AnswerCallbackQuery(edgebot::telegram::methods::AnswerCallbackQuery {
-            callback_query_id: id.into(),
-            text: None,
-        })
+        Action::AnswerCallbackQuery(edgebot::telegram::methods::AnswerCallbackQuery::silent(
+            id.into(),
+        ))
     };
     let started = std::time::Instant::now();
     rig.outbox

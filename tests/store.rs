@@ -366,7 +366,13 @@ async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
         .session(42, 42, UnixSecs(1_700_000_000))
         .unwrap()
         .unwrap();
-    assert_eq!(session.state, ConversationState::AwaitingFeedback);
+    // Schema 4 gave sessions a service's part; the old conversation is kept as it was.
+    assert_eq!(
+        session.conversation,
+        Some(ConversationState::AwaitingFeedback)
+    );
+    assert_eq!((session.internal_user_id, session.state), (None, None));
+    assert_eq!(session.data, "{}");
     assert_eq!(session.expires_at, UnixSecs(1_700_000_900));
     let kinds: Vec<EventKind> = store
         .events(0, 10)
@@ -437,6 +443,7 @@ async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
             Action::SendMessage(SendMessage {
                 chat_id: 42,
                 text: "Hello, Ada\nline two".into(),
+                parse_mode: None,
                 reply_parameters: Some(ReplyParameters {
                     message_id: 7,
                     allow_sending_without_reply: true,
@@ -448,6 +455,7 @@ async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
             Action::AnswerCallbackQuery(AnswerCallbackQuery {
                 callback_query_id: "cq-1".into(),
                 text: Some("done".into()),
+                show_alert: false,
             }),
             Action::send(43, "from the admin"),
         ]

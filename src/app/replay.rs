@@ -7,11 +7,11 @@
 //! outbound flood limits are off for the same reason.
 
 use super::runtime::Sending;
+use crate::app::runtime::EngineError;
 use crate::botapi::{ApiError, Client};
 use crate::calendar::UnixMillis;
 use crate::config::Config;
 use crate::engine::inbox::InboxError;
-use crate::engine::router::RouterError;
 use crate::fake::botapi::{FakeBotApi, FakeConfig};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError};
@@ -26,7 +26,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Router(#[from] RouterError),
+    Engine(#[from] EngineError),
     #[error("replay: {0}")]
     Api(#[from] ApiError),
     #[error("replay: {0}")]

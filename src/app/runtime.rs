@@ -18,6 +18,7 @@ use crate::engine::ml::MlService;
 use crate::engine::router::RouterError;
 use crate::engine::sender::Outbox;
 use crate::engine::{Engine, Handlers};
+use crate::gateway::{GatewayError, Services};
 use crate::handlers::BuiltIn;
 use crate::http::AdminState;
 use crate::store::{Store, StoreError};
@@ -26,16 +27,34 @@ use crate::telemetry::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The engine with the built-in handlers, recording into `metrics`.
+/// Why the engine could not be built from a config.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Routes(#[from] RouterError),
+    #[error(transparent)]
+    Services(#[from] GatewayError),
+}
+
+/// The engine with the built-in handlers and the config's services, recording into
+/// `metrics`.
 pub fn engine(
     config: &Config,
     store: Store,
     bot_username: Option<String>,
     ml: Option<Arc<MlService>>,
     metrics: Arc<Metrics>,
-) -> Result<Engine, RouterError> {
-    let handlers: Arc<dyn Handlers> = Arc::new(BuiltIn);
-    Engine::new(config, store, bot_username, handlers, ml, metrics)
+) -> Result<Engine, EngineError> {
+    let services = Services::from_config(&config.services, metrics.clone())?;
+    let handlers: Arc<dyn Handlers> = Arc::new(BuiltIn { services });
+    Ok(Engine::new(
+        config,
+        store,
+        bot_username,
+        handlers,
+        ml,
+        metrics,
+    )?)
 }
 
 /// The first step: the store and the sender, running.
@@ -95,7 +114,7 @@ impl Sending {
         config: &Config,
         bot_username: Option<String>,
         ml: Option<Arc<MlService>>,
-    ) -> Result<Runtime, RouterError> {
+    ) -> Result<Runtime, EngineError> {
         let engine = Arc::new(engine(
             config,
             self.store.clone(),

@@ -11,13 +11,13 @@
 //! flushes within a bound, and the store closes.
 
 use super::runtime::{Runtime, Sending};
+use crate::app::runtime::EngineError;
 use crate::auth::AuthError;
 use crate::botapi::{ApiError, Client};
 use crate::calendar::UnixSecs;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::ml::{MlLoadError, MlService, load_if_enabled};
-use crate::engine::router::RouterError;
 use crate::http::serve_admin;
 use crate::net::backoff::Backoff;
 use crate::secret::Secret;
@@ -53,7 +53,7 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Router(#[from] RouterError),
+    Engine(#[from] EngineError),
     #[error(transparent)]
     Poll(#[from] PollError),
     #[error(transparent)]

@@ -6,18 +6,25 @@
 use super::ml::MlService;
 use super::router::Router;
 use crate::calendar::UnixSecs;
-use crate::store::records::{ConversationState, Event, EventKind, SessionChange, UserRecord};
-use crate::telegram::methods::{Action, ReplyParameters, SendMessage};
+use crate::store::records::{
+    ConversationState, Event, EventKind, Session, SessionChange, SessionEdit, UserRecord,
+};
+use crate::telegram::methods::{Action, ParseMode, ReplyParameters, SendMessage};
 use crate::telegram::types::{CallbackQuery, InlineKeyboardMarkup, Message};
 use crate::template::{Field, Values, push_number};
 use smallvec::SmallVec;
 
 /// One update, seen from a handler.
 pub(crate) struct Context<'a> {
+    pub(crate) update_id: i64,
+    /// The update's kind as the Bot API names its field (`message`, `callback_query`…).
+    pub(crate) update_kind: &'a str,
     pub chat_id: i64,
     /// The message that arrived, or the message whose button was pressed.
     pub(crate) message: Option<&'a Message>,
     pub(crate) callback: Option<&'a CallbackQuery>,
+    /// The command, without its slash and bot name, for a command.
+    pub(crate) command: Option<&'a str>,
     /// The arguments of the command, empty for other updates.
     pub(crate) args: &'a str,
     /// The sender as stored once this update is committed.
@@ -27,13 +34,16 @@ pub(crate) struct Context<'a> {
     /// The conversation this text continues, when one is open (the router sent it here
     /// for that reason).
     pub(crate) conversation: Option<ConversationState>,
+    /// The live session of the sender in this chat, loaded for the routes that read it
+    /// (services, and texts, which may continue a conversation).
+    pub(crate) session: Option<Session>,
     pub(crate) router: &'a Router,
     /// The models, when they are switched on.
     pub(crate) ml: Option<&'a MlService>,
     pub bot_username: Option<&'a str>,
     /// When the engine took the update.
     pub(crate) now: UnixSecs,
-    pub(crate) session_ttl_secs: i64,
+    pub(crate) session_ttl_secs: u32,
 }
 
 /// What a handler decided: actions to send and changes to commit.
@@ -49,6 +59,17 @@ pub(crate) struct Outcome {
 impl Context<'_> {
     pub(crate) fn user_id(&self) -> Option<i64> {
         self.user.map(|u| u.id)
+    }
+
+    /// A change to the sender's session in this chat; `None` without a sender.
+    pub(crate) fn session_change(&self, edit: SessionEdit) -> Option<SessionChange> {
+        Some(SessionChange {
+            chat_id: self.chat_id,
+            user_id: self.user_id()?,
+            at: self.now,
+            default_ttl_secs: self.session_ttl_secs,
+            edit,
+        })
     }
 
     /// An event about this update's sender and chat.
@@ -77,6 +98,18 @@ impl Outcome {
         keyboard: Option<InlineKeyboardMarkup>,
         reply_to_message: bool,
     ) {
+        self.send_formatted(ctx, text, None, keyboard, reply_to_message);
+    }
+
+    /// [`Outcome::send_with`], with the text read as markup when `parse_mode` says so.
+    pub(crate) fn send_formatted(
+        &mut self,
+        ctx: &Context<'_>,
+        text: String,
+        parse_mode: Option<ParseMode>,
+        keyboard: Option<InlineKeyboardMarkup>,
+        reply_to_message: bool,
+    ) {
         let reply_parameters = reply_to_message
             .then(|| ctx.message.filter(|_| ctx.callback.is_none()))
             .flatten()
@@ -87,6 +120,7 @@ impl Outcome {
         self.actions.push(Action::SendMessage(SendMessage {
             chat_id: ctx.chat_id,
             text,
+            parse_mode,
             reply_parameters,
             reply_markup: keyboard,
         }));

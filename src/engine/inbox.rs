@@ -72,7 +72,7 @@ impl Inbox {
         };
         self.metrics.update_received(update.kind.name(), transport);
         tracing::Span::current().record("update_id", update.update_id);
-        match self.dispatcher.handle(update).await? {
+        match self.dispatcher.handle(update, raw).await? {
             Handled::Now => Ok(Accepted::New),
             Handled::Before => {
                 self.metrics.updates_duplicate.inc();

@@ -4,6 +4,9 @@
 //! route, runs the handler and commits everything the update changed — user counts,
 //! events, the conversation, the outbound actions — in one transaction together with the
 //! update's removal from the inbox. Transports feed it; the sender drains what it commits.
+//!
+//! A slow route (one that waits on a service) first has the update kept in the inbox
+//! through a [`Keep`], which lets its transport acknowledge it, and only then runs.
 
 pub(crate) mod context;
 pub(crate) mod dispatcher;
@@ -45,6 +48,34 @@ pub(crate) trait Handlers: Send + Sync {
     async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome);
 }
 
+/// What keeps an update durable before a slow route handles it.
+#[async_trait::async_trait]
+pub(crate) trait Keep: Send + Sync {
+    /// Puts the update in the inbox (if it is not there yet) and releases whoever waits
+    /// to acknowledge it.
+    async fn keep(&self) -> Result<Kept, StoreError>;
+}
+
+/// What [`Keep::keep`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// The update is in the inbox now; handling goes on.
+    Now,
+    /// It was kept or finished before (a redelivery): handling stops here.
+    Before,
+}
+
+/// The keeper of an update that is in the inbox already (long polling, a replay at
+/// start), or that is kept nowhere (the console).
+pub(crate) struct AlreadyKept;
+
+#[async_trait::async_trait]
+impl Keep for AlreadyKept {
+    async fn keep(&self) -> Result<Kept, StoreError> {
+        Ok(Kept::Now)
+    }
+}
+
 pub struct Engine {
     store: Store,
     handlers: Arc<dyn Handlers>,
@@ -53,7 +84,7 @@ pub struct Engine {
     router: Router,
     guard: Guard,
     bot_username: Option<String>,
-    session_ttl_secs: i64,
+    session_ttl_secs: u32,
 }
 
 impl Engine {
@@ -75,7 +106,8 @@ impl Engine {
             bot_username: bot_username
                 .or_else(|| config.bot.username.clone())
                 .map(|u| u.trim_start_matches('@').to_owned()),
-            session_ttl_secs: config.storage.session_ttl_secs as i64,
+            // In range by the config's own check: 1..=604800.
+            session_ttl_secs: u32::try_from(config.storage.session_ttl_secs).unwrap_or(u32::MAX),
         })
     }
 
@@ -87,9 +119,18 @@ impl Engine {
         &self.router
     }
 
-    /// Handles one update and commits its effects. An update finished before is not
-    /// handled again.
+    /// Handles one update that is in the inbox already, or kept nowhere (the console),
+    /// and commits its effects. An update finished before is not handled again.
     pub async fn process(&self, update: &Update) -> Result<Finished, StoreError> {
+        self.process_kept_by(update, &AlreadyKept).await
+    }
+
+    /// [`Engine::process`], where a slow route first asks `keeper` to keep the update.
+    pub(crate) async fn process_kept_by(
+        &self,
+        update: &Update,
+        keeper: &dyn Keep,
+    ) -> Result<Finished, StoreError> {
         let now = UnixSecs::now();
         let mut finish = Finish {
             update_id: update.update_id,
@@ -98,12 +139,23 @@ impl Engine {
         };
         match &update.kind {
             UpdateKind::Message(message) | UpdateKind::BusinessMessage(message) => {
-                if let Some(from) = &message.from {
-                    self.on_message(message, from, now, &mut finish).await?;
+                if let Some(from) = &message.from
+                    && self
+                        .on_message(update, message, from, now, keeper, &mut finish)
+                        .await?
+                        == Kept::Before
+                {
+                    return Ok(Finished::AlreadyFinished);
                 }
             }
             UpdateKind::CallbackQuery(query) => {
-                self.on_callback(query, now, &mut finish).await?;
+                if self
+                    .on_callback(update, query, now, keeper, &mut finish)
+                    .await?
+                    == Kept::Before
+                {
+                    return Ok(Finished::AlreadyFinished);
+                }
             }
             UpdateKind::MyChatMember(change) if change.chat.kind == ChatKind::Private => {
                 // In a private chat, "kicked" means the user blocked the bot.
@@ -130,32 +182,34 @@ impl Engine {
 
     async fn on_message(
         &self,
+        update: &Update,
         message: &Message,
         from: &User,
         now: UnixSecs,
+        keeper: &dyn Keep,
         finish: &mut Finish,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Kept, StoreError> {
         let mut delta = seen(from, now);
         delta.messages = 1;
         let before = self.store.user(from.id)?;
         let Some((user, is_new)) = self.admit(&mut delta, before, message.chat.id, finish) else {
-            return Ok(());
+            return Ok(Kept::Now);
         };
         let command = parse_message(message, self.bot_username.as_deref());
-        let mut ctx = self.context(message.chat.id, &user, now);
+        let mut ctx = self.context(update, message.chat.id, &user, now);
         ctx.is_new_user = is_new;
         ctx.message = Some(message);
         let mut out = Outcome::default();
-        match command {
+        let mut target = None;
+        match &command {
             CommandParse::ForAnotherBot => {}
             CommandParse::Ours(command) => {
                 out.events.push(ctx.event(EventKind::Command {
                     name: command.name.clone(),
                 }));
                 ctx.args = command.args;
-                if let Some(target) = self.router.route(Incoming::Command(&command.name)) {
-                    self.run(target, &ctx, &mut out).await;
-                }
+                ctx.command = Some(&command.name);
+                target = self.router.route(Incoming::Command(&command.name));
             }
             CommandParse::NotACommand => match message.text_or_caption() {
                 Some(text) => {
@@ -168,50 +222,50 @@ impl Engine {
                             spam_score: analysis.spam_probability(),
                         }));
                     }
-                    let session = self.store.session(message.chat.id, from.id, now)?;
-                    let incoming = match session {
-                        Some(session) => {
-                            ctx.conversation = Some(session.state);
-                            Incoming::Conversation(session.state)
-                        }
+                    ctx.session = self.store.session(message.chat.id, from.id, now)?;
+                    ctx.conversation = ctx.session.as_ref().and_then(|s| s.conversation);
+                    let incoming = match ctx.conversation {
+                        Some(state) => Incoming::Conversation(state),
                         None => Incoming::Text {
                             text,
                             chat: message.chat.kind,
                         },
                     };
-                    if let Some(target) = self.router.route(incoming) {
-                        self.run(target, &ctx, &mut out).await;
-                    }
+                    target = self.router.route(incoming);
                 }
                 None => {
-                    let incoming = Incoming::Other {
+                    target = self.router.route(Incoming::Other {
                         chat: message.chat.kind,
-                    };
-                    if let Some(target) = self.router.route(incoming) {
-                        self.run(target, &ctx, &mut out).await;
-                    }
+                    });
                 }
             },
         }
+        if let Some(target) = target
+            && self.answer(target, &mut ctx, &mut out, keeper).await? == Kept::Before
+        {
+            return Ok(Kept::Before);
+        }
         apply(out, delta, finish);
-        Ok(())
+        Ok(Kept::Now)
     }
 
     async fn on_callback(
         &self,
+        update: &Update,
         query: &CallbackQuery,
         now: UnixSecs,
+        keeper: &dyn Keep,
         finish: &mut Finish,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Kept, StoreError> {
         let mut delta = seen(&query.from, now);
         let before = self.store.user(query.from.id)?;
         // A button under a message answers in that message's chat; an inline-mode
         // button has no message, and answers in the user's private chat.
         let chat_id = query.message.as_ref().map_or(query.from.id, |m| m.chat.id);
         let Some((user, is_new)) = self.admit(&mut delta, before, chat_id, finish) else {
-            return Ok(());
+            return Ok(Kept::Now);
         };
-        let mut ctx = self.context(chat_id, &user, now);
+        let mut ctx = self.context(update, chat_id, &user, now);
         ctx.is_new_user = is_new;
         ctx.message = query.message.as_ref();
         ctx.callback = Some(query);
@@ -221,17 +275,43 @@ impl Engine {
             data: data.to_owned(),
         }));
         match self.router.route(Incoming::Callback(data)) {
-            Some(target) => self.run(target, &ctx, &mut out).await,
+            Some(target) => {
+                if self.answer(target, &mut ctx, &mut out, keeper).await? == Kept::Before {
+                    return Ok(Kept::Before);
+                }
+            }
             // A stale or foreign button: stop the client's spinner, say nothing.
             None => out
                 .actions
-                .push(Action::AnswerCallbackQuery(AnswerCallbackQuery {
-                    callback_query_id: query.id.clone(),
-                    text: None,
-                })),
+                .push(Action::AnswerCallbackQuery(AnswerCallbackQuery::silent(
+                    query.id.clone(),
+                ))),
         }
         apply(out, delta, finish);
-        Ok(())
+        Ok(Kept::Now)
+    }
+
+    /// Runs the route's handler. A slow route first has the update kept, and gets the
+    /// sender's session.
+    async fn answer(
+        &self,
+        target: &Target,
+        ctx: &mut Context<'_>,
+        out: &mut Outcome,
+        keeper: &dyn Keep,
+    ) -> Result<Kept, StoreError> {
+        if target.is_slow() {
+            if keeper.keep().await? == Kept::Before {
+                return Ok(Kept::Before);
+            }
+            if ctx.session.is_none()
+                && let Some(user_id) = ctx.user_id()
+            {
+                ctx.session = self.store.session(ctx.chat_id, user_id, ctx.now)?;
+            }
+        }
+        self.run(target, ctx, out).await;
+        Ok(Kept::Now)
     }
 
     /// Applies bans and the inbound limit. Returns the sender as they will be stored when
@@ -278,16 +358,22 @@ impl Engine {
     async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
         let started = std::time::Instant::now();
         self.handlers.run(target, ctx, out).await;
-        let route = match target {
-            Target::Handler(name) => name.as_str(),
-            Target::Reply(_) => "reply",
-        };
         self.metrics
-            .handler_done(route, started.elapsed().as_secs_f64());
+            .handler_done(target.name(), started.elapsed().as_secs_f64());
     }
 
-    fn context<'a>(&'a self, chat_id: i64, user: &'a UserRecord, now: UnixSecs) -> Context<'a> {
+    fn context<'a>(
+        &'a self,
+        update: &'a Update,
+        chat_id: i64,
+        user: &'a UserRecord,
+        now: UnixSecs,
+    ) -> Context<'a> {
         Context {
+            update_id: update.update_id,
+            update_kind: update.kind.name(),
+            command: None,
+            session: None,
             chat_id,
             message: None,
             callback: None,

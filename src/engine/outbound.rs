@@ -39,8 +39,8 @@ pub(crate) fn method_label(method: &str) -> &'static str {
 mod tests {
     use super::*;
     use crate::telegram::methods::{
-        AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ReplyParameters,
-        SendMessage,
+        AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ParseMode,
+        ReplyParameters, SendMessage,
     };
 
     /// One action of each kind; the match fails to compile when a kind is added.
@@ -49,6 +49,7 @@ mod tests {
             Action::SendMessage(SendMessage {
                 chat_id: 5,
                 text: "hi".into(),
+                parse_mode: Some(ParseMode::Html),
                 reply_parameters: Some(ReplyParameters {
                     message_id: 9,
                     allow_sending_without_reply: true,
@@ -59,11 +60,13 @@ mod tests {
                 chat_id: -5,
                 message_id: 2,
                 text: "edited".into(),
+                parse_mode: None,
                 reply_markup: None,
             }),
             Action::AnswerCallbackQuery(AnswerCallbackQuery {
                 callback_query_id: "q".into(),
-                text: None,
+                text: Some("done".into()),
+                show_alert: true,
             }),
             Action::DeleteMessage(MessageRef {
                 chat_id: 5,

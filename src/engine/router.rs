@@ -1,5 +1,6 @@
 //! The routing table: from what arrived (a command, a button's callback data, a text, a
-//! chat kind) to what answers it (a built-in handler or a reply template).
+//! chat kind) to what answers it (a built-in handler, a reply template or an internal
+//! service).
 //!
 //! It is built once from the config, on top of the built-in routes, and looked up with
 //! hash maps and one ordered prefix list — no chains of `if`. Lookups go from the most
@@ -20,6 +21,26 @@ use std::sync::Arc;
 pub enum Target {
     Handler(HandlerName),
     Reply(Arc<Reply>),
+    /// The `[[services]]` entry of this name.
+    Service(Arc<str>),
+}
+
+impl Target {
+    /// Whether answering waits on something outside the process. A slow route's update
+    /// is kept in the inbox and acknowledged before it is handled, so that no transport
+    /// waits on a remote call.
+    pub(crate) fn is_slow(&self) -> bool {
+        matches!(self, Target::Service(_))
+    }
+
+    /// The name metrics give the route.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Target::Handler(name) => name.as_str(),
+            Target::Reply(_) => "reply",
+            Target::Service(_) => "service",
+        }
+    }
 }
 
 /// A reply template ready to render.
@@ -232,6 +253,7 @@ impl Router {
 fn compile(target: &TargetConfig) -> Result<Target, TemplateError> {
     Ok(match target {
         TargetConfig::Handler { handler } => Target::Handler(*handler),
+        TargetConfig::Service { service } => Target::Service(service.as_str().into()),
         TargetConfig::Reply(template) => Target::Reply(Arc::new(Reply {
             text: Template::parse(&template.reply)?,
             reply_to_message: template.reply_to_message,

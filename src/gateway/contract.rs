@@ -47,11 +47,11 @@ pub(crate) struct Request<'a> {
     pub idempotency_key: &'a str,
     /// W3C trace context of the call's span (also sent as the `traceparent` header).
     pub traceparent: &'a str,
-    pub update: UpdateInfo<'a>,
+    pub update: &'a UpdateInfo<'a>,
     /// Absent for updates without a sender (a channel post).
-    pub user: Option<UserInfo<'a>>,
-    pub chat: ChatInfo<'a>,
-    pub session: SessionInfo<'a>,
+    pub user: Option<&'a UserInfo<'a>>,
+    pub chat: &'a ChatInfo<'a>,
+    pub session: &'a SessionInfo<'a>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,10 +95,17 @@ pub(crate) struct ChatInfo<'a> {
 pub(crate) struct SessionInfo<'a> {
     pub internal_user_id: Option<&'a str>,
     pub state: Option<&'a str>,
-    /// A JSON object, `{}` when the session is new.
-    pub data: &'a RawValue,
+    /// A JSON object as text (as the store keeps it), `{}` when the session is new.
+    #[serde(serialize_with = "raw_json")]
+    pub data: &'a str,
     /// Unix seconds; absent when there is no session yet.
     pub expires_at: Option<i64>,
+}
+
+/// Writes JSON text as it is, after checking that it is JSON.
+fn raw_json<S: serde::Serializer>(text: &&str, serializer: S) -> Result<S::Ok, S::Error> {
+    let raw: &RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+    raw.serialize(serializer)
 }
 
 /// A service's answer as it arrives; [`Response::check`] turns it into a [`Reply`].
@@ -241,6 +248,15 @@ pub(crate) struct ReplyEvent {
 #[error("{0}")]
 pub(crate) struct Invalid(String);
 
+impl Invalid {
+    pub(crate) fn too_large() -> Invalid {
+        Invalid(format!(
+            "the body is larger than {} KiB",
+            MAX_RESPONSE_BYTES / 1024
+        ))
+    }
+}
+
 /// What the update that the service answered allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Answering {
@@ -376,9 +392,11 @@ fn check_keyboard(keyboard: &[Vec<Button>]) -> Result<(), String> {
                 return Err(format!("{at} has no text"));
             }
             match (&button.callback_data, &button.url) {
-                (Some(data), None)
-                    if (1..=MAX_CALLBACK_DATA_BYTES).contains(&data.len()) => {}
-                (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") || url.starts_with("tg://") => {}
+                (Some(data), None) if (1..=MAX_CALLBACK_DATA_BYTES).contains(&data.len()) => {}
+                (None, Some(url))
+                    if url.starts_with("https://")
+                        || url.starts_with("http://")
+                        || url.starts_with("tg://") => {}
                 _ => {
                     return Err(format!(
                         "{at} needs either `callback_data` (1-{MAX_CALLBACK_DATA_BYTES} bytes) or an http(s):// or tg:// `url`"
@@ -481,22 +499,53 @@ mod tests {
                 ttl_secs: Some(86400)
             }
         );
-        assert_eq!(check("{}", Answering::Message).unwrap().session, SessionOutcome::Keep);
+        assert_eq!(
+            check("{}", Answering::Message).unwrap().session,
+            SessionOutcome::Keep
+        );
     }
 
     #[test]
     fn refusals_say_where_never_what() {
         let secret = "my card number is 4111";
         let cases = [
-            (format!(r#"{{"actions": [{{"type": "shout", "text": "{secret}"}}]}}"#), "not the contract's shape"),
-            (format!(r#"{{"actions": [{{"type": "send", "text": "{secret}""#), "cut short"),
+            (
+                format!(r#"{{"actions": [{{"type": "shout", "text": "{secret}"}}]}}"#),
+                "not the contract's shape",
+            ),
+            (
+                format!(r#"{{"actions": [{{"type": "send", "text": "{secret}""#),
+                "cut short",
+            ),
             (format!("<html>{secret}</html>"), "not JSON"),
-            (format!(r#"{{"actions": [{{"type": "send", "text": "{}"}}]}}"#, "x".repeat(4097)), "actions[0]: `text` is longer"),
-            (r#"{"actions": [{"type": "edit", "text": "x"}]}"#.into(), "actions[0]: `edit` needs"),
-            (r#"{"actions": [{"type": "send", "text": "x", "keyboard": [[{"text": "a"}]]}]}"#.into(), "keyboard[0][0]"),
-            (r#"{"session": {"ttl_secs": 0}}"#.into(), "session: `ttl_secs`"),
-            (r#"{"session": {"data": [1]}}"#.into(), "session: `data` must be a JSON object"),
-            (r#"{"events": [{"name": "Has Space"}]}"#.into(), "events[0]: `name`"),
+            (
+                format!(
+                    r#"{{"actions": [{{"type": "send", "text": "{}"}}]}}"#,
+                    "x".repeat(4097)
+                ),
+                "actions[0]: `text` is longer",
+            ),
+            (
+                r#"{"actions": [{"type": "edit", "text": "x"}]}"#.into(),
+                "actions[0]: `edit` needs",
+            ),
+            (
+                r#"{"actions": [{"type": "send", "text": "x", "keyboard": [[{"text": "a"}]]}]}"#
+                    .into(),
+                "keyboard[0][0]",
+            ),
+            (
+                r#"{"session": {"ttl_secs": 0}}"#.into(),
+                "session: `ttl_secs`",
+            ),
+            (
+                r#"{"session": {"data": [1]}}"#.into(),
+                "session: `data` must be a JSON object",
+            ),
+            (
+                r#"{"events": [{"name": "Has Space"}]}"#.into(),
+                "events[0]: `name`",
+            ),
         ];
         for (body, expected) in cases {
             let error = check(&body, Answering::Message).unwrap_err().to_string();
@@ -510,14 +559,25 @@ mod tests {
         let answer = r#"{"actions": [{"type": "answer_callback", "alert": true}]}"#;
         assert!(check(answer, Answering::Message).is_err());
         assert!(check(answer, Answering::InlineCallback).is_ok());
-        assert!(check(r#"{"actions": [{"type": "delete"}]}"#, Answering::InlineCallback).is_err());
+        assert!(
+            check(
+                r#"{"actions": [{"type": "delete"}]}"#,
+                Answering::InlineCallback
+            )
+            .is_err()
+        );
         assert_eq!(
-            check(r#"{"session": {"end": true}}"#, Answering::Message).unwrap().session,
+            check(r#"{"session": {"end": true}}"#, Answering::Message)
+                .unwrap()
+                .session,
             SessionOutcome::End
         );
-        let events = check(r#"{"events": [{"name": "matched.v1", "data": {"with": 17}}, {"name": "x"}]}"#, Answering::Message)
-            .unwrap()
-            .events;
+        let events = check(
+            r#"{"events": [{"name": "matched.v1", "data": {"with": 17}}, {"name": "x"}]}"#,
+            Answering::Message,
+        )
+        .unwrap()
+        .events;
         assert_eq!(events[0].data, r#"{"with": 17}"#);
         assert_eq!(events[1].data, "{}");
     }

@@ -2,29 +2,24 @@
 //! the sender's next text in that chat is recorded as feedback and closes it.
 
 use crate::engine::context::{Context, Outcome};
-use crate::store::records::{ConversationState, EventKind, Session, SessionChange};
+use crate::store::records::{ConversationState, EventKind, SessionEdit};
 
 pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
-    let Some(user_id) = ctx.user_id() else {
+    if ctx.user_id().is_none() {
         return;
-    };
+    }
     if ctx.conversation == Some(ConversationState::AwaitingFeedback) {
         let text = ctx.message.and_then(|m| m.text_or_caption()).unwrap_or("");
-        continue_feedback(ctx, out, user_id, text);
+        continue_feedback(ctx, out, text);
         return;
     }
     if !ctx.args.is_empty() {
         record(ctx, out, ctx.args);
         return;
     }
-    out.session = Some(SessionChange::Set {
-        chat_id: ctx.chat_id,
-        user_id,
-        session: Session {
-            state: ConversationState::AwaitingFeedback,
-            expires_at: ctx.now + ctx.session_ttl_secs,
-        },
-    });
+    out.session = ctx.session_change(SessionEdit::Conversation(Some(
+        ConversationState::AwaitingFeedback,
+    )));
     out.send(
         ctx,
         "What would you like to tell the bot's owner? Send it as your next message.".into(),
@@ -32,11 +27,8 @@ pub(crate) async fn handle(ctx: &Context<'_>, out: &mut Outcome) {
 }
 
 /// The message that answers an open feedback session.
-fn continue_feedback(ctx: &Context<'_>, out: &mut Outcome, user_id: i64, text: &str) {
-    out.session = Some(SessionChange::Clear {
-        chat_id: ctx.chat_id,
-        user_id,
-    });
+fn continue_feedback(ctx: &Context<'_>, out: &mut Outcome, text: &str) {
+    out.session = ctx.session_change(SessionEdit::Conversation(None));
     record(ctx, out, text);
 }
 
@@ -53,7 +45,7 @@ mod tests {
     use crate::config::HandlerName;
     use crate::engine::router::Target;
     use crate::handlers::testing::{outcome, sent_text, update, user};
-    use crate::store::records::{EventKind, SessionChange};
+    use crate::store::records::{ConversationState, EventKind, SessionEdit};
 
     const FEEDBACK: Target = Target::Handler(HandlerName::Feedback);
 
@@ -61,10 +53,14 @@ mod tests {
     fn asks_then_opens_a_session() {
         let out = outcome(&FEEDBACK, &update("/feedback"), &user(), "", false);
         assert!(sent_text(&out).contains("next message"));
-        let Some(SessionChange::Set { session, .. }) = out.session else {
-            panic!("no session opened")
-        };
+        let change = out.session.expect("a session opened");
+        assert_eq!(
+            change.edit,
+            SessionEdit::Conversation(Some(ConversationState::AwaitingFeedback))
+        );
+        let session = change.applied_to(None).expect("a conversation is kept");
         assert_eq!(session.expires_at, UnixSecs(1_700_000_200 + 600));
+        assert_eq!(session.internal_user_id, None);
     }
 
     #[test]

@@ -10,25 +10,30 @@ mod feedback;
 mod help;
 mod profile;
 mod reply;
+mod service;
 mod start;
 
 use crate::config::HandlerName;
 use crate::engine::Handlers;
 use crate::engine::context::{Context, Outcome};
 use crate::engine::router::Target;
+use crate::gateway::Services;
 
-/// The built-in handlers, as the engine runs them.
-pub(crate) struct BuiltIn;
+/// The built-in handlers, and the services that routes may name, as the engine runs
+/// them.
+pub(crate) struct BuiltIn {
+    pub(crate) services: Services,
+}
 
 #[async_trait::async_trait]
 impl Handlers for BuiltIn {
     async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
-        run(target, ctx, out).await;
+        run(&self.services, target, ctx, out).await;
     }
 }
 
 /// Runs the handler a route points to.
-async fn run(target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
+async fn run(services: &Services, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
     match target {
         Target::Handler(HandlerName::Start) => start::handle(ctx, out).await,
         Target::Handler(HandlerName::Help) => help::handle(ctx, out).await,
@@ -38,6 +43,7 @@ async fn run(target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
         Target::Handler(HandlerName::Fallback) => fallback::handle(ctx, out).await,
         Target::Handler(HandlerName::Ignore) => {}
         Target::Reply(reply) => reply::handle(reply, ctx, out).await,
+        Target::Service(name) => service::handle(services, name, ctx, out).await,
     }
 }
 
@@ -88,9 +94,13 @@ pub(crate) mod testing {
             panic!("a message update")
         };
         let ctx = Context {
+            update_id: update.update_id,
+            update_kind: update.kind.name(),
             chat_id: message.chat.id,
             message: Some(message),
             callback: None,
+            command: None,
+            session: None,
             args,
             user: Some(user),
             is_new_user,
@@ -105,7 +115,12 @@ pub(crate) mod testing {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(super::run(target, &ctx, &mut out));
+            .block_on(super::run(
+                &crate::gateway::Services::none(Default::default()),
+                target,
+                &ctx,
+                &mut out,
+            ));
         out
     }
 

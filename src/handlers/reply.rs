@@ -13,10 +13,9 @@ pub(crate) async fn handle(reply: &Reply, ctx: &Context<'_>, out: &mut Outcome) 
     };
     if let Some(query) = ctx.callback {
         out.actions
-            .push(Action::AnswerCallbackQuery(AnswerCallbackQuery {
-                callback_query_id: query.id.clone(),
-                text: None,
-            }));
+            .push(Action::AnswerCallbackQuery(AnswerCallbackQuery::silent(
+                query.id.clone(),
+            )));
     }
     out.send_with(ctx, text, reply.keyboard.clone(), reply.reply_to_message);
 }

@@ -380,7 +380,8 @@ fn is_message(kind: &EventKind) -> bool {
         EventKind::UserJoined { .. }
         | EventKind::Callback { .. }
         | EventKind::RateLimited
-        | EventKind::BlockedBot => false,
+        | EventKind::BlockedBot
+        | EventKind::Service { .. } => false,
     }
 }
 
@@ -394,7 +395,8 @@ fn sentiment(kind: &EventKind) -> Option<&str> {
         | EventKind::Callback { .. }
         | EventKind::Feedback { .. }
         | EventKind::RateLimited
-        | EventKind::BlockedBot => None,
+        | EventKind::BlockedBot
+        | EventKind::Service { .. } => None,
     }
 }
 

@@ -102,6 +102,11 @@ impl<T: DeserializeOwned> Stored<'_, T> {
     pub fn decode(&self) -> Result<T, CodecError> {
         decode(&self.bytes)
     }
+
+    /// Decodes the bytes as an older layout `U` of the record, for a migration.
+    pub(crate) fn decode_as<U: DeserializeOwned>(&self) -> Result<U, CodecError> {
+        decode(&self.bytes)
+    }
 }
 
 impl<T> fmt::Debug for Stored<'_, T> {

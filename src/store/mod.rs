@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The layout version this build writes. Files of a lower version are migrated at open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "edgebot.redb";
@@ -356,6 +356,8 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     outbox::calls_from_actions,
     // 2 → 3: the admin panel's accounts, sessions and audit log.
     tables::create_all,
+    // 3 → 4: sessions keep a service's internal id, state and data.
+    sessions::sessions_gain_service_fields,
 ];
 
 #[cfg(test)]

@@ -120,12 +120,32 @@ impl UserDelta {
     }
 }
 
-/// A conversation waiting for the user's next message in a chat.
+/// What edgebot keeps about a user in a chat between updates: a built-in conversation
+/// waiting for their next text, and a service's own view of them. It lives `ttl_secs`
+/// after its last use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
-    pub state: ConversationState,
+    /// The built-in conversation that the user's next text continues, if one is open.
+    pub conversation: Option<ConversationState>,
+    /// A service's own id for this user.
+    pub internal_user_id: Option<String>,
+    /// A service's name for where the user is.
+    pub state: Option<String>,
+    /// A service's data: a JSON object, as text.
+    pub data: String,
+    pub ttl_secs: u32,
     /// When the session is void.
     pub expires_at: UnixSecs,
+}
+
+impl Session {
+    /// Whether nothing is left worth keeping.
+    fn is_empty(&self) -> bool {
+        self.conversation.is_none()
+            && self.internal_user_id.is_none()
+            && self.state.is_none()
+            && self.data == "{}"
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,18 +155,68 @@ pub enum ConversationState {
     AwaitingFeedback,
 }
 
-/// What a finished update does to the conversation of its chat and user.
+/// What a finished update does to the session of its chat and user. It is applied to
+/// the stored session inside the commit, so a built-in conversation and a service
+/// never overwrite each other's part.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SessionChange {
-    Set {
-        chat_id: i64,
-        user_id: i64,
-        session: Session,
+pub struct SessionChange {
+    pub chat_id: i64,
+    pub user_id: i64,
+    /// When the update was handled: the session lives its TTL from then.
+    pub at: UnixSecs,
+    /// The TTL of a session that names none.
+    pub default_ttl_secs: u32,
+    pub edit: SessionEdit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEdit {
+    /// Opens (`Some`) or closes (`None`) the built-in conversation.
+    Conversation(Option<ConversationState>),
+    /// A service's part, replaced as a whole.
+    Service {
+        internal_user_id: Option<String>,
+        state: Option<String>,
+        data: String,
+        ttl_secs: Option<u32>,
     },
-    Clear {
-        chat_id: i64,
-        user_id: i64,
-    },
+    /// Used and unchanged: it lives another TTL.
+    Touch,
+    /// Gone, every part of it.
+    End,
+}
+
+impl SessionChange {
+    /// The session after this change, given the one stored (already checked to be
+    /// live); `None` when nothing is left of it.
+    pub(crate) fn applied_to(&self, stored: Option<Session>) -> Option<Session> {
+        let mut session = stored.unwrap_or(Session {
+            conversation: None,
+            internal_user_id: None,
+            state: None,
+            data: "{}".into(),
+            ttl_secs: self.default_ttl_secs,
+            expires_at: self.at,
+        });
+        match &self.edit {
+            SessionEdit::Conversation(state) => session.conversation = *state,
+            SessionEdit::Service {
+                internal_user_id,
+                state,
+                data,
+                ttl_secs,
+            } => {
+                session.internal_user_id = internal_user_id.clone();
+                session.state = state.clone();
+                session.data = data.clone();
+                session.ttl_secs = ttl_secs.unwrap_or(self.default_ttl_secs);
+            }
+            SessionEdit::Touch => {}
+            SessionEdit::End => return None,
+        }
+        session.expires_at = self.at + i64::from(session.ttl_secs);
+        (!session.is_empty()).then_some(session)
+    }
 }
 
 /// One line of the append-only analytics log.
@@ -183,11 +253,18 @@ pub enum EventKind {
         sentiment_score: f32,
         spam_score: f32,
     },
+    /// An event a service asked to record (`events` in its response).
+    Service {
+        service: String,
+        name: String,
+        /// A JSON object, as text.
+        data: String,
+    },
 }
 
 impl EventKind {
     /// Every [`EventKind::name`], for filters.
-    pub(crate) const NAMES: [&'static str; 7] = [
+    pub(crate) const NAMES: [&'static str; 8] = [
         "user_joined",
         "command",
         "callback",
@@ -195,6 +272,7 @@ impl EventKind {
         "rate_limited",
         "blocked_bot",
         "text",
+        "service",
     ];
 
     pub(crate) fn name(&self) -> &'static str {
@@ -206,6 +284,7 @@ impl EventKind {
             EventKind::RateLimited => "rate_limited",
             EventKind::BlockedBot => "blocked_bot",
             EventKind::Text { .. } => "text",
+            EventKind::Service { .. } => "service",
         }
     }
 }

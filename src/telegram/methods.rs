@@ -26,6 +26,8 @@ pub struct SendMessage {
     pub chat_id: i64,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_mode: Option<ParseMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_parameters: Option<ReplyParameters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_markup: Option<InlineKeyboardMarkup>,
@@ -45,6 +47,8 @@ pub struct EditMessageText {
     pub message_id: i64,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_mode: Option<ParseMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_markup: Option<InlineKeyboardMarkup>,
 }
 
@@ -53,6 +57,27 @@ pub struct AnswerCallbackQuery {
     pub callback_query_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// An alert the user must dismiss, rather than a notice at the top of the chat.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub show_alert: bool,
+}
+
+impl AnswerCallbackQuery {
+    /// Stops the client's spinner and says nothing.
+    pub fn silent(callback_query_id: String) -> AnswerCallbackQuery {
+        AnswerCallbackQuery {
+            callback_query_id,
+            text: None,
+            show_alert: false,
+        }
+    }
+}
+
+/// How Telegram reads a text with markup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParseMode {
+    #[serde(rename = "HTML")]
+    Html,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +98,7 @@ impl Action {
         Action::SendMessage(SendMessage {
             chat_id,
             text: text.into(),
+            parse_mode: None,
             reply_parameters: None,
             reply_markup: None,
         })
@@ -133,6 +159,7 @@ mod tests {
         let action = Action::SendMessage(SendMessage {
             chat_id: 5,
             text: "hi".into(),
+            parse_mode: None,
             reply_parameters: Some(ReplyParameters {
                 message_id: 9,
                 allow_sending_without_reply: true,

@@ -41,6 +41,17 @@ pub(crate) struct WindowLabels {
     pub(crate) window: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ServiceLabels {
+    pub(crate) service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ServiceOutcomeLabels {
+    pub(crate) service: String,
+    pub(crate) outcome: &'static str,
+}
+
 /// Every metric, registered once at start.
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +71,10 @@ pub struct Metrics {
     pub(crate) inference_seconds: Family<ModelLabels, Histogram>,
     pub(crate) active_users: Family<WindowLabels, Gauge>,
     pub(crate) resident_memory_bytes: Gauge,
+    pub(crate) service_calls: Family<ServiceOutcomeLabels, Counter>,
+    pub(crate) service_seconds: Family<ServiceLabels, Histogram>,
+    pub(crate) service_retries: Family<ServiceLabels, Counter>,
+    pub(crate) service_breaker: Family<ServiceLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -93,6 +108,10 @@ impl Metrics {
             inference_seconds: Family::new_with_constructor(latency_histogram),
             active_users: Family::default(),
             resident_memory_bytes: Gauge::default(),
+            service_calls: Family::default(),
+            service_seconds: Family::new_with_constructor(latency_histogram),
+            service_retries: Family::default(),
+            service_breaker: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,6 +153,26 @@ impl Metrics {
             "rate_limit_wait_seconds",
             "Time spent waiting for retry_after",
             m.rate_limit_wait_seconds.clone(),
+        );
+        registry.register(
+            "service_calls",
+            "Calls to internal services, by service and outcome (ok, http_4xx, http_5xx, timeout, connect_error, invalid_response, breaker_open, overloaded)",
+            m.service_calls.clone(),
+        );
+        registry.register(
+            "service_call_seconds",
+            "Duration of one attempt of a call to an internal service",
+            m.service_seconds.clone(),
+        );
+        registry.register(
+            "service_retries",
+            "Second and later attempts of calls to internal services",
+            m.service_retries.clone(),
+        );
+        registry.register(
+            "service_breaker_state",
+            "A service's circuit breaker: 0 closed, 1 half-open (one trial call), 2 open",
+            m.service_breaker.clone(),
         );
         registry.register(
             "inbound_dropped",

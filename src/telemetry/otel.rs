@@ -114,6 +114,31 @@ impl Pipeline {
     }
 }
 
+/// The W3C `traceparent` of `span`, for a call that carries the trace on: the span's own
+/// trace and id when traces are exported, otherwise fresh random ids flagged as not
+/// sampled, so that the other side can still tell calls apart.
+pub(crate) fn traceparent(span: &tracing::Span) -> String {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    let span = context.span();
+    let ids = span.span_context();
+    if ids.is_valid() {
+        format!(
+            "00-{}-{}-{:02x}",
+            ids.trace_id(),
+            ids.span_id(),
+            ids.trace_flags().to_u8()
+        )
+    } else {
+        format!(
+            "00-{:032x}-{:016x}-00",
+            fastrand::u128(1..),
+            fastrand::u64(1..)
+        )
+    }
+}
+
 fn traces_url(base: &str) -> String {
     format!("{}/v1/traces", base.trim_end_matches('/'))
 }
@@ -183,6 +208,19 @@ impl HttpClient for ExportClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_traceparent_without_exported_traces_is_well_formed_and_fresh() {
+        let first = traceparent(&tracing::Span::none());
+        let parts: Vec<&str> = first.split('-').collect();
+        assert_eq!(parts.len(), 4, "{first}");
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [2, 32, 16, 2]
+        );
+        assert!(first.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()));
+        assert_ne!(first, traceparent(&tracing::Span::none()));
+    }
 
     #[test]
     fn nothing_is_built_without_an_endpoint() {

@@ -10,7 +10,7 @@ use crate::calendar::{UnixMillis, UnixSecs, civil_date, parse_civil_date, utc_mi
 use crate::http::api::{self, AuditFilter};
 use crate::http::ready;
 use crate::http::wire::{ApiError, Query, Reply, user_id};
-use crate::store::records::{Event, EventKind, UserRecord};
+use crate::store::records::{Event, EventKind, Session, UserRecord};
 
 /// The dashboard's window, in days.
 const DASHBOARD_DAYS: u32 = 30;
@@ -140,6 +140,11 @@ fn detail(kind: &EventKind) -> String {
         EventKind::Callback { data } => data.clone(),
         EventKind::Feedback { text } => text.clone(),
         EventKind::RateLimited | EventKind::BlockedBot => String::new(),
+        EventKind::Service {
+            service,
+            name,
+            data,
+        } => format!("{service}: {name} {data}"),
         EventKind::Text {
             sentiment,
             sentiment_score,
@@ -157,6 +162,28 @@ fn event_row(event: &Event) -> EventRow {
     }
 }
 
+/// A session, for people: its parts that are set, and until when it lives.
+fn describe_session(session: &Session) -> String {
+    let mut parts = Vec::new();
+    if let Some(conversation) = session.conversation {
+        parts.push(format!("{conversation:?}"));
+    }
+    if let Some(id) = &session.internal_user_id {
+        parts.push(format!("internal id {id}"));
+    }
+    if let Some(state) = &session.state {
+        parts.push(format!("state {state}"));
+    }
+    if session.data != "{}" {
+        parts.push(format!("data {}", session.data));
+    }
+    format!(
+        "{} until {}",
+        parts.join(", "),
+        utc_minute(session.expires_at)
+    )
+}
+
 async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
     let id = user_id(visit.id.unwrap_or_default())?;
     let store = visit.state.store.clone();
@@ -164,7 +191,7 @@ async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
     // A private chat's id is its user's.
     let session = store
         .session(id, id, UnixSecs::now())?
-        .map(|s| format!("{:?} until {}", s.state, utc_minute(s.expires_at)));
+        .map(|s| describe_session(&s));
     let timeline = tokio::task::spawn_blocking(move || -> Result<Vec<EventRow>, ApiError> {
         let mut rows = Vec::new();
         let mut before = None;

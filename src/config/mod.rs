@@ -10,9 +10,12 @@
 //! webhook connections than Telegram allows) or breaks an assumption further in (a flood
 //! limit whose period rounds to zero, a session lifetime that overflows a timestamp).
 
+pub(crate) mod services;
+
 pub use crate::secret::Secret;
 use crate::telegram::types::InlineKeyboardButton;
 use serde::{Deserialize, Serialize};
+pub(crate) use services::ServiceConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,8 @@ pub struct Config {
     /// What answers when no route matched; the built-in fallback when unset.
     pub(crate) fallback: Option<TargetConfig>,
     pub(crate) faq: Vec<FaqEntry>,
+    /// Internal HTTP services that routes may name.
+    pub(crate) services: Vec<ServiceConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -112,8 +117,9 @@ impl Default for AdminConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
-    /// How long a conversation state (e.g. "waiting for your feedback") lives:
-    /// 1 second..=7 days.
+    /// How long a session lives after its last use (a service's internal user id and
+    /// state, or a built-in conversation such as "waiting for your feedback"):
+    /// 1 second..=7 days, 24 hours by default.
     #[serde(deserialize_with = "integer_in::<_, _, 1, 604_800>")]
     pub(crate) session_ttl_secs: u64,
     /// Memory the store keeps of its file's pages: 1..=65536 MiB. What the bot touches on
@@ -134,7 +140,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("data"),
-            session_ttl_secs: 600,
+            session_ttl_secs: 86_400,
             cache_mib: 16,
         }
     }
@@ -262,12 +268,13 @@ pub(crate) enum ChatKindConfig {
     Channel,
 }
 
-/// What answers a route: a built-in handler or a reply template.
+/// What answers a route: a built-in handler, a reply template or an internal service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum TargetConfig {
     Handler { handler: HandlerName },
     Reply(ReplyTemplate),
+    Service { service: String },
 }
 
 /// The built-in handlers a route may name.
@@ -329,6 +336,8 @@ struct RawRoute {
     handler: Option<HandlerName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reply: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     reply_to_message: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -377,11 +386,11 @@ impl TryFrom<RawRoute> for RouteConfig {
                 }
             }
         }
-        let target = match (raw.handler, raw.reply) {
-            (Some(handler), None) if raw.keyboard.is_empty() && !raw.reply_to_message => {
-                TargetConfig::Handler { handler }
-            }
-            (None, Some(reply)) => {
+        let plain = raw.keyboard.is_empty() && !raw.reply_to_message;
+        let target = match (raw.handler, raw.reply, raw.service) {
+            (Some(handler), None, None) if plain => TargetConfig::Handler { handler },
+            (None, None, Some(service)) if plain => TargetConfig::Service { service },
+            (None, Some(reply), None) => {
                 crate::template::Template::parse(&reply).map_err(|e| e.to_string())?;
                 TargetConfig::Reply(ReplyTemplate {
                     reply,
@@ -389,13 +398,15 @@ impl TryFrom<RawRoute> for RouteConfig {
                     keyboard: raw.keyboard,
                 })
             }
-            (Some(_), _) => {
+            (None, None, None) => {
+                return Err("a route needs `handler`, `reply` or `service`".into());
+            }
+            _ => {
                 return Err(
-                    "a route takes either `handler` or `reply` (with `keyboard`, `reply_to_message`)"
+                    "a route takes one of `handler`, `service` or `reply` (with `keyboard`, `reply_to_message`)"
                         .into(),
                 );
             }
-            (None, None) => return Err("a route needs `handler` or `reply`".into()),
         };
         Ok(RouteConfig {
             trigger,
@@ -414,6 +425,7 @@ impl From<RouteConfig> for RawRoute {
             chat_kind: None,
             handler: None,
             reply: None,
+            service: None,
             reply_to_message: false,
             keyboard: Vec::new(),
             description: route.description,
@@ -426,6 +438,7 @@ impl From<RouteConfig> for RawRoute {
         }
         match route.target {
             TargetConfig::Handler { handler } => raw.handler = Some(handler),
+            TargetConfig::Service { service } => raw.service = Some(service),
             TargetConfig::Reply(template) => {
                 raw.reply = Some(template.reply);
                 raw.reply_to_message = template.reply_to_message;
@@ -657,6 +670,9 @@ pub enum ConfigError {
     },
     #[error("environment variable {var}: {message}")]
     Env { var: &'static str, message: String },
+    /// A service header's secret is missing from the environment.
+    #[error("{file}: {message}")]
+    ServiceSecret { file: PathBuf, message: String },
 }
 
 /// Where the configuration came from: a file, or nothing but defaults.
@@ -682,7 +698,16 @@ impl Config {
                 });
             }
         };
-        config.apply_env(|var| std::env::var(var).ok())?;
+        let lookup = |var: &str| std::env::var(var).ok();
+        config.apply_env(lookup)?;
+        for service in &mut config.services {
+            service
+                .read_secrets(&lookup)
+                .map_err(|message| ConfigError::ServiceSecret {
+                    file: file.clone().unwrap_or_else(|| path.to_owned()),
+                    message,
+                })?;
+        }
         Ok(Loaded { config, file })
     }
 
@@ -700,13 +725,64 @@ impl Config {
         };
         let deserializer = toml::de::Deserializer::parse(text)
             .map_err(|e| invalid(e.span(), String::new(), e.message().to_owned()))?;
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
             // Errors raised after a table was read (route validation) carry a vague span;
             // the key path finds the exact place.
-            let span = span_of(text, e.path()).or_else(|| e.inner().span());
+            let steps = e.path().iter().filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(Step::Key(key)),
+                serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
+                _ => None,
+            });
+            let span = span_of(text, steps).or_else(|| e.inner().span());
             invalid(span, key, e.into_inner().message().to_owned())
-        })
+        })?;
+        config.check_references().map_err(|(steps, message)| {
+            let key = steps
+                .iter()
+                .map(|step| match step {
+                    Step::Key(key) => format!(".{key}"),
+                    Step::Index(index) => format!("[{index}]"),
+                })
+                .collect::<String>();
+            let span = span_of(text, steps.iter().copied());
+            invalid(span, key.trim_start_matches('.').to_owned(), message)
+        })?;
+        Ok(config)
+    }
+
+    /// What no single entry can check: service names are unique, and every route names a
+    /// service that exists. An error says where, as key steps.
+    fn check_references(&self) -> Result<(), (Vec<Step<'static>>, String)> {
+        for (i, service) in self.services.iter().enumerate() {
+            if self.services[..i].iter().any(|s| s.name == service.name) {
+                return Err((
+                    vec![Step::Key("services"), Step::Index(i), Step::Key("name")],
+                    format!("a second service named `{}`", service.name),
+                ));
+            }
+        }
+        let known = |name: &str| self.services.iter().any(|s| s.name == name);
+        let unknown = |name: &str| format!("no `[[services]]` entry is named `{name}`");
+        for (i, route) in self.routes.iter().enumerate() {
+            if let TargetConfig::Service { service } = &route.target
+                && !known(service)
+            {
+                return Err((
+                    vec![Step::Key("routes"), Step::Index(i), Step::Key("service")],
+                    unknown(service),
+                ));
+            }
+        }
+        if let Some(TargetConfig::Service { service }) = &self.fallback
+            && !known(service)
+        {
+            return Err((
+                vec![Step::Key("fallback"), Step::Key("service")],
+                unknown(service),
+            ));
+        }
+        Ok(())
     }
 
     /// Applies the `EDGEBOT_*` variables, read through `lookup`.
@@ -757,18 +833,24 @@ impl Config {
     }
 }
 
+/// One step of a key path: a table's key or an array's index.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
 /// Where the value at `path` is written in `text`. For a table, the place of its first
 /// key, since a table's own span may cover the whole document.
-fn span_of(text: &str, path: &serde_path_to_error::Path) -> Option<std::ops::Range<usize>> {
-    use serde_path_to_error::Segment;
+fn span_of<'a>(text: &str, path: impl Iterator<Item = Step<'a>>) -> Option<std::ops::Range<usize>> {
     use toml::de::{DeTable, DeValue};
     let root = DeTable::parse(text).ok()?;
     let mut table: &DeTable<'_> = root.get_ref();
     let mut current: Option<&toml::Spanned<DeValue<'_>>> = None;
-    let mut segments = path.iter().peekable();
+    let mut segments = path.peekable();
     while let Some(segment) = segments.next() {
         let value = match (segment, current.map(|v| v.get_ref())) {
-            (Segment::Map { key }, None | Some(DeValue::Table(_))) => {
+            (Step::Key(key), None | Some(DeValue::Table(_))) => {
                 if let Some(DeValue::Table(t)) = current.map(|v| v.get_ref()) {
                     table = t;
                 }
@@ -778,7 +860,7 @@ fn span_of(text: &str, path: &serde_path_to_error::Path) -> Option<std::ops::Ran
                 }
                 value
             }
-            (Segment::Seq { index }, Some(DeValue::Array(items))) => items.get(*index)?,
+            (Step::Index(index), Some(DeValue::Array(items))) => items.get(index)?,
             _ => break,
         };
         current = Some(value);
@@ -798,7 +880,7 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The commented example written by `edgebot init`.
-pub const EXAMPLE: &str = include_str!("../edgebot.example.toml");
+pub const EXAMPLE: &str = include_str!("../../edgebot.example.toml");
 
 #[cfg(test)]
 mod tests {
