@@ -1,0 +1,447 @@
+//! Service routes end to end, in process: `serve` with its webhook, the fake Bot API, and
+//! a loopback service that answers, answers late, fails, or holds its answer. Each case
+//! checks what the user gets (the reply or the apology), how many requests the service
+//! saw (exactly one retry, only where it is safe), the breaker, sessions and their TTL,
+//! and that a slow service never holds the webhook's answer or another chat.
+
+#[path = "support/service.rs"]
+mod service;
+
+use edgebot::config::{Config, Secret};
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::shutdown;
+use serde_json::{Value, json};
+use service::{Behaviour, LoopbackService, says};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// One HTTP/1.1 request on a fresh connection: the status and the body.
+async fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\
+         x-telegram-bot-api-secret-token: s3cret\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `serve` in this process with a webhook, the given services and routes, on a fresh
+/// store.
+struct Bot {
+    api: FakeBotApi,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    trigger: shutdown::Trigger,
+    server: tokio::task::JoinHandle<Result<(), edgebot::app::serve::ServeError>>,
+    _data: tempfile::TempDir,
+}
+
+impl Bot {
+    async fn start(toml: &str) -> Bot {
+        let api = FakeBotApi::start(FakeConfig::default()).await.unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let listen = free_port();
+        let admin = free_port();
+        let mut config = Config::parse(toml, Path::new("services.toml")).unwrap();
+        config.bot.token = Some(Secret::new("1:token"));
+        config.telegram.api_url = api.base_url();
+        config.telegram.webhook_url = Some(format!("http://{listen}/hook"));
+        config.telegram.webhook_secret = Some(Secret::new("s3cret"));
+        config.telegram.listen = listen;
+        config.admin.listen = admin;
+        config.storage.data_dir = data.path().to_owned();
+        config.limits.inbound.enabled = false;
+        config.limits.outbound.enabled = false;
+        config.models.enabled = false;
+        let (trigger, stop) = shutdown::channel();
+        let server = tokio::spawn({
+            let config = config.clone();
+            async move { edgebot::app::serve::serve(&config, stop).await }
+        });
+        assert!(
+            api.wait_for(|c| c.iter().any(|c| c.method == "setWebhook"), WAIT)
+                .await
+        );
+        Bot {
+            api,
+            listen,
+            admin,
+            trigger,
+            server,
+            _data: data,
+        }
+    }
+
+    async fn post(&self, update: &Value) -> u16 {
+        request(self.listen, "POST", "/hook", update.to_string().as_bytes())
+            .await
+            .0
+    }
+
+    /// The texts sent to `chat`, in order.
+    fn texts(&self, chat: i64) -> Vec<String> {
+        self.api
+            .delivered_calls("sendMessage")
+            .iter()
+            .filter(|c| c.chat_id == Some(chat))
+            .map(|c| c.params["text"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    async fn wait_for_texts(&self, chat: i64, n: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.texts(chat).len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.texts(chat)
+    }
+
+    async fn metrics(&self) -> String {
+        request(self.admin, "GET", "/metrics", b"").await.1
+    }
+
+    async fn stop(self) {
+        self.trigger.fire();
+        tokio::time::timeout(Duration::from_secs(15), self.server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn message(update_id: i64, chat: i64, text: &str) -> Value {
+    let mut message = json!({"message_id": update_id * 10, "date": 1,
+        "chat": {"id": chat, "type": "private"}, "from": {"id": chat, "first_name": "Ann", "username": "ann"},
+        "text": text});
+    if text.starts_with('/') {
+        let length = text.split_whitespace().next().unwrap_or("").len();
+        message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": length}]);
+    }
+    json!({"update_id": update_id, "message": message})
+}
+
+/// A press of a button under message `message_id` of the bot's.
+fn button(update_id: i64, chat: i64, message_id: i64, data: &str) -> Value {
+    json!({"update_id": update_id, "callback_query": {"id": format!("cq-{update_id}"),
+        "from": {"id": chat, "first_name": "Ann"}, "chat_instance": "ci", "data": data,
+        "message": {"message_id": message_id, "date": 1, "chat": {"id": chat, "type": "private"}, "text": "Pick one"}}})
+}
+
+fn config(service: &LoopbackService, extra: &str) -> String {
+    format!(
+        r#"
+[[services]]
+name = "profile"
+url = "{}"
+{extra}
+
+[[routes]]
+command = "start"
+service = "profile"
+
+[[routes]]
+callback_prefix = "match:"
+service = "profile"
+
+[fallback]
+service = "profile"
+"#,
+        service.url()
+    )
+}
+
+/// The services' timeout in most cases: well past a loopback answer, well short of a
+/// late one.
+const FAST: &str = "timeout_ms = 400";
+
+const APOLOGY: &str = "Sorry, that did not work. Please try again in a moment.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_answers_and_keeps_its_session_across_updates() {
+    let service = LoopbackService::start(Behaviour::Json(says("unused"))).await;
+    service.script([
+        Behaviour::Json(json!({
+            "actions": [{"type": "send", "text": "<b>Welcome</b>", "format": "html",
+                         "keyboard": [[{"text": "Connect", "callback_data": "match:connect"}]]}],
+            "session": {"internal_user_id": "u-5", "state": "menu", "data": {"visits": 1}},
+            "events": [{"name": "signed_up", "data": {"plan": "free"}}],
+            "unknown_field": true
+        })),
+        Behaviour::Json(json!({
+            "actions": [{"type": "edit", "text": "Connecting…"},
+                        {"type": "answer_callback", "text": "Done", "alert": true}]
+        })),
+        Behaviour::Json(says("echo")),
+    ]);
+    let bot = Bot::start(&config(&service, FAST)).await;
+    assert_eq!(bot.post(&message(1, 5, "/start ref")).await, 200);
+    assert_eq!(bot.wait_for_texts(5, 1).await, ["<b>Welcome</b>"]);
+    let sent = &bot.api.delivered_calls("sendMessage")[0].params;
+    assert_eq!(sent["parse_mode"], "HTML");
+    assert_eq!(
+        sent["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        "match:connect"
+    );
+
+    // The fake numbers the bot's messages in a chat from 1: the welcome is message 1.
+    assert_eq!(bot.post(&button(2, 5, 1, "match:connect")).await, 200);
+    assert!(
+        bot.api
+            .wait_for(|c| c.iter().any(|c| c.method == "editMessageText"), WAIT)
+            .await
+    );
+    let answers = bot.api.delivered_calls("answerCallbackQuery");
+    assert_eq!(answers.len(), 1, "one answer: the service's own");
+    assert_eq!(answers[0].params["show_alert"], true);
+    assert_eq!(
+        bot.api.delivered_calls("editMessageText")[0].params["message_id"],
+        1
+    );
+
+    assert_eq!(bot.post(&message(3, 5, "hello there")).await, 200);
+    assert_eq!(bot.wait_for_texts(5, 2).await[1], "echo");
+
+    let seen = service.seen();
+    assert_eq!(seen.len(), 3);
+    let first = &seen[0].body;
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["service"], "profile");
+    assert_eq!(first["update"]["kind"], "message");
+    assert_eq!(first["update"]["command"], "start");
+    assert_eq!(first["update"]["args"], "ref");
+    assert_eq!(first["user"]["username"], "ann");
+    assert_eq!(first["user"]["is_new"], true);
+    assert_eq!(first["chat"]["kind"], "private");
+    assert_eq!(first["session"]["internal_user_id"], Value::Null);
+    assert_eq!(first["session"]["data"], json!({}));
+    assert_eq!(seen[0].idempotency_key.as_deref(), Some("1:profile"));
+    assert_eq!(first["idempotency_key"], "1:profile");
+    assert_eq!(
+        seen[0].request_id.as_deref(),
+        first["request_id"].as_str(),
+        "the header and the body name the same request"
+    );
+    let traceparent = seen[0].traceparent.clone().expect("a traceparent header");
+    assert_eq!(first["traceparent"], traceparent.as_str());
+    assert_eq!(
+        traceparent.split('-').map(str::len).collect::<Vec<_>>(),
+        [2, 32, 16, 2]
+    );
+    // The session the first answer set reaches the next requests.
+    let second = &seen[1].body;
+    assert_eq!(second["update"]["kind"], "callback_query");
+    assert_eq!(second["update"]["callback_data"], "match:connect");
+    assert_eq!(second["update"]["message_id"], 1);
+    assert_eq!(second["session"]["internal_user_id"], "u-5");
+    assert_eq!(second["session"]["state"], "menu");
+    assert_eq!(second["session"]["data"], json!({"visits": 1}));
+    assert_eq!(seen[2].body["update"]["text"], "hello there");
+    assert_eq!(seen[2].body["session"]["internal_user_id"], "u-5");
+    assert_ne!(seen[1].body["request_id"], seen[2].body["request_id"]);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_service_holds_neither_the_webhook_nor_other_chats() {
+    let service = LoopbackService::start(Behaviour::Json(says("second"))).await;
+    service.script([Behaviour::Held(says("first"))]);
+    let bot = Bot::start(&config(&service, "timeout_ms = 60000")).await;
+
+    // The service holds its answer; the webhook is answered anyway.
+    assert_eq!(bot.post(&message(1, 5, "/start")).await, 200);
+    assert!(service.wait_for(1, WAIT).await);
+    // The same chat's next update is kept and answered at once, and waits its turn.
+    assert_eq!(bot.post(&message(2, 5, "next")).await, 200);
+    // A redelivery of the held update changes nothing.
+    assert_eq!(bot.post(&message(1, 5, "/start")).await, 200);
+    // Another chat goes on: /help is a fast, built-in route.
+    assert_eq!(bot.post(&message(3, 6, "/help")).await, 200);
+    assert_eq!(bot.wait_for_texts(6, 1).await.len(), 1);
+    assert!(bot.texts(5).is_empty(), "chat 5 waits for its service");
+    let metrics = bot.metrics().await;
+    assert!(metrics.contains("edgebot_inbox_depth 2"), "{metrics}");
+
+    service.release();
+    assert_eq!(bot.wait_for_texts(5, 2).await, ["first", "second"]);
+    assert_eq!(service.seen().len(), 2, "the redelivery reached no service");
+    assert_eq!(service.seen()[1].body["update"]["update_id"], 2);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_get_the_apology_and_only_safe_ones_one_retry() {
+    let service = LoopbackService::start(Behaviour::Json(says("fine"))).await;
+    let late = Behaviour::Late(Duration::from_millis(1500), says("too late"));
+    service.script([
+        // 1: two 5xx: one retry, then the apology.
+        Behaviour::Status(503),
+        Behaviour::Status(500),
+        // 2: a 4xx is the service's answer: no retry.
+        Behaviour::Status(404),
+        // 3: not JSON: no retry (the service answered; repeating it would not help).
+        Behaviour::Garbage,
+        // 4: a timeout, then an answer: the retry's answer counts.
+        late.clone(),
+        Behaviour::Json(says("after a retry")),
+        // 5: a button, and the service breaks the contract: still answered.
+        Behaviour::Json(json!({"actions": [{"type": "send", "text": ""}]})),
+        // 6: late twice: the apology.
+        late.clone(),
+        late,
+    ]);
+    let bot = Bot::start(&config(
+        &service,
+        "timeout_ms = 400\nbreaker_failures = 100",
+    ))
+    .await;
+    let cases: [(Value, usize, &str); 6] = [
+        (message(1, 5, "/start"), 2, APOLOGY),
+        (message(2, 5, "/start"), 1, APOLOGY),
+        (message(3, 5, "/start"), 1, APOLOGY),
+        (message(4, 5, "/start"), 2, "after a retry"),
+        (button(5, 5, 500, "match:x"), 1, APOLOGY),
+        (message(6, 5, "/start"), 2, APOLOGY),
+    ];
+    let mut seen_before = 0;
+    for (i, (update, requests, reply)) in cases.iter().enumerate() {
+        assert_eq!(bot.post(update).await, 200);
+        let texts = bot.wait_for_texts(5, i + 1).await;
+        assert_eq!(
+            texts.get(i).map(String::as_str),
+            Some(*reply),
+            "case {}",
+            i + 1
+        );
+        let seen = service.seen();
+        let these = &seen[seen_before..];
+        assert_eq!(these.len(), *requests, "case {}: requests", i + 1);
+        let keys: Vec<_> = these.iter().map(|s| s.idempotency_key.clone()).collect();
+        assert!(
+            keys.iter().all(|k| k == &keys[0]),
+            "one key per update: {keys:?}"
+        );
+        let ids: Vec<_> = these.iter().map(|s| s.request_id.clone()).collect();
+        assert!(
+            ids.iter().all(|k| k == &ids[0]),
+            "a retry is the same request"
+        );
+        seen_before = seen.len();
+    }
+    let answers = bot.api.delivered_calls("answerCallbackQuery");
+    assert_eq!(answers.len(), 1, "the failed button press was answered");
+    assert_eq!(answers[0].params["callback_query_id"], "cq-5");
+
+    // Down: nothing listens at all.
+    drop(service);
+    assert_eq!(bot.post(&message(7, 5, "/start")).await, 200);
+    assert_eq!(bot.wait_for_texts(5, 7).await[6], APOLOGY);
+    let metrics = bot.metrics().await;
+    for (outcome, count) in [
+        ("http_5xx", 1),
+        ("http_4xx", 1),
+        ("invalid_response", 2),
+        ("ok", 1),
+        ("timeout", 1),
+        ("connect_error", 1),
+    ] {
+        let line = format!(
+            "edgebot_service_calls_total{{service=\"profile\",outcome=\"{outcome}\"}} {count}"
+        );
+        assert!(metrics.contains(&line), "no `{line}` in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("edgebot_service_retries_total{service=\"profile\"} 4"),
+        "{metrics}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_answers_at_once_and_closes_after_a_good_trial() {
+    let service = LoopbackService::start(Behaviour::Json(says("back"))).await;
+    service.script([Behaviour::Status(500), Behaviour::Status(500)]);
+    let bot = Bot::start(&config(
+        &service,
+        "timeout_ms = 400\nretries = 0\nbreaker_failures = 2\nbreaker_cooldown_secs = 1\napology = \"Down for a moment.\"",
+    ))
+    .await;
+    for id in 1..=3 {
+        assert_eq!(bot.post(&message(id, 5, "/start")).await, 200);
+        bot.wait_for_texts(5, id as usize).await;
+    }
+    assert_eq!(bot.texts(5), ["Down for a moment."; 3]);
+    assert_eq!(service.seen().len(), 2, "the open breaker called nobody");
+    let metrics = bot.metrics().await;
+    assert!(
+        metrics.contains("edgebot_service_breaker_state{service=\"profile\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outcome=\"breaker_open\"} 1"), "{metrics}");
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(bot.post(&message(4, 5, "/start")).await, 200);
+    assert_eq!(bot.wait_for_texts(5, 4).await[3], "back");
+    assert!(
+        bot.metrics()
+            .await
+            .contains("edgebot_service_breaker_state{service=\"profile\"} 0")
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_lives_its_ttl_from_its_last_use_then_is_gone() {
+    let service = LoopbackService::start(Behaviour::Json(says("ok"))).await;
+    service.script([Behaviour::Json(json!({
+        "actions": [{"type": "send", "text": "hi"}],
+        "session": {"internal_user_id": "u-9", "ttl_secs": 2}
+    }))]);
+    let bot = Bot::start(&config(&service, FAST)).await;
+    assert_eq!(bot.post(&message(1, 5, "/start")).await, 200);
+    bot.wait_for_texts(5, 1).await;
+    // Used again within its TTL: it lives on from here.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(bot.post(&message(2, 5, "/start")).await, 200);
+    bot.wait_for_texts(5, 2).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(bot.post(&message(3, 5, "/start")).await, 200);
+    bot.wait_for_texts(5, 3).await;
+    // Unused past its TTL: gone.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(bot.post(&message(4, 5, "/start")).await, 200);
+    bot.wait_for_texts(5, 4).await;
+    let ids: Vec<Value> = service
+        .seen()
+        .iter()
+        .map(|s| s.body["session"]["internal_user_id"].clone())
+        .collect();
+    assert_eq!(ids, [Value::Null, json!("u-9"), json!("u-9"), Value::Null]);
+    bot.stop().await;
+}
