@@ -275,3 +275,107 @@ fn the_configured_store_cache_defaults_to_the_stores_own() {
         edgebot::store::DEFAULT_CACHE_BYTES
     );
 }
+
+/// `[[services]]` numbers: `(key, range, values outside it, min, max)`.
+const SERVICE_NUMBERS: &[(&str, &str, &[&str], &str, &str)] = &[
+    (
+        "timeout_ms",
+        "100..=60000",
+        &["99", "60001", "-1"],
+        "100",
+        "60000",
+    ),
+    ("retries", "0..=3", &["4", "-1", "256"], "0", "3"),
+    ("max_concurrent", "1..=1024", &["0", "1025"], "1", "1024"),
+    ("breaker_failures", "1..=100", &["0", "101"], "1", "100"),
+    (
+        "breaker_cooldown_secs",
+        "1..=3600",
+        &["0", "3601"],
+        "1",
+        "3600",
+    ),
+];
+
+/// A service entry with the key on line 4, between its name and its URL.
+fn service_with(key: &str, value: &str) -> String {
+    format!(
+        "# written by tests/config_ranges.rs\n[[services]]\nname = \"svc\"\n{key} = {value}\nurl = \"http://127.0.0.1:9/handle\"\n"
+    )
+}
+
+#[test]
+fn service_numbers_have_ranges_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for &(key, range, values, min, max) in SERVICE_NUMBERS {
+        for value in values {
+            let output = check(dir.path(), &service_with(key, value), &[]);
+            match refusal(&output) {
+                Ok(err)
+                    if err.starts_with("edgebot: edgebot-test.toml:4:")
+                        && err.contains(&format!("key `services[0].{key}`"))
+                        && err.contains(&format!("expected an integer in {range}")) => {}
+                Ok(err) => wrong.push(format!("{key} = {value}: {err}")),
+                Err(why) => wrong.push(format!("{key} = {value}: {why}")),
+            }
+        }
+        for value in [min, max] {
+            let output = check(dir.path(), &service_with(key, value), &[]);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            if !output.status.success() || !stdout.contains(&format!("\n{key} = {value}\n")) {
+                wrong.push(format!(
+                    "{key} = {value} should pass: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn services_are_checked_where_they_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[routes]]\ncommand = \"start\"\nservice = \"profile\"\n",
+            "edgebot: edgebot-test.toml:3:1: key `routes[0].service`: no `[[services]]` entry is named `profile`",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nurl = \"http://x/\"\n[[services]]\nname = \"a\"\nurl = \"http://y/\"\n",
+            "edgebot: edgebot-test.toml:5:1: key `services[1].name`: a second service named `a`",
+        ),
+        (
+            "[fallback]\nservice = \"nope\"\n",
+            "edgebot: edgebot-test.toml:2:1: key `fallback.service`: no `[[services]]` entry is named `nope`",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nurl = \"ftp://x/\"\n",
+            "edgebot: edgebot-test.toml:2:1: key `services[0]`: service `a`: `url` `ftp://x/` must start with https:// or http://",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nurl = \"http://x/\"\nheaders_from_env = { \"Authorization\" = \"EDGEBOT_TEST_UNSET_VAR\" }\n",
+            "edgebot: edgebot-test.toml: service `a`: header `Authorization` takes its value from `EDGEBOT_TEST_UNSET_VAR`, which is not set",
+        ),
+    ];
+    for (config, expected) in cases {
+        let err = refusal(&check(dir.path(), config, &[])).unwrap();
+        assert_eq!(err.trim_end(), expected, "for:\n{config}");
+    }
+    // Set, the secret is used and never printed.
+    let config = cases[4].0;
+    let output = check(
+        dir.path(),
+        config,
+        &[("EDGEBOT_TEST_UNSET_VAR", "Bearer do-not-print")],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("EDGEBOT_TEST_UNSET_VAR"), "{stdout}");
+    assert!(!stdout.contains("do-not-print"), "{stdout}");
+}

@@ -200,7 +200,11 @@ async fn a_service_answers_and_keeps_its_session_across_updates() {
         })),
         Behaviour::Json(says("echo")),
     ]);
-    let bot = Bot::start(&config(&service, FAST)).await;
+    let bot = Bot::start(&config(
+        &service,
+        "timeout_ms = 400\nheaders = { \"Authorization\" = \"Bearer literal\" }",
+    ))
+    .await;
     assert_eq!(bot.post(&message(1, 5, "/start ref")).await, 200);
     assert_eq!(bot.wait_for_texts(5, 1).await, ["<b>Welcome</b>"]);
     let sent = &bot.api.delivered_calls("sendMessage")[0].params;
@@ -230,6 +234,7 @@ async fn a_service_answers_and_keeps_its_session_across_updates() {
 
     let seen = service.seen();
     assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer literal"));
     let first = &seen[0].body;
     assert_eq!(first["version"], 1);
     assert_eq!(first["service"], "profile");

@@ -108,10 +108,6 @@ impl LoopbackService {
         self.shared.script.lock().unwrap().extend(behaviours);
     }
 
-    pub fn set_default(&self, behaviour: Behaviour) {
-        *self.shared.default.lock().unwrap() = behaviour;
-    }
-
     /// Lets every held request answer.
     pub fn release(&self) {
         self.shared.release.notify_waiters();

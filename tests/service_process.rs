@@ -1,0 +1,212 @@
+//! A service route in the real `edgebot serve` process: the webhook is answered while
+//! the service still holds its answer; a `kill -9` then loses nothing, because the
+//! update was kept in the inbox before the call, and the replay after the restart
+//! reaches the service with the same idempotency key. The services' secret header comes
+//! from the environment, and nothing the user wrote reaches the log — not even when a
+//! service answers outside the contract.
+
+// Shared with other test crates; this one uses part of each.
+#[allow(dead_code)]
+#[path = "support/binary.rs"]
+mod binary;
+#[allow(dead_code)]
+#[path = "support/service.rs"]
+mod service;
+
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use serde_json::{Value, json};
+use service::{Behaviour, LoopbackService, says};
+use std::process::Stdio;
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+/// A text that must never appear in a log line.
+const PRIVATE: &str = "my-secret-words-4f1c";
+
+fn update(update_id: i64, text: &str) -> Value {
+    json!({"update_id": update_id, "message": {"message_id": update_id, "date": 1,
+        "chat": {"id": 7, "type": "private"}, "from": {"id": 7, "first_name": "Ann"}, "text": text}})
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    api: FakeBotApi,
+    service_url: String,
+    runs: usize,
+}
+
+impl Harness {
+    /// `serve` with its webhook on `port`; its stderr goes to a log file per run.
+    fn spawn(&mut self, port: u16) -> binary::Running {
+        self.runs += 1;
+        let config = self.dir.path().join("edgebot.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[limits.inbound]
+enabled = false
+
+[[services]]
+name = "chat"
+url = "{}"
+timeout_ms = 60000
+headers_from_env = {{ "Authorization" = "CHAT_SERVICE_AUTH" }}
+
+[fallback]
+service = "chat"
+"#,
+                self.service_url
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(self.log_path(self.runs)).unwrap();
+        let child = binary::edgebot()
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("serve")
+            .env("EDGEBOT_TOKEN", "1:token")
+            .env("EDGEBOT_API_URL", self.api.base_url())
+            .env(
+                "EDGEBOT_WEBHOOK_URL",
+                format!("http://127.0.0.1:{port}/hook"),
+            )
+            .env("EDGEBOT_WEBHOOK_SECRET", "s3cret")
+            .env("EDGEBOT_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "EDGEBOT_ADMIN_LISTEN",
+                format!("127.0.0.1:{}", binary::free_port()),
+            )
+            .env("EDGEBOT_LOG", "info")
+            .env("CHAT_SERVICE_AUTH", "Bearer service-token")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("edgebot serve starts");
+        binary::Running {
+            name: "edgebot serve",
+            child,
+        }
+    }
+
+    fn log_path(&self, run: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("serve-{run}.log"))
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.runs)
+            .map(|run| std::fs::read_to_string(self.log_path(run)).unwrap_or_default())
+            .collect()
+    }
+
+    async fn webhook_set(&self, times: usize) {
+        let set = self
+            .api
+            .wait_for(
+                |calls| calls.iter().filter(|c| c.method == "setWebhook").count() >= times,
+                PATIENCE,
+            )
+            .await;
+        assert!(set, "the webhook was never set\n{}", self.logs());
+    }
+}
+
+fn post(port: u16, update: &Value) -> u16 {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    binary::http(
+        addr,
+        "POST",
+        "/hook",
+        &[("x-telegram-bot-api-secret-token", "s3cret")],
+        Some(update),
+    )
+    .map_or(0, |(status, _)| status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no_text() {
+    let service = LoopbackService::start(Behaviour::Json(says("unused"))).await;
+    service.script([Behaviour::Held(says("never sent"))]);
+    let mut harness = Harness {
+        dir: tempfile::tempdir().unwrap(),
+        api: FakeBotApi::start(FakeConfig::default()).await.unwrap(),
+        service_url: service.url(),
+        runs: 0,
+    };
+    let port = binary::free_port();
+    let mut first = harness.spawn(port);
+    harness.webhook_set(1).await;
+
+    // Answered 200 while the service holds its answer: the update is in the inbox.
+    let held = update(1, &format!("hello {PRIVATE}"));
+    let status = tokio::task::spawn_blocking(move || post(port, &held))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", harness.logs());
+    assert!(service.wait_for(1, PATIENCE).await, "{}", harness.logs());
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().unwrap();
+    assert!(harness.api.calls_for("sendMessage").is_empty());
+
+    // The restart replays the kept update; the service answers it this time, and the
+    // next update gets a response outside the contract.
+    service.script([
+        Behaviour::Json(says("after the restart")),
+        Behaviour::Garbage,
+    ]);
+    let _second = harness.spawn(port);
+    harness.webhook_set(2).await;
+    assert!(service.wait_for(2, PATIENCE).await, "{}", harness.logs());
+    let invalid = update(2, &format!("again {PRIVATE}"));
+    let status = tokio::task::spawn_blocking(move || post(port, &invalid))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let replied = harness
+        .api
+        .wait_for(
+            |calls| calls.iter().filter(|c| c.method == "sendMessage").count() >= 2,
+            PATIENCE,
+        )
+        .await;
+    assert!(replied, "{}", harness.logs());
+    let texts: Vec<String> = harness
+        .api
+        .delivered_calls("sendMessage")
+        .iter()
+        .map(|c| c.params["text"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(texts[0], "after the restart");
+    assert!(texts[1].starts_with("Sorry"), "{texts:?}");
+
+    let seen = service.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0].idempotency_key.as_deref(), Some("1:chat"));
+    assert_eq!(
+        seen[0].idempotency_key, seen[1].idempotency_key,
+        "the replay is recognisable"
+    );
+    assert_ne!(seen[0].request_id, seen[1].request_id);
+    assert_eq!(seen[1].body["update"]["text"], format!("hello {PRIVATE}"));
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some("Bearer service-token")),
+        "the secret header from the environment"
+    );
+
+    let logs = harness.logs();
+    let invalid_id = seen[2].request_id.clone().unwrap();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&invalid_id) && l.contains("invalid_response")),
+        "the invalid response is logged with its request id:\n{logs}"
+    );
+    assert!(!logs.contains(PRIVATE), "user text in the log:\n{logs}");
+    assert!(
+        !logs.contains("service-token"),
+        "a secret in the log:\n{logs}"
+    );
+}
