@@ -423,25 +423,21 @@ async fn the_breaker_opens_answers_at_once_and_closes_after_a_good_trial() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_lives_its_ttl_from_its_last_use_then_is_gone() {
+    // Sessions count whole seconds, so the waits leave a second of slack each way: a
+    // TTL of 4 s, used again after 2.5 s (alive), after 5 s (alive only because the
+    // last use renewed it), and after 10 s (5 s unused: gone).
     let service = LoopbackService::start(Behaviour::Json(says("ok"))).await;
     service.script([Behaviour::Json(json!({
         "actions": [{"type": "send", "text": "hi"}],
-        "session": {"internal_user_id": "u-9", "ttl_secs": 2}
+        "session": {"internal_user_id": "u-9", "ttl_secs": 4}
     }))]);
     let bot = Bot::start(&config(&service, FAST)).await;
-    assert_eq!(bot.post(&message(1, 5, "/start")).await, 200);
-    bot.wait_for_texts(5, 1).await;
-    // Used again within its TTL: it lives on from here.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(bot.post(&message(2, 5, "/start")).await, 200);
-    bot.wait_for_texts(5, 2).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(bot.post(&message(3, 5, "/start")).await, 200);
-    bot.wait_for_texts(5, 3).await;
-    // Unused past its TTL: gone.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(bot.post(&message(4, 5, "/start")).await, 200);
-    bot.wait_for_texts(5, 4).await;
+    let started = tokio::time::Instant::now();
+    for (id, at_ms) in [(1, 0), (2, 2500), (3, 5000), (4, 10_000)] {
+        tokio::time::sleep_until(started + Duration::from_millis(at_ms)).await;
+        assert_eq!(bot.post(&message(id, 5, "/start")).await, 200);
+        bot.wait_for_texts(5, id as usize).await;
+    }
     let ids: Vec<Value> = service
         .seen()
         .iter()
