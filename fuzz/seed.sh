@@ -15,7 +15,7 @@ corpus="$here/corpus"
 path="/hook"
 secret="s3cret"
 
-for target in update_parse command_parse callback_data config_parse template webhook_http admin_http; do
+for target in update_parse command_parse callback_data config_parse template webhook_http admin_http service_response; do
     mkdir -p "$corpus/$target"
 done
 
@@ -114,6 +114,15 @@ printf 'POST /users/1/ban HTTP/1.1\r\nhost: x\r\ncookie: a=b; edgebot_session=AA
     put admin_http
 printf 'GET /events?type=command&since=2026-01-01 HTTP/1.1\r\nhost: x\r\n\r\nGET /api/v1/audit?before=9 HTTP/1.1\r\nhost: x\r\nauthorization: bearer fuzz-token\r\n\r\n' |
     put admin_http
+
+# Service responses: the contract's examples, and ones it refuses.
+for response in '{}' '{"actions":[{"type":"send","text":"Hello","format":"html","keyboard":[[{"text":"Go","callback_data":"go"}]],"reply":true}]}' \
+    '{"actions":[{"type":"edit","text":"x"},{"type":"answer_callback","text":"ok","alert":true},{"type":"delete"}]}' \
+    '{"session":{"internal_user_id":"u-17","state":"menu","data":{"n":1},"ttl_secs":86400}}' \
+    '{"session":{"end":true},"events":[{"name":"matched","data":{"with":17}}]}' \
+    '{"actions":[{"type":"shout"}]}' '{"actions":[{"type":"send","text":""}]}' '[1,2]' 'null'; do
+    printf '%s' "$response" | put service_response
+done
 
 for target in "$corpus"/*; do
     echo "$(basename "$target"): $(find "$target" -type f | wc -l) seeds"

@@ -110,7 +110,7 @@ fn raw_json<S: serde::Serializer>(text: &&str, serializer: S) -> Result<S::Ok, S
 
 /// A service's answer as it arrives; [`Response::check`] turns it into a [`Reply`].
 #[derive(Debug, Deserialize)]
-pub(crate) struct Response {
+pub struct Response {
     #[serde(default)]
     actions: Vec<ActionSpec>,
     #[serde(default)]
@@ -151,7 +151,7 @@ enum ActionSpec {
 /// How Telegram reads a text: as it is, or as its HTML subset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Format {
+pub enum Format {
     #[default]
     Plain,
     Html,
@@ -159,7 +159,7 @@ pub(crate) enum Format {
 
 /// An inline button: it sends `callback_data` back, or opens `url`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct Button {
+pub struct Button {
     pub text: String,
     #[serde(default)]
     pub callback_data: Option<String>,
@@ -191,14 +191,14 @@ struct EventSpec {
 
 /// A response that passed every check.
 #[derive(Debug, PartialEq)]
-pub(crate) struct Reply {
+pub struct Reply {
     pub actions: Vec<ReplyAction>,
     pub session: SessionOutcome,
     pub events: Vec<ReplyEvent>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ReplyAction {
+pub enum ReplyAction {
     Send {
         text: String,
         format: Format,
@@ -221,7 +221,7 @@ pub(crate) enum ReplyAction {
 
 /// What the response does to the session.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum SessionOutcome {
+pub enum SessionOutcome {
     /// No `session` key: it stays as it was (and lives on, since it was used).
     Keep,
     /// `"end": true`.
@@ -237,7 +237,7 @@ pub(crate) enum SessionOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ReplyEvent {
+pub struct ReplyEvent {
     pub name: String,
     /// A JSON object as text, `{}` when the service sent none.
     pub data: String,
@@ -246,7 +246,7 @@ pub(crate) struct ReplyEvent {
 /// Why a response was refused: where the problem is, in the response's own terms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct Invalid(String);
+pub struct Invalid(String);
 
 impl Invalid {
     pub(crate) fn too_large() -> Invalid {
@@ -259,7 +259,7 @@ impl Invalid {
 
 /// What the update that the service answered allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Answering {
+pub enum Answering {
     /// A message: there is no button to answer or message of the bot's to edit.
     Message,
     /// A button press under a message of the bot's.
@@ -270,7 +270,7 @@ pub(crate) enum Answering {
 
 impl Response {
     /// Parses a body. A JSON error names its kind and place, not the text around it.
-    pub(crate) fn parse(body: &[u8]) -> Result<Response, Invalid> {
+    pub fn parse(body: &[u8]) -> Result<Response, Invalid> {
         serde_json::from_slice(body).map_err(|e| {
             let what = match e.classify() {
                 serde_json::error::Category::Io => "unreadable",
@@ -287,7 +287,7 @@ impl Response {
     }
 
     /// Checks every limit of the contract and Telegram's, and what `answering` allows.
-    pub(crate) fn check(self, answering: Answering) -> Result<Reply, Invalid> {
+    pub fn check(self, answering: Answering) -> Result<Reply, Invalid> {
         if self.actions.len() > MAX_ACTIONS {
             return Err(Invalid(format!("more than {MAX_ACTIONS} actions")));
         }

@@ -9,7 +9,7 @@
 //! apology) is the handler's business; this module knows nothing of Telegram.
 
 pub(crate) mod breaker;
-pub(crate) mod contract;
+pub mod contract;
 
 use crate::config::ServiceConfig;
 use crate::net::backoff::Backoff;

@@ -182,3 +182,116 @@ fn chat_kind(kind: ChatKind) -> &'static str {
         ChatKind::Other => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::UnixSecs;
+    use crate::config::Config;
+    use crate::engine::router::Router;
+    use crate::handlers::testing::{update, user};
+    use crate::store::records::Session;
+    use crate::telegram::types::UpdateKind;
+
+    fn reply(actions: Vec<ReplyAction>, session: SessionOutcome) -> Reply {
+        Reply {
+            actions,
+            session,
+            events: vec![crate::gateway::contract::ReplyEvent {
+                name: "seen".into(),
+                data: "{}".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_reply_becomes_actions_a_session_edit_and_events() {
+        let update = update("/start");
+        let UpdateKind::Message(message) = &update.kind else {
+            unreachable!()
+        };
+        let user = user();
+        let router = Router::from_config(&Config::default()).unwrap();
+        let session = Session {
+            conversation: None,
+            internal_user_id: Some("u-7".into()),
+            state: None,
+            data: "{}".into(),
+            ttl_secs: 60,
+            expires_at: UnixSecs(1_700_000_300),
+        };
+        let ctx = Context {
+            update_id: 1,
+            update_kind: "message",
+            chat_id: 7,
+            message: Some(message),
+            callback: None,
+            command: Some("start"),
+            args: "",
+            user: Some(&user),
+            is_new_user: false,
+            conversation: None,
+            session: Some(session),
+            router: &router,
+            ml: None,
+            bot_username: None,
+            now: UnixSecs(1_700_000_200),
+            session_ttl_secs: 600,
+        };
+        let mut out = Outcome::default();
+        let actions = vec![
+            ReplyAction::Send {
+                text: "<i>hi</i>".into(),
+                format: Format::Html,
+                keyboard: vec![vec![Button {
+                    text: "Site".into(),
+                    callback_data: None,
+                    url: Some("https://example.com".into()),
+                }]],
+                reply: true,
+            },
+            ReplyAction::Delete,
+        ];
+        apply(
+            reply(actions, SessionOutcome::Keep),
+            "profile",
+            &ctx,
+            &mut out,
+        );
+        let [Action::SendMessage(sent), Action::DeleteMessage(deleted)] = out.actions.as_slice()
+        else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(sent.parse_mode, Some(ParseMode::Html));
+        assert_eq!(
+            sent.reply_parameters.as_ref().map(|r| r.message_id),
+            Some(10)
+        );
+        assert_eq!(
+            sent.reply_markup.as_ref().unwrap().inline_keyboard[0][0]
+                .url
+                .as_deref(),
+            Some("https://example.com")
+        );
+        assert_eq!((deleted.chat_id, deleted.message_id), (7, 10));
+        // An existing session that was used lives on.
+        assert_eq!(out.session.as_ref().unwrap().edit, SessionEdit::Touch);
+        assert_eq!(
+            out.events[0].kind,
+            EventKind::Service {
+                service: "profile".into(),
+                name: "seen".into(),
+                data: "{}".into()
+            }
+        );
+
+        let mut out = Outcome::default();
+        apply(
+            reply(Vec::new(), SessionOutcome::End),
+            "profile",
+            &ctx,
+            &mut out,
+        );
+        assert_eq!(out.session.unwrap().edit, SessionEdit::End);
+    }
+}
