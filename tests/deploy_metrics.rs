@@ -539,7 +539,17 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
     let api = FakeBotApi::start(FakeConfig::default()).await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let admin = free_port();
-    let mut config = Config::default();
+    // A service route too, to a port where nothing listens: the call fails, is retried
+    // once, and the user gets the apology, which samples every service family.
+    let nobody = free_port();
+    let mut config = Config::parse(
+        &format!(
+            "[[services]]\nname = \"down\"\nurl = \"http://{nobody}/handle\"\n\n\
+             [[routes]]\ncommand = \"ping\"\nservice = \"down\"\n"
+        ),
+        Path::new("deploy_metrics.toml"),
+    )
+    .unwrap();
     config.bot.token = Some(Secret::new("1:token"));
     config.telegram.api_url = api.base_url();
     config.admin.listen = admin;
@@ -552,16 +562,18 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
         async move { edgebot::app::serve::serve(&config, stop).await }
     });
 
-    // A command and a plain text (which the models analyze), each answered.
+    // A command, a plain text (which the models analyze) and a service's command, each
+    // answered.
     api.push_update(message(1, "/start", true));
     api.push_update(message(2, "hello there, how are you today?", false));
+    api.push_update(message(3, "/ping", true));
     assert!(
         api.wait_for(
-            |calls| calls.iter().filter(|c| c.method == "sendMessage").count() >= 2,
+            |calls| calls.iter().filter(|c| c.method == "sendMessage").count() >= 3,
             Duration::from_secs(60)
         )
         .await,
-        "the bot did not answer both messages"
+        "the bot did not answer all three messages"
     );
     // The sender counts a call once its answer is in: wait for the labelled families.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -574,6 +586,7 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
             "edgebot_outbound_calls_total{",
             "edgebot_inference_duration_seconds_count{",
             "edgebot_active_users{",
+            "edgebot_service_calls_total{",
         ]
         .iter()
         .all(|s| text.contains(s));
