@@ -446,3 +446,27 @@ async fn a_session_lives_its_ttl_from_its_last_use_then_is_gone() {
     assert_eq!(ids, [Value::Null, json!("u-9"), json!("u-9"), Value::Null]);
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_concurrency_cap_a_call_waits_within_its_timeout_then_apologises() {
+    let service = LoopbackService::start(Behaviour::Json(says("unused"))).await;
+    // Chat 5's call holds the only slot through both of its attempts (about 2 s);
+    // chat 6 arrives 300 ms later and may wait for the slot for its own 1 s timeout.
+    service.script([Behaviour::Held(says("late")), Behaviour::Held(says("late"))]);
+    let bot = Bot::start(&config(&service, "timeout_ms = 1000\nmax_concurrent = 1")).await;
+    assert_eq!(bot.post(&message(1, 5, "/start")).await, 200);
+    assert!(service.wait_for(1, WAIT).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bot.post(&message(2, 6, "/start")).await, 200);
+    assert_eq!(bot.wait_for_texts(6, 1).await, [APOLOGY]);
+    assert_eq!(bot.wait_for_texts(5, 1).await, [APOLOGY]);
+    service.release();
+    assert_eq!(service.seen().len(), 2, "chat 6 never reached the service");
+    let metrics = bot.metrics().await;
+    assert!(
+        metrics
+            .contains("edgebot_service_calls_total{service=\"profile\",outcome=\"overloaded\"} 1"),
+        "{metrics}"
+    );
+    bot.stop().await;
+}
