@@ -19,7 +19,9 @@
 //! * The **store** ([`store`]) commits everything one update changed — user counts,
 //!   events, the conversation, the actions for the outbox — in one transaction with the
 //!   update's mark as finished, so a crash never loses or repeats an effect. The webhook
-//!   answers once that commit is durable, so it is also what keeps the update. All
+//!   answers once that commit is durable, so it is also what keeps the update — except
+//!   on a slow route (one that calls an internal service through [`gateway`]), whose
+//!   update is committed to the inbox and answered first, and handled after. All
 //!   writes go through one writer thread that group-commits them.
 //! * The configuration ([`config`]) builds the routing table; with no file at all the
 //!   built-in routes make a useful bot.
