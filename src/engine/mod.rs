@@ -6,7 +6,7 @@
 //! update's removal from the inbox. Transports feed it; the sender drains what it commits.
 //!
 //! A slow route (one that waits on a service) first has the update kept in the inbox
-//! through a [`Keep`], which lets its transport acknowledge it, and only then runs.
+//! through a `Keep`, which lets its transport acknowledge it, and only then runs.
 
 pub(crate) mod context;
 pub(crate) mod dispatcher;
