@@ -4,6 +4,8 @@
 //! saw (exactly one retry, only where it is safe), the breaker, sessions and their TTL,
 //! and that a slow service never holds the webhook's answer or another chat.
 
+#[path = "support/contract.rs"]
+mod contract;
 #[path = "support/service.rs"]
 mod service;
 
@@ -234,6 +236,10 @@ async fn a_service_answers_and_keeps_its_session_across_updates() {
 
     let seen = service.seen();
     assert_eq!(seen.len(), 3);
+    for request in &seen {
+        contract::validate_request(&request.body)
+            .unwrap_or_else(|e| panic!("{e}\n{:#}", request.body));
+    }
     assert_eq!(seen[0].authorization.as_deref(), Some("Bearer literal"));
     let first = &seen[0].body;
     assert_eq!(first["version"], 1);

@@ -1,15 +1,19 @@
 //! The service contract, version 1: the JSON edgebot POSTs to a service and the JSON it
-//! takes back. `SERVICE_CONTRACTS.md` documents it with a JSON Schema for each side, and
-//! `tests/service_contract.rs` holds requests this file builds and responses it accepts
-//! against those schemas, so the document and the code cannot drift apart.
+//! takes back. `SERVICE_CONTRACTS.md` documents it with a JSON Schema for each side;
+//! `tests/services.rs` holds the requests edgebot really sends against the request
+//! schema, and `tests/service_contract.rs` the document's examples and limits against
+//! both, so the document and the code cannot drift apart.
 //!
 //! A response is read leniently where that is safe (unknown fields are ignored, absent
 //! lists are empty) and strictly where a mistake would reach a user (an unknown action,
-//! a text Telegram would refuse). What is wrong with a refused response is described by
-//! where it is, never by what it says: the user's words may be in it.
+//! a text Telegram would refuse, an array where an object belongs). What is wrong with a
+//! refused response is described by where it is, never by what it says: the user's
+//! words may be in it.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use std::marker::PhantomData;
 
 /// The contract version this build speaks; requests carry it as `version`.
 pub(crate) const VERSION: u32 = 1;
@@ -18,9 +22,10 @@ pub(crate) const VERSION: u32 = 1;
 /// mistake, and reading it whole must not cost the process its memory.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// Telegram's own limits, checked here so the service learns of a mistake from its
-/// request id in edgebot's log rather than from a message that never arrives.
-const MAX_TEXT_CHARS: usize = 4096;
-const MAX_CALLBACK_TEXT_CHARS: usize = 200;
+/// request id in edgebot's log rather than from a message that never arrives. Telegram
+/// counts a text's length in UTF-16 code units (an emoji is two).
+const MAX_TEXT_UNITS: usize = 4096;
+const MAX_CALLBACK_TEXT_UNITS: usize = 200;
 const MAX_CALLBACK_DATA_BYTES: usize = 64;
 const MAX_BUTTONS: usize = 100;
 /// More actions than this for one update would run into the chat's flood limit.
@@ -108,15 +113,44 @@ fn raw_json<S: serde::Serializer>(text: &&str, serializer: S) -> Result<S::Ok, S
     raw.serialize(serializer)
 }
 
+/// A JSON object and nothing else: serde would also build a struct from an array.
+#[derive(Debug)]
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
+}
+
 /// A service's answer as it arrives; [`Response::check`] turns it into a [`Reply`].
+#[derive(Debug)]
+pub struct Response(ResponseSpec);
+
 #[derive(Debug, Deserialize)]
-pub struct Response {
+struct ResponseSpec {
     #[serde(default)]
-    actions: Vec<ActionSpec>,
+    actions: Vec<Object<ActionSpec>>,
     #[serde(default)]
-    session: Option<SessionSpec>,
+    session: Option<Object<SessionSpec>>,
     #[serde(default)]
-    events: Vec<EventSpec>,
+    events: Vec<Object<EventSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +161,7 @@ enum ActionSpec {
         #[serde(default)]
         format: Format,
         #[serde(default)]
-        keyboard: Vec<Vec<Button>>,
+        keyboard: Vec<Vec<Object<Button>>>,
         /// Send as a reply to the message that arrived.
         #[serde(default)]
         reply: bool,
@@ -137,7 +171,7 @@ enum ActionSpec {
         #[serde(default)]
         format: Format,
         #[serde(default)]
-        keyboard: Vec<Vec<Button>>,
+        keyboard: Vec<Vec<Object<Button>>>,
     },
     AnswerCallback {
         #[serde(default)]
@@ -271,46 +305,63 @@ pub enum Answering {
 impl Response {
     /// Parses a body. A JSON error names its kind and place, not the text around it.
     pub fn parse(body: &[u8]) -> Result<Response, Invalid> {
-        serde_json::from_slice(body).map_err(|e| {
-            let what = match e.classify() {
-                serde_json::error::Category::Io => "unreadable",
-                serde_json::error::Category::Syntax => "not JSON",
-                serde_json::error::Category::Eof => "cut short",
-                serde_json::error::Category::Data => "not the contract's shape",
-            };
-            Invalid(format!(
-                "the body is {what} (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })
+        serde_json::from_slice::<Object<ResponseSpec>>(body)
+            .map(|Object(spec)| Response(spec))
+            .map_err(|e| {
+                let what = match e.classify() {
+                    serde_json::error::Category::Io => "unreadable",
+                    serde_json::error::Category::Syntax => "not JSON",
+                    serde_json::error::Category::Eof => "cut short",
+                    serde_json::error::Category::Data => "not the contract's shape",
+                };
+                Invalid(format!(
+                    "the body is {what} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })
     }
 
     /// Checks every limit of the contract and Telegram's, and what `answering` allows.
     pub fn check(self, answering: Answering) -> Result<Reply, Invalid> {
-        if self.actions.len() > MAX_ACTIONS {
+        let spec = self.0;
+        if spec.actions.len() > MAX_ACTIONS {
             return Err(Invalid(format!("more than {MAX_ACTIONS} actions")));
         }
-        if self.events.len() > MAX_EVENTS {
+        if spec.events.len() > MAX_EVENTS {
             return Err(Invalid(format!("more than {MAX_EVENTS} events")));
         }
-        let actions = self
+        let answers = spec
+            .actions
+            .iter()
+            .filter(|a| matches!(a.0, ActionSpec::AnswerCallback { .. }))
+            .count();
+        if answers > 1 {
+            return Err(Invalid(
+                "more than one `answer_callback`: a button press takes one answer".into(),
+            ));
+        }
+        let actions = spec
             .actions
             .into_iter()
             .enumerate()
-            .map(|(i, action)| {
+            .map(|(i, Object(action))| {
                 check_action(action, answering).map_err(|e| Invalid(format!("actions[{i}]: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let session = match self.session {
+        let session = match spec.session {
             None => SessionOutcome::Keep,
-            Some(spec) => check_session(spec).map_err(|e| Invalid(format!("session: {e}")))?,
+            Some(Object(session)) => {
+                check_session(session).map_err(|e| Invalid(format!("session: {e}")))?
+            }
         };
-        let events = self
+        let events = spec
             .events
             .into_iter()
             .enumerate()
-            .map(|(i, event)| check_event(event).map_err(|e| Invalid(format!("events[{i}]: {e}"))))
+            .map(|(i, Object(event))| {
+                check_event(event).map_err(|e| Invalid(format!("events[{i}]: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Reply {
             actions,
@@ -328,8 +379,8 @@ fn check_action(action: ActionSpec, answering: Answering) -> Result<ReplyAction,
             keyboard,
             reply,
         } => {
-            check_text(&text, MAX_TEXT_CHARS)?;
-            check_keyboard(&keyboard)?;
+            check_text(&text, MAX_TEXT_UNITS)?;
+            let keyboard = check_keyboard(keyboard)?;
             ReplyAction::Send {
                 text,
                 format,
@@ -345,8 +396,8 @@ fn check_action(action: ActionSpec, answering: Answering) -> Result<ReplyAction,
             if answering != Answering::Callback {
                 return Err("`edit` needs a button press under a message".into());
             }
-            check_text(&text, MAX_TEXT_CHARS)?;
-            check_keyboard(&keyboard)?;
+            check_text(&text, MAX_TEXT_UNITS)?;
+            let keyboard = check_keyboard(keyboard)?;
             ReplyAction::Edit {
                 text,
                 format,
@@ -358,7 +409,7 @@ fn check_action(action: ActionSpec, answering: Answering) -> Result<ReplyAction,
                 return Err("`answer_callback` needs a button press".into());
             }
             if let Some(text) = &text {
-                check_text(text, MAX_CALLBACK_TEXT_CHARS)?;
+                check_text(text, MAX_CALLBACK_TEXT_UNITS)?;
             }
             ReplyAction::AnswerCallback { text, alert }
         }
@@ -371,17 +422,24 @@ fn check_action(action: ActionSpec, answering: Answering) -> Result<ReplyAction,
     })
 }
 
-fn check_text(text: &str, max_chars: usize) -> Result<(), String> {
+fn check_text(text: &str, max_units: usize) -> Result<(), String> {
     if text.trim().is_empty() {
         return Err("`text` is empty".into());
     }
-    if text.chars().count() > max_chars {
-        return Err(format!("`text` is longer than {max_chars} characters"));
+    if text.encode_utf16().count() > max_units {
+        return Err(format!(
+            "`text` is longer than {max_units} UTF-16 code units, as Telegram counts"
+        ));
     }
     Ok(())
 }
 
-fn check_keyboard(keyboard: &[Vec<Button>]) -> Result<(), String> {
+/// The keyboard's buttons, if every one of them is one Telegram takes.
+fn check_keyboard(keyboard: Vec<Vec<Object<Button>>>) -> Result<Vec<Vec<Button>>, String> {
+    let keyboard: Vec<Vec<Button>> = keyboard
+        .into_iter()
+        .map(|row| row.into_iter().map(|Object(button)| button).collect())
+        .collect();
     if keyboard.iter().map(Vec::len).sum::<usize>() > MAX_BUTTONS {
         return Err(format!("`keyboard` has more than {MAX_BUTTONS} buttons"));
     }
@@ -405,7 +463,7 @@ fn check_keyboard(keyboard: &[Vec<Button>]) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(keyboard)
 }
 
 fn check_session(spec: SessionSpec) -> Result<SessionOutcome, String> {
@@ -546,12 +604,36 @@ mod tests {
                 r#"{"events": [{"name": "Has Space"}]}"#.into(),
                 "events[0]: `name`",
             ),
+            ("[]".into(), "not the contract's shape"),
+            (r#"{"session": []}"#.into(), "not the contract's shape"),
+            (
+                r#"{"actions": [["delete"]]}"#.into(),
+                "not the contract's shape",
+            ),
+            (
+                format!(
+                    r#"{{"actions": [{{"type": "send", "text": "{}"}}]}}"#,
+                    "😀".repeat(2049)
+                ),
+                "longer than 4096 UTF-16 code units",
+            ),
         ];
         for (body, expected) in cases {
             let error = check(&body, Answering::Message).unwrap_err().to_string();
             assert!(error.contains(expected), "{error:?} for {body:.80}");
             assert!(!error.contains("4111"), "{error:?} repeats the body");
         }
+    }
+
+    #[test]
+    fn a_button_press_takes_one_answer_and_emoji_count_twice() {
+        let two = r#"{"actions": [{"type": "answer_callback"}, {"type": "answer_callback"}]}"#;
+        assert!(check(two, Answering::Callback).is_err());
+        let fits = format!(
+            r#"{{"actions": [{{"type": "send", "text": "{}"}}]}}"#,
+            "😀".repeat(2048)
+        );
+        assert!(check(&fits, Answering::Message).is_ok());
     }
 
     #[test]
