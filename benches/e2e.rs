@@ -21,7 +21,17 @@
 //!   listener, probed every few milliseconds over a new loopback connection, as an
 //!   orchestrator's probe would; several starts, each with a fresh data dir;
 //! * (f) RSS of the last (e) server: right after ready, then after a few texts answered
-//!   through the FAQ (so the embedder has run) and a second of idling.
+//!   through the FAQ (so the embedder has run) and a second of idling;
+//! * (g) service route against template route: two more servers, one after the other,
+//!   under the same open-loop load of plain texts, each from a user of its own. The
+//!   first answers them with a template (`[fallback] reply`), handled and committed in
+//!   one commit before its 200; the second with a service (`[fallback] service`), a
+//!   loopback responder in this process that answers at once: the update is kept in the
+//!   inbox before the 200, then the service is called and the effects are committed. It
+//!   prints each one's CPU per update and latencies, what the service route adds, and,
+//!   from each server's `/metrics`, its store commits per update and its mean commit,
+//!   handler run and service call. The responder's own CPU is the bench's, not the
+//!   server's.
 //!
 //! A plain `harness = false` main rather than criterion: criterion times a closure it
 //! may call any number of times in one process, while this measures another process
@@ -38,6 +48,10 @@
 //!   not yet answered (ten getUpdates batches); at least `E2E_POLL_UPDATES` queues them
 //!   all at once;
 //! * `E2E_STARTS` (5): starts timed in (e);
+//! * `E2E_SERVICE_RATE` (`E2E_RATE`) and `E2E_SERVICE_SECONDS` (`E2E_SECONDS`): the
+//!   open-loop load of each server in (g);
+//! * `E2E_ONLY=services`: run (g) alone, without the other phases and the ceiling, so
+//!   that its figure is cheap to take again;
 //! * `E2E_LOG` (`warn`): the server's `EDGEBOT_LOG`;
 //! * `E2E_OTEL=1`: export traces to a loopback OTLP/HTTP sink started here;
 //! * `E2E_SERVER` (this build's `edgebot`): another server binary, to compare two builds
@@ -106,6 +120,8 @@ struct Settings {
     poll_updates: usize,
     poll_window: usize,
     starts: usize,
+    service_rate: u64,
+    service_seconds: u64,
     log: String,
     otel: bool,
 }
@@ -121,15 +137,19 @@ fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
 
 impl Settings {
     fn from_env() -> Settings {
+        let rate = env_or("E2E_RATE", 2_000u64).max(1);
+        let seconds = env_or("E2E_SECONDS", 5);
         Settings {
             updates: env_or("E2E_UPDATES", 20_000),
             users: env_or("E2E_USERS", 5_000usize).max(1),
-            rate: env_or("E2E_RATE", 2_000u64).max(1),
-            seconds: env_or("E2E_SECONDS", 5),
+            rate,
+            seconds,
             connections: env_or("E2E_CONNECTIONS", 48usize).max(1),
             poll_updates: env_or("E2E_POLL_UPDATES", 20_000),
             poll_window: env_or("E2E_POLL_WINDOW", 1_000usize).max(1),
             starts: env_or("E2E_STARTS", 5usize).max(1),
+            service_rate: env_or("E2E_SERVICE_RATE", rate).max(1),
+            service_seconds: env_or("E2E_SERVICE_SECONDS", seconds),
             log: env_or("E2E_LOG", "warn".to_owned()),
             otel: env_or("E2E_OTEL", 0u8) == 1,
         }
@@ -441,13 +461,15 @@ async fn collect_replies(api: &FakeBotApi, n: usize) -> Vec<RecordedCall> {
     calls
 }
 
-/// Sends `count` updates over every connection as fast as they are answered.
+/// Sends `count` updates over every connection as fast as they are answered; with
+/// `texts_only`, no `/start` among them.
 async fn closed_loop(
     conns: Vec<Conn>,
     next_id: &Arc<AtomicU64>,
     count: usize,
     first_user: u64,
     users: usize,
+    texts_only: bool,
 ) -> Vec<Conn> {
     let issued = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -463,7 +485,7 @@ async fn closed_loop(
                 // A user's first update is /start, the later ones texts.
                 let user = first_user + (i % users) as u64;
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                conn.post(update(id, user, i < users)).await;
+                conn.post(update(id, user, !texts_only && i < users)).await;
             }
         }));
     }
@@ -482,13 +504,15 @@ struct Timing {
 }
 
 /// Sends `count` updates at `rate` per second on a schedule fixed in advance, each from
-/// a user of its own (`first_user + i`), whichever connection is free.
+/// a user of its own (`first_user + i`), whichever connection is free: every other one
+/// a `/start`, or with `texts_only` all of them plain texts.
 async fn open_loop(
     conns: Vec<Conn>,
     next_id: &Arc<AtomicU64>,
     count: usize,
     rate: u64,
     first_user: u64,
+    texts_only: bool,
 ) -> (Vec<Conn>, Vec<Timing>) {
     let start = Instant::now() + Duration::from_millis(50);
     let due = move |i: usize| start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
@@ -519,8 +543,8 @@ async fn open_loop(
                 };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 let sent = Instant::now();
-                conn.post(update(id, first_user + i as u64, i % 2 == 0))
-                    .await;
+                let start = !texts_only && i % 2 == 0;
+                conn.post(update(id, first_user + i as u64, start)).await;
                 timings.push((
                     i,
                     Timing {
@@ -712,9 +736,18 @@ fn met(met: bool) -> &'static str {
 }
 
 async fn run(settings: Settings) {
+    match std::env::var("E2E_ONLY").as_deref() {
+        Err(_) | Ok("") => {}
+        Ok("services") => {
+            measure_services(&settings).await;
+            return;
+        }
+        Ok(other) => panic!("E2E_ONLY={other}: the only phase that runs alone is `services`"),
+    }
     let bot = measure(&settings, Role::Edgebot).await;
     let bot_poll = measure_polling(&settings, Role::Edgebot).await;
     let bot_start = measure_starts(&settings, Role::Edgebot).await;
+    let services = measure_services(&settings).await;
     if std::env::var("E2E_CEILING").is_ok_and(|v| v == "0") {
         return;
     }
@@ -833,6 +866,11 @@ async fn run(settings: Settings) {
             )
         );
     }
+    // Not against the ceiling, which has no routes: the service route against the
+    // template route, both edgebot, from (g) of this run.
+    println!();
+    println!("service route against template route, (g) of this run:");
+    services.print_headline();
 }
 
 async fn measure(settings: &Settings, role: Role) -> Figures {
@@ -879,7 +917,7 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
 
     // Warm-up: connections, the store file's first pages, the allocator's arenas.
     let warm = 1_000;
-    conns = closed_loop(conns, &next_id, warm, 900_000_000, 500).await;
+    conns = closed_loop(conns, &next_id, warm, 900_000_000, 500, false).await;
     collect_replies(&api, warm).await;
 
     // (a) Closed loop.
@@ -892,6 +930,7 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
         settings.updates,
         1_000_000_000,
         settings.users,
+        false,
     )
     .await;
     let acked = started.elapsed();
@@ -906,7 +945,8 @@ async fn measure(settings: &Settings, role: Role) -> Figures {
     let first_user = 2_000_000_000;
     let server_cpu = CpuMeter::start(&pid);
     let bench_cpu = CpuMeter::start(&bench_pid);
-    let (conns, timings) = open_loop(conns, &next_id, count, settings.rate, first_user).await;
+    let (conns, timings) =
+        open_loop(conns, &next_id, count, settings.rate, first_user, false).await;
     let replies = collect_replies(&api, count).await;
     tokio::time::sleep(SETTLE).await;
     let open_cpu = (server_cpu.seconds(), bench_cpu.seconds());
@@ -1393,6 +1433,463 @@ async fn faq_then_idle(api: &FakeBotApi, server: &Server, port: u16) -> (usize, 
         .count();
     tokio::time::sleep(Duration::from_secs(1)).await;
     (answered, Rss::of(server.pid))
+}
+
+/// Updates each server of (g) answers, closed loop, before it is measured.
+const SERVICE_WARM_UP: usize = 1_000;
+
+/// The route every text takes in (g).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `[fallback] reply`: handled, and its effects committed, before the 200.
+    Template,
+    /// `[fallback] service`: kept in the inbox before the 200, then the service is
+    /// called and the effects committed.
+    Service,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Template => "template route",
+            Route::Service => "service route",
+        }
+    }
+
+    /// The config: [`CONFIG`] with a fallback that answers every text.
+    fn config(self, responder: u16) -> String {
+        match self {
+            Route::Template => format!("{CONFIG}\n[fallback]\nreply = \"ok {{first_name}}\"\n"),
+            Route::Service => format!(
+                r#"{CONFIG}
+[[services]]
+name = "echo"
+url = "http://127.0.0.1:{responder}/handle"
+timeout_ms = 3000
+
+[fallback]
+service = "echo"
+"#
+            ),
+        }
+    }
+
+    /// What the user reads: the template rendered for the bench's users, or the
+    /// responder's text.
+    fn reply(self) -> &'static str {
+        match self {
+            Route::Template => "ok Ada",
+            Route::Service => "ok",
+        }
+    }
+}
+
+/// The figures of one server in (g).
+struct RouteFigures {
+    cpu_per_1k: f64,
+    bench_cpu_per_1k: f64,
+    reply_p50_ms: f64,
+    reply_p99_ms: f64,
+    ack_p50_ms: f64,
+    ack_p99_ms: f64,
+    /// From the server's own metrics over the measured load.
+    inside: Inside,
+}
+
+/// What the server's `/metrics` say about (g)'s measured load: store commits (every
+/// group commit, lazy ones included) and their mean duration, the mean run of the
+/// route's handler (the service call included, the commit not), and the mean service
+/// call (one attempt, as the gateway times it).
+struct Inside {
+    commits: f64,
+    commit_seconds: f64,
+    handled: f64,
+    handler_seconds: f64,
+    service_calls: f64,
+    service_seconds: f64,
+}
+
+impl Inside {
+    /// The counters' growth from `before` to `after`, two scrapes of `/metrics`.
+    fn between(before: &str, after: &str) -> Inside {
+        let delta = |name: &str| metric(after, name) - metric(before, name);
+        Inside {
+            commits: delta("edgebot_store_commit_duration_seconds_count"),
+            commit_seconds: delta("edgebot_store_commit_duration_seconds_sum"),
+            handled: delta("edgebot_handler_duration_seconds_count"),
+            handler_seconds: delta("edgebot_handler_duration_seconds_sum"),
+            service_calls: delta("edgebot_service_call_seconds_count"),
+            service_seconds: delta("edgebot_service_call_seconds_sum"),
+        }
+    }
+
+    fn mean_ms(seconds: f64, count: f64) -> f64 {
+        if count > 0.0 {
+            seconds / count * 1e3
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The sum of a metric's samples (every label set) in `/metrics` text; 0 when absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The text of one `GET /metrics` from the admin listener, on a new loopback connection.
+async fn scrape_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the admin listener accepts");
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("a request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("a response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "GET /metrics: {}",
+        text.lines().next().unwrap_or("")
+    );
+    text
+}
+
+/// The figures of (g): the same load against both routes.
+struct ServiceFigures {
+    template: RouteFigures,
+    service: RouteFigures,
+}
+
+impl ServiceFigures {
+    /// Server CPU the service route adds per update, in µs (CPU-s per 1,000 updates
+    /// are ms per update).
+    fn cpu_added_us(&self) -> f64 {
+        (self.service.cpu_per_1k - self.template.cpu_per_1k) * 1e3
+    }
+
+    /// What the service route adds to the reply p99, in ms.
+    fn p99_added_ms(&self) -> f64 {
+        self.service.reply_p99_ms - self.template.reply_p99_ms
+    }
+
+    /// The two figures the phase is for, one line each.
+    fn print_headline(&self) {
+        println!(
+            "(g) CPU per update added by the service route: {:+.1} µs (server CPU-s/1k {:.4} -> {:.4})",
+            self.cpu_added_us(),
+            self.template.cpu_per_1k,
+            self.service.cpu_per_1k
+        );
+        println!(
+            "(g) reply p99 added by the service route:      {:+.2} ms ({:.2} -> {:.2} ms)",
+            self.p99_added_ms(),
+            self.template.reply_p99_ms,
+            self.service.reply_p99_ms
+        );
+    }
+}
+
+/// (g)'s internal service: answers every POST to `/handle` at once with one message, as
+/// a service with its answer at hand would, and counts the requests and their bytes. It
+/// runs on the bench's runtime, so its CPU is the bench's.
+async fn start_service_responder(served: Arc<AtomicU64>, bytes: Arc<AtomicU64>) -> u16 {
+    const ANSWER: &[u8] = br#"{"actions":[{"type":"send","text":"ok"}]}"#;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the service responder");
+    let port = listener.local_addr().expect("its address").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let (served, bytes) = (served.clone(), bytes.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (served, bytes) = (served.clone(), bytes.clone());
+                        async move {
+                            let is_call = request.method() == hyper::Method::POST
+                                && request.uri().path() == "/handle";
+                            let body = request.into_body().collect().await?.to_bytes();
+                            if !is_call {
+                                let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                                *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+                                return Ok(response);
+                            }
+                            served.fetch_add(1, Ordering::Relaxed);
+                            bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                            let mut response =
+                                hyper::Response::new(Full::new(Bytes::from_static(ANSWER)));
+                            response.headers_mut().insert(
+                                hyper::header::CONTENT_TYPE,
+                                hyper::header::HeaderValue::from_static("application/json"),
+                            );
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// (g): the template route, then the service route, each in a server of its own under
+/// the same open-loop load of texts; prints both and what the service route adds.
+async fn measure_services(settings: &Settings) -> ServiceFigures {
+    let served = Arc::new(AtomicU64::new(0));
+    let request_bytes = Arc::new(AtomicU64::new(0));
+    let responder = start_service_responder(served.clone(), request_bytes.clone()).await;
+    let template = measure_route(settings, Route::Template, responder, &served).await;
+    let before = (
+        served.load(Ordering::Relaxed),
+        request_bytes.load(Ordering::Relaxed),
+    );
+    let service = measure_route(settings, Route::Service, responder, &served).await;
+    let calls = served.load(Ordering::Relaxed) - before.0;
+    let bytes = request_bytes.load(Ordering::Relaxed) - before.1;
+    let figures = ServiceFigures { template, service };
+
+    let count = settings.service_rate * settings.service_seconds;
+    println!();
+    println!(
+        "(g) service route vs template route: {count} texts at {}/s ({} s), each from a user of its own, same load one server after the other; the responder served {calls} calls, one per update ({SERVICE_WARM_UP} of them the warm-up), {} bytes of request on average",
+        settings.service_rate,
+        settings.service_seconds,
+        bytes / calls.max(1)
+    );
+    println!(
+        "{:<32} {:>12} {:>12} {:>12}",
+        "figure", "template", "service", "difference"
+    );
+    let row = |name: &str, a: f64, b: f64| {
+        println!("{name:<32} {a:>12.4} {b:>12.4} {:>+12.4}", b - a);
+    };
+    let (t, s) = (&figures.template, &figures.service);
+    row("server CPU-s per 1k updates", t.cpu_per_1k, s.cpu_per_1k);
+    row("reply p50, ms", t.reply_p50_ms, s.reply_p50_ms);
+    row("reply p99, ms", t.reply_p99_ms, s.reply_p99_ms);
+    row("ack (200) p50, ms", t.ack_p50_ms, s.ack_p50_ms);
+    row("ack (200) p99, ms", t.ack_p99_ms, s.ack_p99_ms);
+    row(
+        "bench CPU-s per 1k (+responder)",
+        t.bench_cpu_per_1k,
+        s.bench_cpu_per_1k,
+    );
+    let (ti, si) = (&t.inside, &s.inside);
+    let per_update = |x: f64| x / count as f64;
+    row(
+        "store commits per update",
+        per_update(ti.commits),
+        per_update(si.commits),
+    );
+    row(
+        "mean commit, ms",
+        Inside::mean_ms(ti.commit_seconds, ti.commits),
+        Inside::mean_ms(si.commit_seconds, si.commits),
+    );
+    row(
+        "mean handler run, ms",
+        Inside::mean_ms(ti.handler_seconds, ti.handled),
+        Inside::mean_ms(si.handler_seconds, si.handled),
+    );
+    row(
+        "mean service call, ms",
+        Inside::mean_ms(ti.service_seconds, ti.service_calls),
+        Inside::mean_ms(si.service_seconds, si.service_calls),
+    );
+    figures.print_headline();
+    println!(
+        "(g) server CPU excludes the responder, which runs in the bench process (bench CPU: load generator, fake Bot API and, for the service route, the responder)"
+    );
+    figures
+}
+
+/// One server of (g): warmed up, then the open-loop load of texts at
+/// `E2E_SERVICE_RATE` for `E2E_SERVICE_SECONDS`, all answered through `route`.
+async fn measure_route(
+    settings: &Settings,
+    route: Route,
+    responder: u16,
+    served: &AtomicU64,
+) -> RouteFigures {
+    let api = FakeBotApi::start(FakeConfig::default())
+        .await
+        .expect("the fake Bot API starts");
+    // Under target/, as in (a): the store's fsyncs must cost what they cost on a disk.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
+    let config = dir.path().join("edgebot.toml");
+    std::fs::write(&config, route.config(responder)).expect("the config is written");
+    let disk = fdatasync_latency(dir.path());
+    let otlp_sink = if settings.otel {
+        Some(start_otlp_sink(Arc::default(), Arc::default()).await)
+    } else {
+        None
+    };
+    let port = free_port();
+    let admin_port = free_port();
+    let mut server = Launch {
+        settings,
+        role: Role::Edgebot,
+        intake: Intake::Webhook(port),
+        api: &api,
+        config: &config,
+        data: dir.path().join("data"),
+        admin_port,
+        log: dir.path().join("serve.log"),
+        otlp_sink,
+    }
+    .spawn();
+    server.started(&api, "setWebhook").await;
+    let pid = server.pid.to_string();
+    let bench_pid = std::process::id().to_string();
+    let next_id = Arc::new(AtomicU64::new(1));
+    let mut conns = Vec::new();
+    for _ in 0..settings.connections {
+        conns.push(Conn::open(port).await);
+    }
+    let served_at_start = served.load(Ordering::Relaxed);
+
+    // Warm-up, as in (a), all texts: the service client's connections, the store's
+    // pages, the allocator's arenas.
+    let warm = SERVICE_WARM_UP;
+    conns = closed_loop(conns, &next_id, warm, 900_000_000, 500, true).await;
+    collect_replies(&api, warm).await;
+
+    let count = (settings.service_rate * settings.service_seconds) as usize;
+    let first_user = 2_000_000_000;
+    let served_before = served.load(Ordering::Relaxed);
+    // Read before the CPU meter starts and after it stops, so it costs nothing measured.
+    let metrics_before = scrape_metrics(admin_port).await;
+    let server_cpu = CpuMeter::start(&pid);
+    let bench_cpu = CpuMeter::start(&bench_pid);
+    let (conns, timings) = open_loop(
+        conns,
+        &next_id,
+        count,
+        settings.service_rate,
+        first_user,
+        true,
+    )
+    .await;
+    let replies = collect_replies(&api, count).await;
+    tokio::time::sleep(SETTLE).await;
+    let cpu = (server_cpu.seconds(), bench_cpu.seconds());
+    let calls = served.load(Ordering::Relaxed) - served_before;
+    let inside = Inside::between(&metrics_before, &scrape_metrics(admin_port).await);
+    drop(conns);
+
+    let expected_calls = match route {
+        Route::Template => 0,
+        Route::Service => count as u64,
+    };
+    assert_eq!(
+        calls,
+        expected_calls,
+        "{}: the responder served {calls} calls for {count} updates",
+        route.name()
+    );
+    assert_eq!(
+        served.load(Ordering::Relaxed) - served_at_start,
+        if route == Route::Service {
+            (warm + count) as u64
+        } else {
+            0
+        },
+        "{}: not one service call per update (a retry?)",
+        route.name()
+    );
+    let mut reply_latency = Vec::with_capacity(count);
+    let mut seen = vec![false; count];
+    for call in &replies {
+        assert_eq!(
+            call.params["text"],
+            route.reply(),
+            "{}: a reply that is not the route's:\n{}",
+            route.name(),
+            server.log_tail()
+        );
+        let i = (call.chat_id.expect("a chat") - first_user as i64) as usize;
+        assert!(!seen[i], "update {i} answered twice");
+        seen[i] = true;
+        reply_latency.push(call.at.saturating_duration_since(timings[i].due));
+    }
+    let ack_latency: Vec<Duration> = timings.iter().map(|t| t.acked - t.due).collect();
+    let send_lag = timings.iter().map(|t| t.sent - t.due).collect();
+    let wall = timings
+        .iter()
+        .map(|t| t.acked)
+        .max()
+        .expect("timings")
+        .duration_since(timings[0].due);
+    server.stop().await;
+
+    println!();
+    println!(
+        "(g) {}: {} binary, webhook, limits off, EDGEBOT_LOG={}, {} connections, every update a text from a user of its own",
+        route.name(),
+        if cfg!(debug_assertions) {
+            "DEBUG (figures only from `cargo bench`)"
+        } else {
+            "release"
+        },
+        settings.log,
+        settings.connections
+    );
+    phase_header();
+    phase_row(
+        &format!(
+            "(g) {} {}/s x {} s",
+            match route {
+                Route::Template => "template",
+                Route::Service => "service",
+            },
+            settings.service_rate,
+            settings.service_seconds
+        ),
+        count,
+        wall,
+        cpu,
+    );
+    let (reply_p50_ms, reply_p99_ms) = p50_p99_ms(&reply_latency);
+    let (ack_p50_ms, ack_p99_ms) = p50_p99_ms(&ack_latency);
+    println!(
+        "(g) scheduled send -> reply at fake:  {}",
+        percentiles(reply_latency)
+    );
+    println!(
+        "(g) scheduled send -> 200 from bot:   {}",
+        percentiles(ack_latency)
+    );
+    println!(
+        "(g) send lag (client side):          {}",
+        percentiles(send_lag)
+    );
+    println!("disk: 4 KiB overwrite + fdatasync:   {disk}");
+    let per_1k = count as f64 / 1000.0;
+    RouteFigures {
+        cpu_per_1k: cpu.0 / per_1k,
+        bench_cpu_per_1k: cpu.1 / per_1k,
+        reply_p50_ms,
+        reply_p99_ms,
+        ack_p50_ms,
+        ack_p99_ms,
+        inside,
+    }
 }
 
 /// The header of the per-phase table.
