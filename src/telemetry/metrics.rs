@@ -131,7 +131,7 @@ impl Metrics {
         );
         registry.register(
             "handler_duration_seconds",
-            "Time from routing an update to committing its effects, by route",
+            "Time a route's handler took, by route (for a service route, the call to the service included; the commit is not)",
             m.handler_seconds.clone(),
         );
         registry.register(
