@@ -218,9 +218,15 @@ async fn a_service_answers_and_keeps_its_session_across_updates() {
 
     // The fake numbers the bot's messages in a chat from 1: the welcome is message 1.
     assert_eq!(bot.post(&button(2, 5, 1, "match:connect")).await, 200);
+    // The answer to the button goes out in a lane of its own, so either may come first.
     assert!(
         bot.api
-            .wait_for(|c| c.iter().any(|c| c.method == "editMessageText"), WAIT)
+            .wait_for(
+                |c| ["editMessageText", "answerCallbackQuery"]
+                    .iter()
+                    .all(|m| c.iter().any(|c| c.method == *m)),
+                WAIT
+            )
             .await
     );
     let answers = bot.api.delivered_calls("answerCallbackQuery");
@@ -365,6 +371,14 @@ async fn failures_get_the_apology_and_only_safe_ones_one_retry() {
         );
         seen_before = seen.len();
     }
+    assert!(
+        bot.api
+            .wait_for(
+                |c| c.iter().any(|c| c.method == "answerCallbackQuery"),
+                WAIT
+            )
+            .await
+    );
     let answers = bot.api.delivered_calls("answerCallbackQuery");
     assert_eq!(answers.len(), 1, "the failed button press was answered");
     assert_eq!(answers[0].params["callback_query_id"], "cq-5");
