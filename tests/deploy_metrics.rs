@@ -10,16 +10,18 @@
 //! against the fake Bot API, after a little traffic has given every labelled family a
 //! sample: a command (a handler and a `sendMessage`) and a plain text (a model inference).
 
+#[path = "support/loopback.rs"]
+mod loopback;
+
 use edgebot::config::{Config, Secret};
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use edgebot::shutdown;
+use loopback::{free_port, request};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DASHBOARD: &str = "deploy/grafana/edgebot-dashboard.json";
 const ALERTS: &str = "deploy/prometheus/edgebot-alerts.yml";
@@ -492,33 +494,6 @@ fn the_checker_catches_wrong_names() {
 
 // --- Against a real scrape -----------------------------------------------------------
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// `GET path` on a fresh connection; the status and body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 fn message(update_id: i64, text: &str, command: bool) -> Value {
     let mut message = json!({
         "message_id": update_id,
@@ -578,7 +553,7 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
     // The sender counts a call once its answer is in: wait for the labelled families.
     let deadline = Instant::now() + Duration::from_secs(30);
     let exposition = loop {
-        let (status, text) = get(admin, "/metrics").await;
+        let (status, text) = request(admin, "GET", "/metrics", &[], b"").await;
         assert_eq!(status, 200, "{text}");
         let sampled = [
             "edgebot_updates_received_total{",

@@ -6,52 +6,22 @@
 
 #[path = "support/contract.rs"]
 mod contract;
+#[path = "support/loopback.rs"]
+mod loopback;
 #[path = "support/service.rs"]
 mod service;
 
 use edgebot::config::{Config, Secret};
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use edgebot::shutdown;
+use loopback::{free_port, request};
 use serde_json::{Value, json};
 use service::{Behaviour, LoopbackService, says};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// One HTTP/1.1 request on a fresh connection: the status and the body.
-async fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\
-         x-telegram-bot-api-secret-token: s3cret\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 /// `serve` in this process with a webhook, the given services and routes, on a fresh
 /// store.
@@ -101,9 +71,16 @@ impl Bot {
     }
 
     async fn post(&self, update: &Value) -> u16 {
-        request(self.listen, "POST", "/hook", update.to_string().as_bytes())
-            .await
-            .0
+        let secret = [("x-telegram-bot-api-secret-token", "s3cret")];
+        request(
+            self.listen,
+            "POST",
+            "/hook",
+            &secret,
+            update.to_string().as_bytes(),
+        )
+        .await
+        .0
     }
 
     /// The texts sent to `chat`, in order.
@@ -125,7 +102,7 @@ impl Bot {
     }
 
     async fn metrics(&self) -> String {
-        request(self.admin, "GET", "/metrics", b"").await.1
+        request(self.admin, "GET", "/metrics", &[], b"").await.1
     }
 
     async fn stop(self) {

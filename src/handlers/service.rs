@@ -9,7 +9,7 @@ use crate::gateway::contract::{
     UpdateInfo, UserInfo,
 };
 use crate::gateway::{Call, Services};
-use crate::store::records::{EventKind, Role, SessionEdit};
+use crate::store::records::{EventKind, SessionEdit};
 use crate::telegram::methods::{
     Action, AnswerCallbackQuery, EditMessageText, MessageRef, ParseMode,
 };
@@ -36,10 +36,7 @@ pub(crate) async fn handle(services: &Services, name: &str, ctx: &Context<'_>, o
             last_name: user.last_name.as_deref(),
             username: user.username.as_deref(),
             language_code: user.language_code.as_deref(),
-            role: match user.role {
-                Role::User => "user",
-                Role::Admin => "admin",
-            },
+            role: user.role.as_str(),
             is_new: ctx.is_new_user,
         }),
         chat: ChatInfo {

@@ -35,6 +35,16 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// As serde writes it: `user` or `admin`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {

@@ -268,13 +268,6 @@ fn status_text(status: UserStatus) -> &'static str {
     }
 }
 
-fn role_text(role: Role) -> &'static str {
-    match role {
-        Role::User => "user",
-        Role::Admin => "admin",
-    }
-}
-
 /// The role select's choices for a Telegram user; the values are what `POST
 /// /users/{id}/role` takes.
 const USER_ROLES: &[(&str, &str)] = &[("user", "user"), ("admin", "admin")];
@@ -284,7 +277,7 @@ impl UserRow {
         status_text(self.status)
     }
     fn role_text(&self) -> &'static str {
-        role_text(self.role)
+        self.role.as_str()
     }
 }
 
@@ -293,7 +286,7 @@ impl UserView {
         status_text(self.status)
     }
     fn role_text(&self) -> &'static str {
-        role_text(self.role)
+        self.role.as_str()
     }
     /// Banned users get the unban form, everyone else (blocked ones too, whom an admin
     /// may still want to ban) the ban form.
