@@ -41,7 +41,7 @@ pub(crate) enum ApiError {
 fn key_header(provider: Provider) -> &'static str {
     match provider {
         Provider::OpenAi => "`Authorization: Bearer KEY`",
-        Provider::Anthropic => "`x-api-key: KEY`",
+        Provider::Anthropic => "`x-api-key: KEY` (or `Authorization: Bearer KEY`)",
     }
 }
 

@@ -47,7 +47,8 @@
 //!   written in pieces cut at random byte offsets (from [`FakeLlmConfig::seed`]), so a
 //!   client's reads split characters, lines and JSON.
 //! * With [`FakeLlmConfig::api_key`] set, requests must carry it (OpenAI:
-//!   `Authorization: Bearer KEY`, Anthropic: `x-api-key: KEY`) or get 401.
+//!   `Authorization: Bearer KEY`; Anthropic: `x-api-key: KEY`, or `Authorization:
+//!   Bearer KEY`, which Anthropic's current Python SDK sends) or get 401.
 //! * Faults ([`FakeLlm::inject`]) apply to the next answering requests (chat
 //!   completions and messages; not model lists, nor requests refused with 400 or 401).
 //!

@@ -93,18 +93,25 @@ fn dropped() -> Response<AnswerBody> {
     response
 }
 
-/// The key a request carries in its provider's header, if any.
+/// The key of `Authorization: Bearer KEY`; any other value of the header is returned
+/// whole (a key, just not in a form that can be right).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    Some(match value.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
+        _ => value,
+    })
+}
+
+/// The key a request carries in its provider's header, if any: OpenAI's is Bearer auth;
+/// Anthropic's is `x-api-key`, or Bearer auth as Anthropic's current SDKs send it.
 fn presented_key(provider: Provider, headers: &HeaderMap) -> Option<&str> {
     let value = match provider {
-        Provider::OpenAi => {
-            let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-            match value.split_once(' ') {
-                Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
-                // Not Bearer auth: a key, just not in a form that can be right.
-                _ => value,
-            }
-        }
-        Provider::Anthropic => headers.get("x-api-key")?.to_str().ok()?.trim(),
+        Provider::OpenAi => bearer(headers)?,
+        Provider::Anthropic => match headers.get("x-api-key") {
+            Some(value) => value.to_str().ok()?.trim(),
+            None => bearer(headers)?,
+        },
     };
     (!value.is_empty()).then_some(value)
 }

@@ -549,6 +549,15 @@ async fn the_api_key_is_checked_in_each_providers_header_and_shape() {
     assert_eq!(wrong.json()["error"]["type"], "authentication_error");
     let right = post(&llm, MESSAGES, &anthropic_key, &messages("x")).await;
     assert_eq!(right.status, 200);
+    // Anthropic's current SDKs send the key as Bearer auth, which Anthropic takes too.
+    let bearer = [
+        ("anthropic-version", "2023-06-01"),
+        ("authorization", "Bearer sk-right"),
+    ];
+    assert_eq!(
+        post(&llm, MESSAGES, &bearer, &messages("x")).await.status,
+        200
+    );
     // Model lists need the key too.
     assert_eq!(get(&llm, "/v1/models", &[]).await.status, 401);
 
@@ -562,6 +571,7 @@ async fn the_api_key_is_checked_in_each_providers_header_and_shape() {
             (Auth::Absent, 401),
             (Auth::Absent, 401),
             (Auth::Wrong, 401),
+            (Auth::Valid, 200),
             (Auth::Valid, 200),
             (Auth::Absent, 401),
         ]
