@@ -91,15 +91,14 @@ pub(crate) fn parse(version: Option<&str>, body: &Value) -> Result<Prompt, ApiEr
             text: text_of(&format!("{at}.content"), content)?,
         });
     }
-    if let Some(temperature) = field(object, "temperature") {
-        if !temperature
+    if let Some(temperature) = field(object, "temperature")
+        && !temperature
             .as_f64()
             .is_some_and(|t| (0.0..=1.0).contains(&t))
-        {
-            return Err(invalid(format!(
-                "temperature: must be a number from 0 to 1, got {temperature}"
-            )));
-        }
+    {
+        return Err(invalid(format!(
+            "temperature: must be a number from 0 to 1, got {temperature}"
+        )));
     }
     let stream = match field(object, "stream") {
         None => false,
