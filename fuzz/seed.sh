@@ -15,7 +15,7 @@ corpus="$here/corpus"
 path="/hook"
 secret="s3cret"
 
-for target in update_parse command_parse callback_data config_parse template webhook_http admin_http service_response; do
+for target in update_parse command_parse callback_data config_parse template webhook_http admin_http service_response sse_decode; do
     mkdir -p "$corpus/$target"
 done
 
@@ -123,6 +123,32 @@ for response in '{}' '{"actions":[{"type":"send","text":"Hello","format":"html",
     '{"actions":[{"type":"shout"}]}' '{"actions":[{"type":"send","text":""}]}' '[1,2]' 'null'; do
     printf '%s' "$response" | put service_response
 done
+
+# Server-sent event streams as LLM providers send them. Each input starts as
+# fuzz_targets/sse_decode.rs reads it: a two-byte event-size limit (ff ff: 65535 bytes),
+# the number of cuts (3) and three two-byte offsets; the rest is the stream.
+sse() { { printf '\xff\xff\x03\x07\x00\x2a\x00\x99\x00'; cat; } | put sse_decode; }
+chunk='data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini","choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}\n\n'
+{
+    printf "$chunk" '{"role":"assistant","content":""}' null
+    printf "$chunk" '{"content":"Привет"}' null
+    printf "$chunk" '{"content":", 😀 wo"}' null
+    printf "$chunk" '{}' '"stop"'
+    printf 'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":14,"completion_tokens":6,"total_tokens":20}}\n\n'
+    printf 'data: [DONE]\n\n'
+} | sse
+{
+    printf 'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":14,"output_tokens":1}}}\n\n'
+    printf 'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n'
+    printf 'event: ping\ndata: {"type": "ping"}\n\n'
+    printf 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Bonjour, ça va ? 😀"}}\n\n'
+    printf 'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    printf 'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":9}}\n\n'
+    printf 'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+} | sse
+printf 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n' | sse
+# A BOM, comments, CRLF and CR line ends, multi-line data, ids, retry, a cut-off event.
+printf '\xef\xbb\xbf: keep-alive\r\nretry: 3000\r\nid: 1\r\ndata: a\r\ndata:b\r\r\ndata\r\n\nevent: x\n\nid: 2\0\ndata: \xff\xe2\x82\n\ndata: cut' | sse
 
 for target in "$corpus"/*; do
     echo "$(basename "$target"): $(find "$target" -type f | wc -l) seeds"

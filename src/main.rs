@@ -100,6 +100,30 @@ enum Command {
         )]
         blocked: Vec<i64>,
     },
+    /// Run the fake LLM server (OpenAI-compatible and Anthropic wire formats, streaming
+    /// included), to try and test conversations offline; its control API (read requests,
+    /// queue answers, inject faults) is under /_fake/
+    FakeLlm {
+        /// Where to listen; port 0 picks a free one (the start-up line names it)
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        listen: std::net::SocketAddr,
+        /// The key requests must carry (`Authorization: Bearer KEY`, `x-api-key: KEY`);
+        /// any key, or none, if not given
+        #[arg(long, value_name = "KEY")]
+        api_key: Option<String>,
+        /// An answer to give, in order, before echoing `You said: <text>` (repeatable)
+        #[arg(long = "answer", value_name = "TEXT")]
+        answers: Vec<String>,
+        /// Write streamed events in pieces cut at random byte offsets
+        #[arg(long)]
+        split_chunks: bool,
+        /// Seeds the cuts of --split-chunks
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        seed: u64,
+        /// The pause between two events of a stream
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        chunk_delay_ms: u64,
+    },
     /// Run the models over lines of stdin, one JSON result per line
     Analyze,
     /// Build and check the models
@@ -244,6 +268,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tokens,
                 blocked,
             } => fake_api(listen, tokens, blocked).await,
+            Command::FakeLlm {
+                listen,
+                api_key,
+                answers,
+                split_chunks,
+                seed,
+                chunk_delay_ms,
+            } => {
+                let config = edgebot::fake::llm::FakeLlmConfig {
+                    api_key,
+                    answers,
+                    split_chunks,
+                    seed,
+                    chunk_delay: std::time::Duration::from_millis(chunk_delay_ms),
+                    ..edgebot::fake::llm::FakeLlmConfig::default()
+                };
+                fake_llm(listen, config).await
+            }
             Command::Health { ready } => {
                 let timeout = std::time::Duration::from_secs(3);
                 Ok(edgebot::http::probe::probe(loaded.config.admin.listen, ready, timeout).await?)
@@ -342,6 +384,22 @@ async fn fake_api(
         "fake Bot API listening on {base} (bots call {base}/bot<TOKEN>/<method>); control API at {base}/_fake/; Ctrl-C stops it"
     );
     api.run_until(wait_for_signal()).await;
+    Ok(())
+}
+
+async fn fake_llm(
+    listen: std::net::SocketAddr,
+    config: edgebot::fake::llm::FakeLlmConfig,
+) -> anyhow::Result<()> {
+    let llm = edgebot::fake::llm::FakeLlm::bind(listen, config)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let (base, url) = (llm.base_url(), llm.url());
+    // One line a script can wait for and read the port from (with --listen ...:0).
+    println!(
+        "fake LLM listening on {url}: base_url {base} for kind \"openai\" (POST {base}/chat/completions) and kind \"anthropic\" (POST {base}/messages; Anthropic SDKs take {url}); control API at {url}/_fake/; Ctrl-C stops it"
+    );
+    llm.run_until(wait_for_signal()).await;
     Ok(())
 }
 

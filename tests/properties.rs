@@ -4,7 +4,9 @@
 //! * the inbox neither loses nor repeats an update, whatever the order of appends,
 //!   finishes, redeliveries and crash-restarts;
 //! * the sender keeps every flood limit under random schedules of actions over a few
-//!   chats, measured from the fake Bot API's arrival times.
+//!   chats, measured from the fake Bot API's arrival times;
+//! * a server-sent event stream decodes to the same events, error and end however it is
+//!   cut into chunks (the `sse_decode` fuzz target checks the same with any bytes).
 //!
 //! Failing cases are printed, shrunk, but not persisted: the minimal case in the failure
 //! message is what becomes an example test.
@@ -18,6 +20,7 @@ use edgebot::config::{OutboundLimits, Secret};
 use edgebot::engine::outbound::{action_of, call_of};
 use edgebot::engine::sender::Outbox;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::net::sse::{Decoder, Event as SseEvent, SseError};
 use edgebot::store::codec::{self, CodecError};
 use edgebot::store::records::{
     ConversationState, Event, EventKind, MalformedUpdate, Role, Session, UserDelta, UserRecord,
@@ -547,5 +550,70 @@ proptest! {
                 .collect();
             prop_assert_eq!(&arrived, texts, "chat {} in commit order", chat);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server-sent events
+
+/// Streams made mostly of what event streams are made of: fields, comments, every kind
+/// of line end, a byte-order mark, multi-byte characters, bad UTF-8 and NULs.
+fn sse_stream() -> impl Strategy<Value = Vec<u8>> {
+    let pieces: Vec<&'static [u8]> = vec![
+        &b"data: "[..],
+        &b"data:x"[..],
+        &b"data"[..],
+        &b"event: e"[..],
+        &b"id: 7"[..],
+        &b"retry: 10"[..],
+        &b": c"[..],
+        &b"\n"[..],
+        &b"\r"[..],
+        &b"\r\n"[..],
+        &b"\n\n"[..],
+        "😀".as_bytes(),
+        "\u{FEFF}".as_bytes(),
+        &b"\xFF"[..],
+        &b"\xE2\x82"[..],
+        &b"\0"[..],
+    ];
+    proptest::collection::vec(proptest::sample::select(pieces), 0..48)
+        .prop_map(|pieces| pieces.concat())
+}
+
+fn decode_sse<'a>(
+    limit: usize,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> (Vec<SseEvent>, Result<(), SseError>) {
+    let mut decoder = Decoder::with_limit(limit);
+    let mut events = Vec::new();
+    for chunk in chunks {
+        if let Err(error) = decoder.feed(chunk, &mut events) {
+            return (events, Err(error));
+        }
+    }
+    (events, decoder.finish())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn sse_streams_decode_the_same_however_they_are_cut(
+        stream in sse_stream(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        limit in 4usize..96,
+    ) {
+        let whole = decode_sse(limit, [stream.as_slice()]);
+        let mut offsets: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        offsets.extend([0, stream.len()]);
+        offsets.sort_unstable();
+        let chunks = offsets.windows(2).map(|pair| &stream[pair[0]..pair[1]]);
+        prop_assert_eq!(decode_sse(limit, chunks), whole.clone(), "cut at {:?}", offsets);
+        prop_assert_eq!(decode_sse(limit, stream.chunks(1)), whole);
     }
 }

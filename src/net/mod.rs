@@ -6,6 +6,7 @@
 pub(crate) mod backoff;
 pub mod resolver;
 pub mod server;
+pub mod sse;
 
 use crate::net::resolver::{PureResolver, ResolverError};
 use hyper_util::client::legacy::connect::HttpConnector;

@@ -1,13 +1,13 @@
 //! The one HTTP serving loop, shared by every listener in the process (the webhook, the
-//! admin listener, the fake Bot API): accept with a cap on open connections, HTTP/1.1
-//! with keep-alive and a header timeout, and one way to stop — on shutdown the listener
-//! closes, idle keep-alive connections close at once, and requests in flight get a bounded
-//! time to finish.
+//! admin listener, the fake Bot API, the fake LLM server): accept with a cap on open
+//! connections, HTTP/1.1 with keep-alive and a header timeout, and one way to stop — on
+//! shutdown the listener closes, idle keep-alive connections close at once, and requests
+//! in flight get a bounded time to finish.
 
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
@@ -32,13 +32,15 @@ struct ClosedWithoutAnswer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer(pub std::net::SocketAddr);
 
-/// What answers the requests of one listener.
-pub trait Handler: Send + Sync + 'static {
-    fn handle(
-        &self,
-        request: Request<Incoming>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
+/// What answers the requests of one listener. Most answer with a whole body; a handler
+/// that streams (the fake LLM server's server-sent events) names its own body type `B`,
+/// whose error, when it yields one, ends the connection without finishing the answer.
+pub trait Handler<B = Full<Bytes>>: Send + Sync + 'static {
+    fn handle(&self, request: Request<Incoming>) -> impl Future<Output = Response<B>> + Send;
 }
+
+/// The error of a response body, as hyper takes it.
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How one listener serves.
 #[derive(Debug, Clone, Copy)]
@@ -69,12 +71,16 @@ impl Options {
 }
 
 /// Serves `listener` until `shutdown` fires, then drains.
-pub async fn serve<H: Handler>(
+pub async fn serve<H, B>(
     listener: TcpListener,
     handler: Arc<H>,
     options: Options,
     mut shutdown: Shutdown,
-) {
+) where
+    H: Handler<B>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BodyError>,
+{
     let slots = Arc::new(Semaphore::new(options.max_connections));
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -125,14 +131,16 @@ pub async fn serve<H: Handler>(
 /// Serves one connection (a TCP stream, or any byte stream: the fuzzer feeds raw request
 /// bytes through an in-memory pipe) until it closes, or until `shutdown` fires and its
 /// request in flight is answered.
-pub(crate) async fn serve_connection<H, I>(
+pub(crate) async fn serve_connection<H, B, I>(
     handler: Arc<H>,
     io: I,
     options: Options,
     shutdown: Option<Shutdown>,
     peer: Option<Peer>,
 ) where
-    H: Handler,
+    H: Handler<B>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BodyError>,
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
