@@ -147,6 +147,7 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(chat_id, text, reply_parameters, reply_markup, html)| {
                 Action::SendMessage(SendMessage {
                     chat_id,
+                    message_thread_id: None,
                     text,
                     parse_mode: html.then_some(ParseMode::Html),
                     reply_parameters,

@@ -442,6 +442,7 @@ async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
         [
             Action::SendMessage(SendMessage {
                 chat_id: 42,
+                message_thread_id: None,
                 text: "Hello, Ada\nline two".into(),
                 parse_mode: None,
                 reply_parameters: Some(ReplyParameters {

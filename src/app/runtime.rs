@@ -121,7 +121,8 @@ impl Sending {
             bot_username,
             ml,
             self.metrics.clone(),
-        )?);
+        )?
+        .with_live(Arc::new(self.outbox.clone())));
         let dispatcher = Dispatcher::new(engine.clone(), self.outbox.clone(), DEFAULT_CAPACITY);
         let inbox = Inbox::new(self.store.clone(), dispatcher.clone(), self.metrics.clone());
         Ok(Runtime {

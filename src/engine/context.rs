@@ -3,7 +3,9 @@
 //! A handler reads a [`Context`] and fills an [`Outcome`]; it never touches the store,
 //! a socket or a transport. The engine commits the outcome atomically with the update.
 
+use super::live::Live;
 use super::ml::MlService;
+use crate::ml::Analysis;
 use super::router::Router;
 use crate::calendar::UnixSecs;
 use crate::store::records::{
@@ -20,6 +22,8 @@ pub(crate) struct Context<'a> {
     /// The update's kind as the Bot API names its field (`message`, `callback_query`…).
     pub(crate) update_kind: &'a str,
     pub chat_id: i64,
+    /// The forum topic the message belongs to, where replies go too.
+    pub(crate) topic: Option<i64>,
     /// The message that arrived, or the message whose button was pressed.
     pub(crate) message: Option<&'a Message>,
     pub(crate) callback: Option<&'a CallbackQuery>,
@@ -40,6 +44,10 @@ pub(crate) struct Context<'a> {
     pub(crate) router: &'a Router,
     /// The models, when they are switched on.
     pub(crate) ml: Option<&'a MlService>,
+    /// What the models made of this update's text, when they ran on it.
+    pub(crate) analysis: Option<Analysis>,
+    /// Where a slow handler shows progress (typing, drafts); none in the console.
+    pub(crate) live: Option<&'a dyn Live>,
     pub bot_username: Option<&'a str>,
     /// When the engine took the update.
     pub(crate) now: UnixSecs,
@@ -119,6 +127,7 @@ impl Outcome {
             });
         self.actions.push(Action::SendMessage(SendMessage {
             chat_id: ctx.chat_id,
+            message_thread_id: ctx.topic,
             text,
             parse_mode,
             reply_parameters,

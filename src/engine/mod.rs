@@ -13,6 +13,7 @@ pub(crate) mod dispatcher;
 pub(crate) mod guard;
 pub(crate) mod inbox;
 pub(crate) mod lanes;
+pub(crate) mod live;
 pub mod ml;
 pub mod outbound;
 pub mod router;
@@ -85,6 +86,8 @@ pub struct Engine {
     guard: Guard,
     bot_username: Option<String>,
     session_ttl_secs: u32,
+    /// Where slow handlers show progress; none in the console.
+    live: Option<Arc<dyn live::Live>>,
 }
 
 impl Engine {
@@ -108,7 +111,14 @@ impl Engine {
                 .map(|u| u.trim_start_matches('@').to_owned()),
             // In range by the config's own check: 1..=604800.
             session_ttl_secs: u32::try_from(config.storage.session_ttl_secs).unwrap_or(u32::MAX),
+            live: None,
         })
+    }
+
+    /// The engine, with slow handlers showing progress through `live`.
+    pub(crate) fn with_live(mut self, live: Arc<dyn live::Live>) -> Engine {
+        self.live = Some(live);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -199,6 +209,9 @@ impl Engine {
         let mut ctx = self.context(update, message.chat.id, &user, now);
         ctx.is_new_user = is_new;
         ctx.message = Some(message);
+        ctx.topic = message
+            .message_thread_id
+            .filter(|_| message.is_topic_message == Some(true));
         let mut out = Outcome::default();
         let mut target = None;
         match &command {
@@ -221,6 +234,7 @@ impl Engine {
                             sentiment_score: analysis.sentiment.score,
                             spam_score: analysis.spam_probability(),
                         }));
+                        ctx.analysis = Some(analysis);
                     }
                     ctx.session = self.store.session(message.chat.id, from.id, now)?;
                     ctx.conversation = ctx.session.as_ref().and_then(|s| s.conversation);
@@ -375,6 +389,7 @@ impl Engine {
             command: None,
             session: None,
             chat_id,
+            topic: None,
             message: None,
             callback: None,
             args: "",
@@ -383,6 +398,8 @@ impl Engine {
             conversation: None,
             router: &self.router,
             ml: self.ml.as_deref(),
+            analysis: None,
+            live: self.live.as_deref(),
             bot_username: self.bot_username.as_deref(),
             now,
             session_ttl_secs: self.session_ttl_secs,

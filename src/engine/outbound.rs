@@ -48,6 +48,7 @@ mod tests {
         let all = vec![
             Action::SendMessage(SendMessage {
                 chat_id: 5,
+                message_thread_id: None,
                 text: "hi".into(),
                 parse_mode: Some(ParseMode::Html),
                 reply_parameters: Some(ReplyParameters {

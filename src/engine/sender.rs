@@ -13,6 +13,7 @@
 //! calls that were in flight. The sender sends each call's stored parameters as they are.
 
 use super::lanes::Lanes;
+use super::live::{Live, LiveCall, Shown};
 use super::outbound::{call_of, method_label};
 use crate::botapi::{ApiError, Client};
 use crate::calendar::{UnixMillis, UnixSecs};
@@ -45,6 +46,15 @@ fn is_solo(lane: i64) -> bool {
 /// Added to each per-chat interval so that network jitter between two calls never makes
 /// Telegram see them closer than its limit.
 const JITTER_MARGIN: f64 = 1.02;
+
+/// The metric label of a live call's method: an action's, or one of the live-only ones.
+fn live_label(method: &str) -> &'static str {
+    match method {
+        "sendMessageDraft" => "sendMessageDraft",
+        "sendChatAction" => "sendChatAction",
+        other => method_label(other),
+    }
+}
 
 /// Backoff after transient failures: 250 ms doubling to at most 30 s, with jitter.
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -113,6 +123,34 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// Takes a place for a live call only if one is free now: a chat write (`writes`)
+    /// needs its chat's interval to have passed, every call a place under the global
+    /// limit. Nothing waits, so a live call never delays a stored one.
+    fn try_take(&self, chat_id: i64, writes: bool) -> bool {
+        let now = Instant::now();
+        let interval = if chat_id > 0 {
+            self.private_interval
+        } else {
+            self.group_interval
+        };
+        let mut last_write = self.last_write.lock().expect("limits lock");
+        if writes && matches!(last_write.get(&chat_id), Some(last) if now < *last + interval) {
+            return false;
+        }
+        if self.global.check().is_err() {
+            return false;
+        }
+        if writes {
+            last_write.insert(chat_id, now);
+        }
+        true
+    }
+}
+
+/// How long a live call may take before it is given up: it is stale by then.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct Sender {
     client: Client,
     store: Store,
@@ -136,6 +174,8 @@ pub struct Outbox {
     store: Store,
     /// The next solo lane, counted from [`SOLO_LANES`].
     next_solo: Arc<AtomicU64>,
+    /// For live calls, which bypass the lanes.
+    sender: Arc<Sender>,
 }
 
 impl Outbox {
@@ -157,14 +197,16 @@ impl Outbox {
             last_limited: Mutex::new(None),
             flush_scheduled: Arc::new(AtomicBool::new(false)),
         });
+        let delivering = sender.clone();
         let lanes = Lanes::new(move |lane, (entry, parent): (OutboxEntry, tracing::Span)| {
-            let sender = sender.clone();
+            let sender = delivering.clone();
             async move { sender.deliver(lane, entry, &parent).await }
         });
         Outbox {
             lanes,
             store,
             next_solo: Arc::new(AtomicU64::new(0)),
+            sender,
         }
     }
 
@@ -201,7 +243,68 @@ impl Outbox {
     }
 }
 
+#[async_trait::async_trait]
+impl Live for Outbox {
+    async fn show(&self, call: LiveCall<'_>) -> Shown {
+        self.sender.show(call).await
+    }
+}
+
 impl Sender {
+    /// One live call: now or never, once.
+    async fn show(&self, call: LiveCall<'_>) -> Shown {
+        let chat_id = call.chat_id();
+        let paused = self
+            .global_pause
+            .lock()
+            .expect("pause lock")
+            .is_some_and(|until| Instant::now() < until);
+        if paused
+            || self
+                .limits
+                .as_ref()
+                .is_some_and(|limits| !limits.try_take(chat_id, call.writes()))
+        {
+            return Shown::Skipped;
+        }
+        let method = call.method();
+        let started = Instant::now();
+        let result = self
+            .client
+            .call_raw(method, bytes::Bytes::from(call.body()), LIVE_TIMEOUT)
+            .await;
+        let seconds = started.elapsed().as_secs_f64();
+        let label = live_label(method);
+        match result {
+            Ok(raw) => {
+                self.metrics.outbound_call(label, "ok", seconds);
+                #[derive(serde::Deserialize)]
+                struct Sent {
+                    message_id: i64,
+                }
+                let message_id = serde_json::from_slice::<Sent>(&raw)
+                    .ok()
+                    .map(|sent| sent.message_id);
+                Shown::Done { message_id }
+            }
+            Err(ApiError::Telegram { code: 429, retry_after, .. }) => {
+                self.metrics.outbound_call(label, "rate_limited", seconds);
+                let wait = Duration::from_secs(u64::from(retry_after.unwrap_or(1).max(1)));
+                self.pause(chat_id, wait);
+                Shown::Skipped
+            }
+            Err(e) if e.is_transient() => {
+                self.metrics.outbound_call(label, "retry", seconds);
+                Shown::Failed
+            }
+            Err(e) => {
+                self.metrics.outbound_call(label, "failed", seconds);
+                tracing::debug!(method, error = %e, "Telegram refused a live call");
+                Shown::Refused
+            }
+        }
+    }
+
     async fn deliver(&self, lane: i64, mut entry: OutboxEntry, parent: &tracing::Span) {
         let body = bytes::Bytes::from(std::mem::take(&mut entry.call.params));
         let method = entry.call.method.as_str();

@@ -24,6 +24,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendMessage {
     pub chat_id: i64,
+    /// The forum topic to post in; none outside topics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_thread_id: Option<i64>,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parse_mode: Option<ParseMode>,
@@ -73,6 +76,31 @@ impl AnswerCallbackQuery {
     }
 }
 
+/// A partial message streamed to a private chat while an answer is generated (Bot API
+/// 9.5+). Ephemeral: it is shown for a while and never stored; the finished answer is
+/// persisted with a `sendMessage`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendMessageDraft {
+    pub chat_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_thread_id: Option<i64>,
+    /// Non-zero; updates to one draft id are animated as one message.
+    pub draft_id: i64,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_mode: Option<ParseMode>,
+}
+
+/// "typing…" at the top of a chat, for about five seconds or until the bot's next message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendChatAction {
+    pub chat_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_thread_id: Option<i64>,
+    /// Always `typing` here.
+    pub action: &'static str,
+}
+
 /// How Telegram reads a text with markup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ParseMode {
@@ -97,6 +125,7 @@ impl Action {
     pub fn send(chat_id: i64, text: impl Into<String>) -> Action {
         Action::SendMessage(SendMessage {
             chat_id,
+            message_thread_id: None,
             text: text.into(),
             parse_mode: None,
             reply_parameters: None,
@@ -158,6 +187,7 @@ mod tests {
     fn parameters_are_the_bot_api_ones() {
         let action = Action::SendMessage(SendMessage {
             chat_id: 5,
+            message_thread_id: None,
             text: "hi".into(),
             parse_mode: None,
             reply_parameters: Some(ReplyParameters {

@@ -311,6 +311,9 @@ pub struct Message {
     pub from: Option<User>,
     #[serde(default, deserialize_with = "lenient")]
     pub(crate) message_thread_id: Option<i64>,
+    /// Whether the message belongs to a forum topic (`message_thread_id` names it).
+    #[serde(default, deserialize_with = "lenient")]
+    pub(crate) is_topic_message: Option<bool>,
     #[serde(default, deserialize_with = "lenient")]
     pub text: Option<String>,
     #[serde(default, deserialize_with = "lenient")]

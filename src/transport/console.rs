@@ -151,6 +151,7 @@ impl<'e> Console<'e> {
             _ => Vec::new(),
         };
         Message {
+            is_topic_message: None,
             message_id,
             date: UnixSecs::now().get(),
             chat: Chat {
