@@ -78,6 +78,19 @@ impl Sub<i64> for UnixSecs {
 
 /// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
 pub fn civil_date(days: i64) -> String {
+    let (year, month, day) = civil(days);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The month of a day counted from 1970-01-01, as months since year 0 (`year * 12 +
+/// month - 1`): consecutive months are consecutive numbers, for keys and budgets.
+pub(crate) fn civil_month(days: i64) -> u32 {
+    let (year, month, _) = civil(days);
+    u32::try_from(year * 12 + month - 1).unwrap_or(0)
+}
+
+/// Year, month (1..=12) and day (1..=31) of a day counted from 1970-01-01.
+fn civil(days: i64) -> (i64, i64, i64) {
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -88,7 +101,7 @@ pub fn civil_date(days: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    (year, month, day)
 }
 
 /// The day (counted from 1970-01-01) of a `YYYY-MM-DD` date; `None` for anything else,
@@ -131,6 +144,15 @@ pub(crate) fn utc_minute(at: UnixSecs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_count_on_across_years() {
+        let day = |date| parse_civil_date(date).unwrap();
+        assert_eq!(civil_month(0), 1970 * 12);
+        assert_eq!(civil_month(day("2026-12-31")), 2026 * 12 + 11);
+        assert_eq!(civil_month(day("2027-01-01")), 2027 * 12);
+        assert_eq!(civil_month(day("2024-02-29")), 2024 * 12 + 1);
+    }
 
     #[test]
     fn civil_dates() {

@@ -20,6 +20,8 @@ use crate::engine::sender::Outbox;
 use crate::engine::{Engine, Handlers};
 use crate::gateway::{GatewayError, Services};
 use crate::handlers::BuiltIn;
+use crate::handlers::llm::Conversations;
+use crate::llm::LlmBuildError;
 use crate::http::AdminState;
 use crate::store::{Store, StoreError};
 use crate::telemetry::health::Health;
@@ -34,6 +36,8 @@ pub enum EngineError {
     Routes(#[from] RouterError),
     #[error(transparent)]
     Services(#[from] GatewayError),
+    #[error(transparent)]
+    Llm(#[from] LlmBuildError),
 }
 
 /// The engine with the built-in handlers and the config's services, recording into
@@ -46,7 +50,15 @@ pub fn engine(
     metrics: Arc<Metrics>,
 ) -> Result<Engine, EngineError> {
     let services = Services::from_config(&config.services, metrics.clone())?;
-    let handlers: Arc<dyn Handlers> = Arc::new(BuiltIn { services });
+    let conversations = if config.personalities.is_empty() {
+        None
+    } else {
+        Some(Conversations::from_config(config, store.clone(), metrics.clone())?)
+    };
+    let handlers: Arc<dyn Handlers> = Arc::new(BuiltIn {
+        services,
+        conversations,
+    });
     Ok(Engine::new(
         config,
         store,

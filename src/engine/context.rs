@@ -9,7 +9,7 @@ use crate::ml::Analysis;
 use super::router::Router;
 use crate::calendar::UnixSecs;
 use crate::store::records::{
-    ConversationState, Event, EventKind, Session, SessionChange, SessionEdit, UserRecord,
+    ConversationChange, ConversationState, Event, EventKind, Session, SessionChange, SessionEdit, UserRecord,
 };
 use crate::telegram::methods::{Action, ParseMode, ReplyParameters, SendMessage};
 use crate::telegram::types::{CallbackQuery, InlineKeyboardMarkup, Message};
@@ -62,6 +62,8 @@ pub(crate) struct Outcome {
     pub session: Option<SessionChange>,
     /// The user who referred a newly registered sender.
     pub referrer: Option<i64>,
+    /// Exchanges with a language model and the changes around them.
+    pub(crate) conversation: Vec<ConversationChange>,
 }
 
 impl Context<'_> {

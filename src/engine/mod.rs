@@ -88,6 +88,10 @@ pub struct Engine {
     session_ttl_secs: u32,
     /// Where slow handlers show progress; none in the console.
     live: Option<Arc<dyn live::Live>>,
+    /// Whether a conversation answers a group's text only when addressed, by default
+    /// and per chat.
+    require_mention: bool,
+    mention_by_chat: std::collections::HashMap<i64, bool>,
 }
 
 impl Engine {
@@ -112,6 +116,13 @@ impl Engine {
             // In range by the config's own check: 1..=604800.
             session_ttl_secs: u32::try_from(config.storage.session_ttl_secs).unwrap_or(u32::MAX),
             live: None,
+            require_mention: config.llm.require_mention,
+            mention_by_chat: config
+                .llm
+                .groups
+                .iter()
+                .map(|g| (g.chat_id, g.require_mention))
+                .collect(),
         })
     }
 
@@ -245,7 +256,10 @@ impl Engine {
                             chat: message.chat.kind,
                         },
                     };
-                    target = self.router.route(incoming);
+                    target = self
+                        .router
+                        .route(incoming)
+                        .filter(|target| self.may_answer(target, message));
                 }
                 None => {
                     target = self.router.route(Incoming::Other {
@@ -328,6 +342,21 @@ impl Engine {
         Ok(Kept::Now)
     }
 
+    /// Whether a text may reach its route. A conversation in a group answers only when
+    /// addressed (unless the chat says otherwise): most of a group's messages are people
+    /// talking to each other, and every answer costs tokens.
+    fn may_answer(&self, target: &Target, message: &Message) -> bool {
+        if !matches!(target, Target::Llm(_)) || message.chat.kind == ChatKind::Private {
+            return true;
+        }
+        let required = self
+            .mention_by_chat
+            .get(&message.chat.id)
+            .copied()
+            .unwrap_or(self.require_mention);
+        !required || addressed(message, self.bot_username.as_deref())
+    }
+
     /// Applies bans and the inbound limit. Returns the sender as they will be stored when
     /// the update may reach a handler; otherwise records only the sighting.
     fn admit(
@@ -407,6 +436,34 @@ impl Engine {
     }
 }
 
+/// Whether a group message speaks to the bot: it mentions the bot's `@name`, or replies
+/// to one of the bot's messages.
+fn addressed(message: &Message, bot_username: Option<&str>) -> bool {
+    let Some(name) = bot_username.filter(|n| !n.is_empty()) else {
+        return false;
+    };
+    let replied_to_bot = message
+        .reply_to_message
+        .as_ref()
+        .and_then(|r| r.from.as_ref())
+        .is_some_and(|from| {
+            from.is_bot
+                && from
+                    .username
+                    .as_deref()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(name))
+        });
+    let mentioned = message.text_or_caption().is_some_and(|text| {
+        text.match_indices('@').any(|(at, _)| {
+            text.get(at + 1..at + 1 + name.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                && !text[at + 1 + name.len()..]
+                    .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+    });
+    replied_to_bot || mentioned
+}
+
 /// A sighting of a user: their current names, no counts.
 fn seen(user: &User, now: UnixSecs) -> UserDelta {
     let mut delta = UserDelta::new(user.id, now);
@@ -424,6 +481,7 @@ fn apply(out: Outcome, mut delta: UserDelta, finish: &mut Finish) {
     finish.users.push(delta);
     finish.events.extend(out.events);
     finish.session = out.session;
+    finish.conversation = out.conversation;
     finish
         .outbox
         .extend(out.actions.iter().map(outbound::call_of));

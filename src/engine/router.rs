@@ -23,6 +23,18 @@ pub enum Target {
     Reply(Arc<Reply>),
     /// The `[[services]]` entry of this name.
     Service(Arc<str>),
+    /// A conversation with a language model.
+    Llm(Arc<LlmRoute>),
+}
+
+/// A route to a conversation.
+#[derive(Debug)]
+pub struct LlmRoute {
+    /// The `[[personalities]]` entry the route names.
+    pub(crate) personality: String,
+    /// Whether the user's `/mode` choice overrides it: true for the fallback, where free
+    /// text goes, false for a route that names its personality on purpose.
+    pub(crate) follows_choice: bool,
 }
 
 impl Target {
@@ -30,7 +42,10 @@ impl Target {
     /// is kept in the inbox and acknowledged before it is handled, so that no transport
     /// waits on a remote call.
     pub(crate) fn is_slow(&self) -> bool {
-        matches!(self, Target::Service(_))
+        matches!(
+            self,
+            Target::Service(_) | Target::Llm(_) | Target::Handler(HandlerName::Retry)
+        )
     }
 
     /// The name metrics give the route.
@@ -39,6 +54,7 @@ impl Target {
             Target::Handler(name) => name.as_str(),
             Target::Reply(_) => "reply",
             Target::Service(_) => "service",
+            Target::Llm(_) => "llm",
         }
     }
 }
@@ -157,8 +173,17 @@ impl Router {
             help: Vec::new(),
         };
         let mut descriptions: Vec<(String, Option<String>)> = Vec::new();
-        for route in builtin_routes().iter().chain(&config.routes) {
-            let target = compile(&route.target).map_err(|source| RouterError {
+        let conversation_routes = if config.personalities.is_empty() {
+            Vec::new()
+        } else {
+            conversation_routes()
+        };
+        for route in builtin_routes()
+            .iter()
+            .chain(&conversation_routes)
+            .chain(&config.routes)
+        {
+            let target = compile(&route.target, false).map_err(|source| RouterError {
                 trigger: format!("{:?}", route.trigger),
                 source,
             })?;
@@ -181,7 +206,7 @@ impl Router {
             }
         }
         if let Some(fallback) = &config.fallback {
-            router.fallback = compile(fallback).map_err(|source| RouterError {
+            router.fallback = compile(fallback, true).map_err(|source| RouterError {
                 trigger: "fallback".into(),
                 source,
             })?;
@@ -218,11 +243,13 @@ impl Router {
             Incoming::Text { text, chat } => {
                 let key = text.trim().to_lowercase();
                 // In a group most messages are people talking to each other: the
-                // fallback answers only in private chats.
+                // fallback answers only in private chats, but for a conversation, which
+                // the engine lets answer only when addressed.
                 self.texts
                     .get(&key)
                     .or_else(|| self.by_chat_kind(chat))
-                    .or((chat == ChatKind::Private).then_some(&self.fallback))
+                    .or((chat == ChatKind::Private || matches!(self.fallback, Target::Llm(_)))
+                        .then_some(&self.fallback))
             }
             Incoming::Other { chat } => self.by_chat_kind(chat),
             Incoming::Conversation(state) => self.conversations.get(&state),
@@ -250,8 +277,35 @@ impl Router {
     }
 }
 
-fn compile(target: &TargetConfig) -> Result<Target, TemplateError> {
+/// The commands a bot with personalities has, unless its config replaces them.
+fn conversation_routes() -> Vec<RouteConfig> {
+    let handler = |trigger, handler, description: Option<&str>| RouteConfig {
+        trigger,
+        target: TargetConfig::Handler { handler },
+        description: description.map(Into::into),
+    };
+    let command = |name: &str| Trigger::Command(name.into());
+    vec![
+        handler(command("mode"), HandlerName::Mode, Some("Choose who you talk to")),
+        handler(
+            Trigger::CallbackPrefix(crate::config::MODE_PREFIX.into()),
+            HandlerName::Mode,
+            None,
+        ),
+        handler(command("reset"), HandlerName::Reset, Some("Start a new conversation")),
+        handler(command("retry"), HandlerName::Retry, Some("Answer my last message again")),
+        handler(command("forget"), HandlerName::Forget, Some("Delete our conversations")),
+        handler(command("usage"), HandlerName::Usage, Some("Tokens used today and this month")),
+    ]
+}
+
+/// A route's target, ready to run; `fallback` marks the one free text goes to.
+fn compile(target: &TargetConfig, fallback: bool) -> Result<Target, TemplateError> {
     Ok(match target {
+        TargetConfig::Llm { llm } => Target::Llm(Arc::new(LlmRoute {
+            personality: llm.clone(),
+            follows_choice: fallback,
+        })),
         TargetConfig::Handler { handler } => Target::Handler(*handler),
         TargetConfig::Service { service } => Target::Service(service.as_str().into()),
         TargetConfig::Reply(template) => Target::Reply(Arc::new(Reply {

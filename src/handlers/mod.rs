@@ -8,6 +8,7 @@ mod analyze;
 mod fallback;
 mod feedback;
 mod help;
+pub(crate) mod llm;
 mod profile;
 mod reply;
 mod service;
@@ -18,22 +19,25 @@ use crate::engine::Handlers;
 use crate::engine::context::{Context, Outcome};
 use crate::engine::router::Target;
 use crate::gateway::Services;
+use llm::Conversations;
 
-/// The built-in handlers, and the services that routes may name, as the engine runs
-/// them.
+/// The built-in handlers, the services and the conversations that routes may name, as
+/// the engine runs them.
 pub(crate) struct BuiltIn {
     pub(crate) services: Services,
+    /// Only when the config has personalities.
+    pub(crate) conversations: Option<Conversations>,
 }
 
 #[async_trait::async_trait]
 impl Handlers for BuiltIn {
     async fn run(&self, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
-        run(&self.services, target, ctx, out).await;
+        run(self, target, ctx, out).await;
     }
 }
 
 /// Runs the handler a route points to.
-async fn run(services: &Services, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
+async fn run(built_in: &BuiltIn, target: &Target, ctx: &Context<'_>, out: &mut Outcome) {
     match target {
         Target::Handler(HandlerName::Start) => start::handle(ctx, out).await,
         Target::Handler(HandlerName::Help) => help::handle(ctx, out).await,
@@ -43,7 +47,33 @@ async fn run(services: &Services, target: &Target, ctx: &Context<'_>, out: &mut 
         Target::Handler(HandlerName::Fallback) => fallback::handle(ctx, out).await,
         Target::Handler(HandlerName::Ignore) => {}
         Target::Reply(reply) => reply::handle(reply, ctx, out).await,
-        Target::Service(name) => service::handle(services, name, ctx, out).await,
+        Target::Service(name) => service::handle(&built_in.services, name, ctx, out).await,
+        // The config's check makes these routes exist only with personalities.
+        target => {
+            if let Some(conversations) = &built_in.conversations {
+                converse(conversations, target, ctx, out).await;
+            }
+        }
+    }
+}
+
+/// Runs a conversation's route.
+async fn converse(
+    conversations: &Conversations,
+    target: &Target,
+    ctx: &Context<'_>,
+    out: &mut Outcome,
+) {
+    match target {
+        Target::Llm(route) => {
+            llm::handle(conversations, &route.personality, route.follows_choice, ctx, out).await
+        }
+        Target::Handler(HandlerName::Mode) => llm::mode(conversations, ctx, out).await,
+        Target::Handler(HandlerName::Reset) => llm::reset(conversations, ctx, out).await,
+        Target::Handler(HandlerName::Retry) => llm::retry(conversations, ctx, out).await,
+        Target::Handler(HandlerName::Forget) => llm::forget(conversations, ctx, out).await,
+        Target::Handler(HandlerName::Usage) => llm::usage(conversations, ctx, out).await,
+        _ => {}
     }
 }
 
@@ -119,7 +149,10 @@ pub(crate) mod testing {
             .build()
             .unwrap()
             .block_on(super::run(
-                &crate::gateway::Services::none(Default::default()),
+                &super::BuiltIn {
+                    services: crate::gateway::Services::none(Default::default()),
+                    conversations: None,
+                },
                 target,
                 &ctx,
                 &mut out,
