@@ -16,7 +16,6 @@ mod service;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use serde_json::{Value, json};
 use service::{Behaviour, LoopbackService, says};
-use std::process::Stdio;
 use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -61,30 +60,15 @@ service = "chat"
         )
         .unwrap();
         let log = std::fs::File::create(self.log_path(self.runs)).unwrap();
-        let child = binary::edgebot()
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .arg("serve")
-            .env("EDGEBOT_TOKEN", "1:token")
-            .env("EDGEBOT_API_URL", self.api.base_url())
-            .env(
-                "EDGEBOT_WEBHOOK_URL",
-                format!("http://127.0.0.1:{port}/hook"),
-            )
-            .env("EDGEBOT_WEBHOOK_SECRET", "s3cret")
-            .env("EDGEBOT_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "EDGEBOT_ADMIN_LISTEN",
-                format!("127.0.0.1:{}", binary::free_port()),
-            )
-            .env("EDGEBOT_LOG", "info")
-            .env("CHAT_SERVICE_AUTH", "Bearer service-token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
+        let child = binary::serve(
+            &config,
+            &self.dir.path().join("data"),
+            &self.api.base_url(),
+            port,
+            log,
+        )
+        .env("CHAT_SERVICE_AUTH", "Bearer service-token")
+        .spawn()
             .expect("edgebot serve starts");
         binary::Running {
             name: "edgebot serve",
@@ -114,18 +98,6 @@ service = "chat"
     }
 }
 
-fn post(port: u16, update: &Value) -> u16 {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    binary::http(
-        addr,
-        "POST",
-        "/hook",
-        &[("x-telegram-bot-api-secret-token", "s3cret")],
-        Some(update),
-    )
-    .map_or(0, |(status, _)| status)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no_text() {
     let service = LoopbackService::start(Behaviour::Json(says("unused"))).await;
@@ -142,7 +114,7 @@ async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no
 
     // Answered 200 while the service holds its answer: the update is in the inbox.
     let held = update(1, &format!("hello {PRIVATE}"));
-    let status = tokio::task::spawn_blocking(move || post(port, &held))
+    let status = tokio::task::spawn_blocking(move || binary::post_update(port, &held))
         .await
         .unwrap();
     assert_eq!(status, 200, "{}", harness.logs());
@@ -161,7 +133,7 @@ async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no
     harness.webhook_set(2).await;
     assert!(service.wait_for(2, PATIENCE).await, "{}", harness.logs());
     let invalid = update(2, &format!("again {PRIVATE}"));
-    let status = tokio::task::spawn_blocking(move || post(port, &invalid))
+    let status = tokio::task::spawn_blocking(move || binary::post_update(port, &invalid))
         .await
         .unwrap();
     assert_eq!(status, 200);

@@ -79,3 +79,49 @@ pub fn http(
     let body = serde_json::from_str(body).unwrap_or_else(|_| json!({ "raw": body }));
     Some((status, body))
 }
+
+/// `edgebot serve` with a webhook on `port` against the Bot API at `api_url`: the config
+/// file, a data directory, and stderr to `log`. The caller adds its own environment.
+pub fn serve(
+    config: &std::path::Path,
+    data_dir: &std::path::Path,
+    api_url: &str,
+    port: u16,
+    log: std::fs::File,
+) -> Command {
+    let mut command = edgebot();
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("serve")
+        .env("EDGEBOT_TOKEN", "1:token")
+        .env("EDGEBOT_API_URL", api_url)
+        .env(
+            "EDGEBOT_WEBHOOK_URL",
+            format!("http://127.0.0.1:{port}/hook"),
+        )
+        .env("EDGEBOT_WEBHOOK_SECRET", "s3cret")
+        .env("EDGEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EDGEBOT_ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("EDGEBOT_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    command
+}
+
+/// Posts an update to the webhook on `port` with the secret [`serve`] sets; the status,
+/// or 0 when nothing answered.
+pub fn post_update(port: u16, update: &Value) -> u16 {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    http(
+        addr,
+        "POST",
+        "/hook",
+        &[("x-telegram-bot-api-secret-token", "s3cret")],
+        Some(update),
+    )
+    .map_or(0, |(status, _)| status)
+}
