@@ -10,7 +10,7 @@
 mod binary;
 
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
-use edgebot::fake::llm::{FakeLlm, FakeLlmConfig, Fault};
+use edgebot::fake::llm::{FakeLlm, FakeLlmConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -118,6 +118,8 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
     let llm = FakeLlm::start(FakeLlmConfig {
         api_key: Some(KEY.into()),
         split_chunks: true,
+        // About 1.5 s per answer: time to see a draft and kill the bot mid-stream.
+        chunk_delay: Duration::from_millis(150),
         ..FakeLlmConfig::default()
     })
     .await
@@ -132,10 +134,6 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
     let mut first = harness.spawn(port);
     harness.webhook_set(1).await;
 
-    // The first answer streams slowly: 300 ms between events.
-    harness
-        .llm
-        .inject(Fault::Slow { delay_ms: 300 }, 1, None);
     let question = update(1, &format!("hello {PRIVATE}"));
     let status = tokio::task::spawn_blocking(move || binary::post_update(port, &question))
         .await
