@@ -342,6 +342,7 @@ fn finish_of(update_id: i64) -> Finish {
         users: vec![delta],
         events: Vec::new(),
         session: None,
+        conversation: Vec::new(),
         outbox: Vec::new(),
     }
 }
