@@ -608,6 +608,19 @@ fn db(config: &Config, command: DbCommand) -> anyhow::Result<()> {
             println!("accounts        {} (admin panel and API)", stats.accounts);
             println!("panel sessions  {}", stats.panel_sessions);
             println!("audit           {} (admin actions)", stats.audit);
+            println!(
+                "dialogs         {} (LLM conversations: the current one per chat and topic)",
+                stats.dialogs
+            );
+            println!("turns           {} (their messages)", stats.turns);
+            println!(
+                "personalities   {} (users' choices)",
+                stats.personality_choices
+            );
+            println!(
+                "usage           {} per user and day or month, {} per provider and day",
+                stats.user_usage, stats.provider_usage
+            );
         }
         DbCommand::Backup { path } => {
             store.backup(&path)?;

@@ -23,8 +23,8 @@ use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
 use edgebot::net::sse::{Decoder, Event as SseEvent, SseError};
 use edgebot::store::codec::{self, CodecError};
 use edgebot::store::records::{
-    ConversationState, Event, EventKind, MalformedUpdate, Role, Session, UserDelta, UserRecord,
-    UserStatus,
+    ConversationState, Dialog, Event, EventKind, MalformedUpdate, Role, Session, Speaker,
+    TurnRecord, Usage, UserDelta, UserRecord, UserStatus,
 };
 use edgebot::store::{Appended, Finish, Finished, OutboxEntry, Store};
 use edgebot::telegram::methods::{
@@ -110,6 +110,54 @@ fn event() -> impl Strategy<Value = Event> {
             chat_id,
             kind,
         })
+}
+
+fn dialog() -> impl Strategy<Value = Dialog> {
+    (
+        any::<u32>(),
+        any::<String>(),
+        any::<String>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<i64>(),
+        any::<i64>(),
+    )
+        .prop_map(
+            |(number, personality, summary, summarized_upto, next_turn, started_at, last_at)| {
+                Dialog {
+                    number,
+                    personality,
+                    summary,
+                    summarized_upto,
+                    next_turn,
+                    started_at: UnixSecs(started_at),
+                    last_at: UnixSecs(last_at),
+                }
+            },
+        )
+}
+
+fn turn_record() -> impl Strategy<Value = TurnRecord> {
+    (
+        prop_oneof![Just(Speaker::User), Just(Speaker::Assistant)],
+        any::<i64>(),
+        any::<String>(),
+        any::<i64>(),
+        any::<u32>(),
+        any::<i64>(),
+        any::<Option<String>>(),
+    )
+        .prop_map(
+            |(speaker, user_id, text, at, tokens, update_id, provider)| TurnRecord {
+                speaker,
+                user_id,
+                text,
+                at: UnixSecs(at),
+                tokens,
+                update_id,
+                provider,
+            },
+        )
 }
 
 fn keyboard() -> impl Strategy<Value = Option<InlineKeyboardMarkup>> {
@@ -249,6 +297,29 @@ proptest! {
         round_trips(&MalformedUpdate { received_at: UnixSecs(received_at), error, raw })?;
     }
 
+    #[test]
+    fn dialogs_round_trip(dialog in dialog()) {
+        round_trips(&dialog)?;
+    }
+
+    #[test]
+    fn turns_round_trip(turn in turn_record()) {
+        round_trips(&turn)?;
+    }
+
+    #[test]
+    fn usage_round_trips(
+        input_tokens in any::<u64>(),
+        output_tokens in any::<u64>(),
+        turns in any::<u32>(),
+        cost_micro_usd in any::<u64>(),
+        personality in any::<String>(),
+    ) {
+        round_trips(&Usage { input_tokens, output_tokens, turns, cost_micro_usd })?;
+        // A personality choice is kept as the bare name.
+        round_trips(&personality)?;
+    }
+
     /// Stored bytes may be damaged: decoding them fails cleanly, it never panics.
     #[test]
     fn damaged_values_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
@@ -257,6 +328,10 @@ proptest! {
         let _ = codec::decode::<Session>(&bytes);
         let _ = codec::decode::<MalformedUpdate>(&bytes);
         let _ = codec::decode::<OutboxEntry>(&bytes);
+        let _ = codec::decode::<Dialog>(&bytes);
+        let _ = codec::decode::<TurnRecord>(&bytes);
+        let _ = codec::decode::<Usage>(&bytes);
+        let _ = codec::decode::<String>(&bytes);
     }
 
     /// An outbox entry keeps its action as a call (the method, the chat and the JSON
@@ -343,6 +418,7 @@ fn finish_of(update_id: i64) -> Finish {
         users: vec![delta],
         events: Vec::new(),
         session: None,
+        conversation: Vec::new(),
         outbox: Vec::new(),
     }
 }

@@ -32,6 +32,7 @@ async fn finishing_is_exactly_once_and_survives_reopening() {
         users: vec![delta(1, 1)],
         events: vec![],
         session: None,
+        conversation: vec![],
         outbox: vec![call_of(&Action::send(1, "hi"))],
     };
     let Finished::Committed(entries) = store.finish(finish.clone()).await.unwrap() else {
@@ -314,6 +315,81 @@ async fn an_unreadable_version_byte_is_corrupt_not_newer() {
     );
 }
 
+/// The tables schema 5 added for LLM conversations.
+const SCHEMA_5_TABLES: [&str; 6] = [
+    "dialogs",
+    "turns",
+    "user_dialogs",
+    "personality_choices",
+    "user_usage",
+    "provider_usage",
+];
+
+/// A file of schema 4 (before LLM conversations) opens, is migrated to schema 5, which
+/// creates the conversation tables, and keeps what it held.
+#[tokio::test]
+async fn a_schema_4_file_gains_the_conversation_tables() {
+    use edgebot::store::records::DialogKey;
+    use redb::{ReadableDatabase as _, TableHandle as _};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let store = Store::open(dir.path()).unwrap();
+    store.update_user(delta(7, 2)).await.unwrap();
+    drop(store);
+    {
+        // What schema 4 left: the same file without the new tables.
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let new: Vec<_> = txn
+            .list_tables()
+            .unwrap()
+            .filter(|t| SCHEMA_5_TABLES.contains(&t.name()))
+            .collect();
+        assert_eq!(new.len(), SCHEMA_5_TABLES.len());
+        for table in new {
+            assert!(txn.delete_table(table).unwrap());
+        }
+        txn.open_table(edgebot::store::tables::META)
+            .unwrap()
+            .insert(
+                edgebot::store::tables::MetaKey::SchemaVersion as u32,
+                4u32.to_le_bytes().as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(
+            txn.list_tables()
+                .unwrap()
+                .all(|t| !SCHEMA_5_TABLES.contains(&t.name()))
+        );
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.schema_version, 5);
+    assert_eq!(stats.users, 1);
+    assert_eq!(
+        (
+            stats.dialogs,
+            stats.turns,
+            stats.personality_choices,
+            stats.user_usage,
+            stats.provider_usage
+        ),
+        (0, 0, 0, 0, 0)
+    );
+    assert_eq!(store.user(7).unwrap().unwrap().message_count, 2);
+    let key = DialogKey {
+        chat_id: 7,
+        thread_id: 0,
+    };
+    assert_eq!(store.dialog(key).unwrap(), None);
+    assert!(store.turns(key, 1, 0).unwrap().is_empty());
+    assert_eq!(store.personality_of(7).unwrap(), None);
+    assert!(store.provider_usage(0, u32::MAX).unwrap().is_empty());
+    assert!(store.conversations_of(7).unwrap().is_empty());
+}
+
 /// Copies the schema 1 file in `tests/fixtures/store-v1` (written by edgebot before the
 /// outbox kept its own call records) into a fresh directory, since opening migrates it.
 fn schema_1_copy() -> tempfile::TempDir {
@@ -337,6 +413,9 @@ async fn a_schema_1_file_opens_migrated_and_reads_the_same() {
     let store = Store::open(dir.path()).unwrap();
     let stats = store.stats().unwrap();
     assert_eq!(stats.schema_version, edgebot::store::SCHEMA_VERSION);
+    // Migrated through schema 5: the conversation tables are there, empty.
+    assert_eq!((stats.dialogs, stats.turns, stats.user_usage), (0, 0, 0));
+    assert_eq!(store.usage_of(42, 0, 0).unwrap().0.turns, 0);
     assert_eq!(
         (stats.users, stats.sessions, stats.inbox, stats.processed),
         (2, 1, 1, 2)

@@ -5,7 +5,9 @@
 use super::Store;
 use super::codec::Stored;
 use super::error::{StoreError, decoded};
-use super::records::{Event, MalformedUpdate, OutboxCall, OutboxEntry, SessionChange, UserDelta};
+use super::records::{
+    ConversationChange, Event, MalformedUpdate, OutboxCall, OutboxEntry, SessionChange, UserDelta,
+};
 use super::tables::{INBOX, MALFORMED, PROCESSED, Tables};
 use super::writer::Sequences;
 use crate::calendar::UnixSecs;
@@ -33,6 +35,8 @@ pub struct Finish {
     pub users: Vec<UserDelta>,
     pub events: Vec<Event>,
     pub session: Option<SessionChange>,
+    /// LLM conversation changes, applied in order.
+    pub conversation: Vec<ConversationChange>,
     pub outbox: Vec<OutboxCall>,
 }
 
@@ -132,6 +136,9 @@ impl Store {
             }
             if let Some(change) = &finish.session {
                 t.apply_session_change(change)?;
+            }
+            for change in &finish.conversation {
+                t.apply_conversation_change(change)?;
             }
             let entries = t.enqueue_calls(id, &finish.outbox)?;
             t.mark_finished(id, finish.finished_at)?;

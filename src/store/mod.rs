@@ -8,11 +8,14 @@
 //! This module keeps the [`Store`] handle, opening and migrating. Every table is listed
 //! once in [`tables`]; its reads and writes live in the module of its concept: `users`,
 //! `sessions`, `inbox` (with finishing an update), `events`, `outbox`, `embeddings`,
-//! `accounts` (the admin panel's accounts, sessions and audit log) and `meta`. Records are encoded by [`codec`]; a value that does not decode is reported
-//! with its table and key ([`StoreError::CorruptValue`], [`StoreError::NewerValue`]).
+//! `accounts` (the admin panel's accounts, sessions and audit log), `conversations`
+//! (LLM dialogs, their turns, personality choices, usage) and `meta`. Records are encoded
+//! by [`codec`]; a value that does not decode is reported with its table and key
+//! ([`StoreError::CorruptValue`], [`StoreError::NewerValue`]).
 
 mod accounts;
 pub mod codec;
+mod conversations;
 mod embeddings;
 mod error;
 mod events;
@@ -37,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The layout version this build writes. Files of a lower version are migrated at open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "edgebot.redb";
@@ -66,6 +69,11 @@ pub struct StoreStats {
     pub accounts: u64,
     pub panel_sessions: u64,
     pub audit: u64,
+    pub dialogs: u64,
+    pub turns: u64,
+    pub personality_choices: u64,
+    pub user_usage: u64,
+    pub provider_usage: u64,
 }
 
 /// A handle to the open store; cheap to clone. The file is closed when the last handle
@@ -230,6 +238,13 @@ impl Store {
             accounts,
             panel_sessions,
             audit,
+            dialogs,
+            turns,
+            // An index of `dialogs` and `turns`: as many rows as (user, dialog) pairs.
+            user_dialogs: _,
+            personality_choices,
+            user_usage,
+            provider_usage,
         } = tables::counts(&txn)?;
         Ok(StoreStats {
             path: self.path().to_owned(),
@@ -246,6 +261,11 @@ impl Store {
             accounts,
             panel_sessions,
             audit,
+            dialogs,
+            turns,
+            personality_choices,
+            user_usage,
+            provider_usage,
         })
     }
 
@@ -358,6 +378,8 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     tables::create_all,
     // 3 → 4: sessions keep a service's internal id, state and data.
     sessions::sessions_gain_service_fields,
+    // 4 → 5: LLM dialogs, their turns, personality choices and usage.
+    tables::create_all,
 ];
 
 #[cfg(test)]

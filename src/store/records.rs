@@ -518,3 +518,139 @@ impl AuditAction {
         }
     }
 }
+
+/// Where an LLM conversation happens: a chat, and a forum topic in it (0 outside forum
+/// topics). A dialog's turns, its summary and its number are kept per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DialogKey {
+    pub chat_id: i64,
+    pub thread_id: i64,
+}
+
+/// The current dialog of a [`DialogKey`]: which one it is, whom it speaks as, and what of
+/// it is folded into the rolling summary. Its turns are kept apart, one row each, at
+/// indices `0..next_turn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dialog {
+    /// 1, 2, … per key: a new number is a new dialog (after `/reset` or a long silence).
+    pub number: u32,
+    /// The personality that answered last.
+    pub personality: String,
+    /// The rolling summary of the turns below `summarized_upto`.
+    pub summary: String,
+    /// Turns below this index are folded into `summary`.
+    pub summarized_upto: u32,
+    /// The index the next turn is stored at.
+    pub next_turn: u32,
+    pub started_at: UnixSecs,
+    pub last_at: UnixSecs,
+}
+
+/// Who said a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
+/// One message of a dialog: a user's question or the bot's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnRecord {
+    pub speaker: Speaker,
+    /// Who spoke (a question) or whom it answered (an answer): whose turn `/forget`
+    /// deletes.
+    pub user_id: i64,
+    pub text: String,
+    pub at: UnixSecs,
+    /// The turn's length in tokens, as the provider counted it or as estimated.
+    pub tokens: u32,
+    /// The update that brought the question, or that the answer answered.
+    pub update_id: i64,
+    /// The provider that wrote an answer; `None` for a question.
+    pub provider: Option<String>,
+}
+
+/// Tokens and cost counted over a period, for a user or a provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Answers written (a `/retry` is one more).
+    pub turns: u32,
+    pub cost_micro_usd: u64,
+}
+
+impl Usage {
+    /// This usage with one more answer's worth of `delta`. Saturating: a stored count
+    /// near the maximum is damage, and must not panic.
+    pub(crate) fn plus(self, delta: &UsageDelta) -> Usage {
+        Usage {
+            input_tokens: self
+                .input_tokens
+                .saturating_add(u64::from(delta.input_tokens)),
+            output_tokens: self
+                .output_tokens
+                .saturating_add(u64::from(delta.output_tokens)),
+            turns: self.turns.saturating_add(1),
+            cost_micro_usd: self.cost_micro_usd.saturating_add(delta.cost_micro_usd),
+        }
+    }
+}
+
+/// What one answer cost, added to the user's day and month and to the provider's day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDelta {
+    pub user_id: i64,
+    pub provider: String,
+    /// Days since 1970-01-01 (UTC).
+    pub day: u32,
+    /// `year * 12 + month - 1` (UTC).
+    pub month: u32,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    pub cost_micro_usd: u64,
+}
+
+/// One exchange of an LLM conversation, as a finished update stores it. A `number` above
+/// the stored dialog's (or no stored dialog) opens dialog `number` afresh; a lower one is
+/// taken for the stored dialog, so a number is never opened twice. The question (if any)
+/// and the answer are appended; with `replaces_answer` (`/retry`) the answer instead
+/// replaces the dialog's last assistant turn, and the question is not stored (the one
+/// answered is there already), unless the dialog has no answer yet. `summary` sets the
+/// summary and the turn index it covers up to. `usage` is added to the user's day and
+/// month and the provider's day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub key: DialogKey,
+    pub number: u32,
+    pub personality: String,
+    pub question: Option<TurnRecord>,
+    pub answer: TurnRecord,
+    pub replaces_answer: bool,
+    pub summary: Option<(String, u32)>,
+    pub usage: UsageDelta,
+}
+
+/// What a finished update does to the LLM conversations, applied inside its commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConversationChange {
+    /// Boxed: an exchange is ten times the size of the other changes.
+    Exchange(Box<Exchange>),
+    /// `/reset`: the next exchange continues dialog number + 1, empty; the old turns stay
+    /// until `/forget`. A key without a dialog is left as it is.
+    Reset { key: DialogKey, at: UnixSecs },
+    /// `/forget`: every dialog and turn of the user's private chat, and elsewhere the
+    /// user's turns (theirs and the answers to them), are deleted, with the user's
+    /// personality choice. A group dialog that loses turns loses its summary too, which
+    /// may quote the user. Usage counters stay (accounting).
+    Forget { user_id: i64 },
+    /// `/mode`: the user's personality from now on.
+    Choose { user_id: i64, personality: String },
+}
+
+impl From<Exchange> for ConversationChange {
+    fn from(exchange: Exchange) -> ConversationChange {
+        ConversationChange::Exchange(Box::new(exchange))
+    }
+}

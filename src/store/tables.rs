@@ -1,9 +1,10 @@
 //! Every table of the store, typed, in one list.
 //!
-//! Keys are plain integers, but for account names and session digests. Records are [`Versioned`] values (see [`super::codec`]);
-//! bytes the store does not interpret (a raw update, an embedding's floats, the small
-//! settings of [`META`]) stay bytes and are read by the one module that owns them. A
-//! table's name and types change only with a migration.
+//! Keys are plain integers (or tuples of them), but for account names, session digests
+//! and the provider names of `provider_usage`. Records are [`Versioned`] values (see
+//! [`super::codec`]); bytes the store does not interpret (a raw update, an embedding's
+//! floats, the small settings of [`META`]) stay bytes and are read by the one module that
+//! owns them. A table's name and types change only with a migration.
 //!
 //! The list below is the only one: it defines the constants, the [`Tables`] the writer
 //! opens in each transaction, and what migrations create, `db stats` counts and a backup
@@ -12,7 +13,8 @@
 use super::StoreError;
 use super::codec::Versioned;
 use super::records::{
-    Account, AuditEntry, Event, MalformedUpdate, OutboxEntry, PanelSession, Session, UserRecord,
+    Account, AuditEntry, Dialog, Event, MalformedUpdate, OutboxEntry, PanelSession, Session,
+    TurnRecord, Usage, UserRecord,
 };
 use super::writer::Sequences;
 use redb::{
@@ -115,6 +117,20 @@ tables! {
     pub(crate) panel_sessions: PANEL_SESSIONS = "panel_sessions", [u8; 32] => Versioned<PanelSession>;
     /// sequence → what an admin did, append-only.
     pub(crate) audit: AUDIT = "audit", u64 => Versioned<AuditEntry>;
+    /// (chat id, thread id) → the current LLM dialog there (schema 5).
+    pub(crate) dialogs: DIALOGS = "dialogs", (i64, i64) => Versioned<Dialog>;
+    /// (chat id, thread id, dialog number, turn index) → one turn of a dialog.
+    pub(crate) turns: TURNS = "turns", (i64, i64, u32, u32) => Versioned<TurnRecord>;
+    /// (user id, chat id, thread id) → (): the dialogs a user spoke in, for `/forget` and
+    /// the export.
+    pub(crate) user_dialogs: USER_DIALOGS = "user_dialogs", (i64, i64, i64) => ();
+    /// user id → the name of the personality the user chose.
+    pub(crate) personality_choices: PERSONALITY_CHOICES = "personality_choices", i64 => Versioned<String>;
+    /// (user id, period kind: 0 a day, 1 a month, period) → the user's LLM usage in it.
+    pub(crate) user_usage: USER_USAGE = "user_usage", (i64, u8, u32) => Versioned<Usage>;
+    /// (day, provider name) → the provider's usage that day. The day comes first so that
+    /// a span of days is one range.
+    pub(crate) provider_usage: PROVIDER_USAGE = "provider_usage", (u32, &'static str) => Versioned<Usage>;
 }
 
 /// The keys of [`META`].
