@@ -270,11 +270,22 @@ pub enum EventKind {
         /// A JSON object, as text.
         data: String,
     },
+    /// One answer of a language model, or the failure to get one (never the text).
+    LlmTurn {
+        personality: String,
+        /// The provider that answered; empty when none did.
+        provider: String,
+        input_tokens: u32,
+        output_tokens: u32,
+        ok: bool,
+    },
+    /// A text kept from the language model: `spam` or `budget`.
+    LlmRefused { reason: String },
 }
 
 impl EventKind {
     /// Every [`EventKind::name`], for filters.
-    pub(crate) const NAMES: [&'static str; 8] = [
+    pub(crate) const NAMES: [&'static str; 10] = [
         "user_joined",
         "command",
         "callback",
@@ -283,6 +294,8 @@ impl EventKind {
         "blocked_bot",
         "text",
         "service",
+        "llm_turn",
+        "llm_refused",
     ];
 
     pub(crate) fn name(&self) -> &'static str {
@@ -295,6 +308,8 @@ impl EventKind {
             EventKind::BlockedBot => "blocked_bot",
             EventKind::Text { .. } => "text",
             EventKind::Service { .. } => "service",
+            EventKind::LlmTurn { .. } => "llm_turn",
+            EventKind::LlmRefused { .. } => "llm_refused",
         }
     }
 }

@@ -22,8 +22,8 @@ use crate::engine::context::{Context, Outcome};
 use crate::llm::{Completion, Llm, LlmBuildError, Prompt};
 use crate::ml::labels::SentimentLabel;
 use crate::store::records::{
-    ConversationChange, Dialog, DialogKey, EventKind, Role, Speaker, TurnRecord, UsageDelta,
-    UserRecord,
+    ConversationChange, Dialog, DialogKey, EventKind, Exchange as StoredExchange, Role, Speaker,
+    TurnRecord, UsageDelta, UserRecord,
 };
 use crate::store::{Store, StoreError};
 use crate::telegram::markup;
@@ -538,7 +538,7 @@ fn record(
         ok: true,
     }));
     conversations.metrics.llm_turn(exchange.retry);
-    out.conversation.push(ConversationChange::Exchange {
+    out.conversation.push(ConversationChange::from(StoredExchange {
         key: exchange.key,
         number: exchange.number,
         personality: exchange.personality.name.clone(),
@@ -567,7 +567,7 @@ fn record(
             output_tokens: output,
             cost_micro_usd: cost,
         },
-    });
+    }));
 }
 
 /// The text without the bot's `@name`, which addressed it in a group.
