@@ -23,6 +23,8 @@ pub enum Target {
     Reply(Arc<Reply>),
     /// The `[[services]]` entry of this name.
     Service(Arc<str>),
+    /// The `[[personalities]]` entry of this name.
+    Llm(Arc<str>),
 }
 
 impl Target {
@@ -30,7 +32,7 @@ impl Target {
     /// is kept in the inbox and acknowledged before it is handled, so that no transport
     /// waits on a remote call.
     pub(crate) fn is_slow(&self) -> bool {
-        matches!(self, Target::Service(_))
+        matches!(self, Target::Service(_) | Target::Llm(_))
     }
 
     /// The name metrics give the route.
@@ -39,6 +41,7 @@ impl Target {
             Target::Handler(name) => name.as_str(),
             Target::Reply(_) => "reply",
             Target::Service(_) => "service",
+            Target::Llm(_) => "llm",
         }
     }
 }
@@ -254,6 +257,7 @@ fn compile(target: &TargetConfig) -> Result<Target, TemplateError> {
     Ok(match target {
         TargetConfig::Handler { handler } => Target::Handler(*handler),
         TargetConfig::Service { service } => Target::Service(service.as_str().into()),
+        TargetConfig::Llm { llm } => Target::Llm(llm.as_str().into()),
         TargetConfig::Reply(template) => Target::Reply(Arc::new(Reply {
             text: Template::parse(&template.reply)?,
             reply_to_message: template.reply_to_message,

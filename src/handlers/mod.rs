@@ -42,6 +42,16 @@ async fn run(services: &Services, target: &Target, ctx: &Context<'_>, out: &mut 
         Target::Handler(HandlerName::Analyze) => analyze::handle(ctx, out).await,
         Target::Handler(HandlerName::Fallback) => fallback::handle(ctx, out).await,
         Target::Handler(HandlerName::Ignore) => {}
+        // The conversation handlers come with the engine's part of issue 14; until then
+        // these targets answer nothing, as `ignore` does.
+        Target::Handler(
+            HandlerName::Mode
+            | HandlerName::Reset
+            | HandlerName::Retry
+            | HandlerName::Forget
+            | HandlerName::Usage,
+        )
+        | Target::Llm(_) => {}
         Target::Reply(reply) => reply::handle(reply, ctx, out).await,
         Target::Service(name) => service::handle(services, name, ctx, out).await,
     }
