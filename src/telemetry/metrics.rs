@@ -52,6 +52,24 @@ pub(crate) struct ServiceOutcomeLabels {
     pub(crate) outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LlmLabels {
+    pub(crate) provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LlmOutcomeLabels {
+    pub(crate) provider: String,
+    pub(crate) outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LlmTokenLabels {
+    pub(crate) provider: String,
+    /// `input` (the prompt) or `output` (the answer).
+    pub(crate) direction: &'static str,
+}
+
 /// Every metric, registered once at start.
 pub struct Metrics {
     registry: Registry,
@@ -75,11 +93,22 @@ pub struct Metrics {
     pub(crate) service_seconds: Family<ServiceLabels, Histogram>,
     pub(crate) service_retries: Family<ServiceLabels, Counter>,
     pub(crate) service_breaker: Family<ServiceLabels, Gauge>,
+    pub(crate) llm_calls: Family<LlmOutcomeLabels, Counter>,
+    pub(crate) llm_tokens: Family<LlmTokenLabels, Counter>,
+    pub(crate) llm_cost_usd: Family<LlmLabels, Counter<f64, AtomicU64>>,
+    pub(crate) llm_first_token_seconds: Family<LlmLabels, Histogram>,
+    pub(crate) llm_in_flight: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
     // 10 µs .. ~20 s: a handler, a commit and a call to Telegram all fit.
     Histogram::new(exponential_buckets(1e-5, 2.5, 17))
+}
+
+fn first_token_histogram() -> Histogram {
+    // 50 ms .. ~1 min: a small local model answers in the first buckets, a large remote
+    // one with a long prompt in the last.
+    Histogram::new(exponential_buckets(0.05, 1.6, 16))
 }
 
 impl Default for Metrics {
@@ -112,6 +141,11 @@ impl Metrics {
             service_seconds: Family::new_with_constructor(latency_histogram),
             service_retries: Family::default(),
             service_breaker: Family::default(),
+            llm_calls: Family::default(),
+            llm_tokens: Family::default(),
+            llm_cost_usd: Family::default(),
+            llm_first_token_seconds: Family::new_with_constructor(first_token_histogram),
+            llm_in_flight: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -173,6 +207,31 @@ impl Metrics {
             "service_breaker_state",
             "A service's circuit breaker: 0 closed, 1 half-open (one trial call), 2 open",
             m.service_breaker.clone(),
+        );
+        registry.register(
+            "llm_calls",
+            "Attempts of calls to LLM providers, by provider and outcome (ok, rate_limited, http_4xx, http_5xx, timeout, stopped_midway, invalid_response, overloaded, connect_error)",
+            m.llm_calls.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "Tokens of answered LLM calls, by provider and direction (input: the prompt, output: the answer); the provider's count, or an estimate where it gave none",
+            m.llm_tokens.clone(),
+        );
+        registry.register(
+            "llm_cost_usd",
+            "What answered LLM calls cost by the configured prices, in USD, by provider",
+            m.llm_cost_usd.clone(),
+        );
+        registry.register(
+            "llm_first_token_seconds",
+            "Time from sending a request to an LLM provider to the first piece of its answer",
+            m.llm_first_token_seconds.clone(),
+        );
+        registry.register(
+            "llm_in_flight",
+            "LLM calls in flight (each holds one of [llm] max_concurrent's slots)",
+            m.llm_in_flight.clone(),
         );
         registry.register(
             "inbound_dropped",
