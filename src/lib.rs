@@ -44,6 +44,8 @@ pub mod fake;
 pub mod gateway;
 pub mod handlers;
 pub mod http;
+// Outside its own tests nothing calls the client yet.
+pub(crate) mod llm;
 pub mod ml;
 pub mod net;
 pub mod secret;

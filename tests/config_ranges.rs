@@ -131,6 +131,62 @@ const OUT_OF_RANGE: &[(&str, &str, &str, &[&str])] = &[
             "99999999999999999999",
         ],
     ),
+    ("llm", "idle_minutes", "1..=43200", &["0", "43201", "-1"]),
+    (
+        "llm",
+        "history_tokens",
+        "100..=1000000",
+        &["99", "1000001", "-100"],
+    ),
+    ("llm", "summary_tokens", "50..=4000", &["49", "4001", "-1"]),
+    (
+        "llm",
+        "draft_interval_ms",
+        "100..=10000",
+        &["99", "10001", "-500"],
+    ),
+    (
+        "llm",
+        "edit_interval_ms",
+        "1000..=60000",
+        &["999", "60001", "-1500"],
+    ),
+    (
+        "llm",
+        "max_concurrent",
+        "1..=100000",
+        &["0", "100001", "-1", "4294967296"],
+    ),
+    (
+        "llm",
+        "spam_threshold",
+        "0.0..=1.0",
+        &["-0.1", "1.01", "nan", "inf", "2", "-1"],
+    ),
+    (
+        "llm.budgets",
+        "guest_daily",
+        "0..=1000000000",
+        &["1000000001", "-1", "99999999999999999999"],
+    ),
+    (
+        "llm.budgets",
+        "guest_monthly",
+        "0..=1000000000",
+        &["1000000001", "-1"],
+    ),
+    (
+        "llm.budgets",
+        "entitled_daily",
+        "0..=1000000000",
+        &["1000000001", "-1"],
+    ),
+    (
+        "llm.budgets",
+        "entitled_monthly",
+        "0..=1000000000",
+        &["1000000001", "-1"],
+    ),
 ];
 
 /// `(section, key, min, max)`, as `check` prints them back.
@@ -148,6 +204,17 @@ const BOUNDS: &[(&str, &str, &str, &str)] = &[
     ("limits.outbound", "private_per_second", "1", "30"),
     ("limits.outbound", "group_per_minute", "1", "60"),
     ("models", "faq_threshold", "0.0", "1.0"),
+    ("llm", "idle_minutes", "1", "43200"),
+    ("llm", "history_tokens", "100", "1000000"),
+    ("llm", "summary_tokens", "50", "4000"),
+    ("llm", "draft_interval_ms", "100", "10000"),
+    ("llm", "edit_interval_ms", "1000", "60000"),
+    ("llm", "max_concurrent", "1", "100000"),
+    ("llm", "spam_threshold", "0.0", "1.0"),
+    ("llm.budgets", "guest_daily", "0", "1000000000"),
+    ("llm.budgets", "guest_monthly", "0", "1000000000"),
+    ("llm.budgets", "entitled_daily", "0", "1000000000"),
+    ("llm.budgets", "entitled_monthly", "0", "1000000000"),
 ];
 
 /// The file puts the key on line 4, after another key of its table, so that a wrong
@@ -156,6 +223,8 @@ fn file_with(section: &str, key: &str, value: &str) -> String {
     let other = match section {
         "telegram" => "api_url = \"http://127.0.0.1:8081\"",
         "storage" => "data_dir = \"data\"",
+        "llm" => "typing = true",
+        "llm.budgets" => "entitlement = \"premium\"",
         _ => "enabled = true",
     };
     format!("# written by tests/config_ranges.rs\n[{section}]\n{other}\n{key} = {value}\n")
@@ -378,4 +447,284 @@ fn services_are_checked_where_they_are_named() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("EDGEBOT_TEST_UNSET_VAR"), "{stdout}");
     assert!(!stdout.contains("do-not-print"), "{stdout}");
+}
+
+/// What an entry of an array of tables looks like with `key = value` on line 4, and
+/// whatever else it needs to be valid (a personality needs a provider).
+type Entry = fn(&str, &str) -> String;
+
+fn provider_with(key: &str, value: &str) -> String {
+    format!(
+        "# written by tests/config_ranges.rs\n[[llm.providers]]\nname = \"p\"\n{key} = {value}\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n"
+    )
+}
+
+fn personality_with(key: &str, value: &str) -> String {
+    format!(
+        "# written by tests/config_ranges.rs\n[[personalities]]\nname = \"friend\"\n{key} = {value}\nprovider = \"p\"\n\n[[llm.providers]]\nname = \"p\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n"
+    )
+}
+
+fn group_with(key: &str, value: &str) -> String {
+    format!(
+        "# written by tests/config_ranges.rs\n[[llm.groups]]\nrequire_mention = false\n{key} = {value}\n"
+    )
+}
+
+/// A number of `[[llm.providers]]`, `[[personalities]]` or `[[llm.groups]]`.
+struct EntryNumber {
+    entry: Entry,
+    /// The entry's key path.
+    path: &'static str,
+    key: &'static str,
+    /// As the error names it.
+    range: &'static str,
+    outside: &'static [&'static str],
+    min: &'static str,
+    max: &'static str,
+}
+
+const ENTRY_NUMBERS: &[EntryNumber] = &[
+    EntryNumber {
+        entry: provider_with,
+        path: "llm.providers[0]",
+        key: "timeout_ms",
+        range: "100..=600000",
+        outside: &["99", "600001", "-1"],
+        min: "100",
+        max: "600000",
+    },
+    EntryNumber {
+        entry: provider_with,
+        path: "llm.providers[0]",
+        key: "idle_timeout_ms",
+        range: "100..=600000",
+        outside: &["99", "600001", "-30000"],
+        min: "100",
+        max: "600000",
+    },
+    EntryNumber {
+        entry: provider_with,
+        path: "llm.providers[0]",
+        key: "max_concurrent",
+        range: "1..=10000",
+        outside: &["0", "10001", "-16"],
+        min: "1",
+        max: "10000",
+    },
+    EntryNumber {
+        entry: provider_with,
+        path: "llm.providers[0]",
+        key: "retries",
+        range: "0..=5",
+        outside: &["6", "-1", "256"],
+        min: "0",
+        max: "5",
+    },
+    EntryNumber {
+        entry: provider_with,
+        path: "llm.providers[0]",
+        key: "input_price",
+        range: "0.0..=10000.0",
+        outside: &[
+            "-0.01",
+            "10000.5",
+            "nan",
+            "inf",
+            "-1",
+            "99999999999999999999",
+        ],
+        min: "0.0",
+        max: "10000.0",
+    },
+    EntryNumber {
+        entry: provider_with,
+        path: "llm.providers[0]",
+        key: "output_price",
+        range: "0.0..=10000.0",
+        outside: &["-0.01", "10001", "-inf"],
+        min: "0.0",
+        max: "10000.0",
+    },
+    EntryNumber {
+        entry: personality_with,
+        path: "personalities[0]",
+        key: "temperature",
+        range: "0.0..=2.0",
+        outside: &["-0.1", "2.01", "3", "nan", "inf"],
+        min: "0.0",
+        max: "2.0",
+    },
+    EntryNumber {
+        entry: personality_with,
+        path: "personalities[0]",
+        key: "max_tokens",
+        range: "1..=100000",
+        outside: &["0", "100001", "-800"],
+        min: "1",
+        max: "100000",
+    },
+    EntryNumber {
+        entry: group_with,
+        path: "llm.groups[0]",
+        key: "chat_id",
+        range: "-4503599627370495..=4503599627370495",
+        outside: &[
+            "4503599627370496",
+            "-4503599627370496",
+            "99999999999999999999",
+        ],
+        min: "-4503599627370495",
+        max: "4503599627370495",
+    },
+];
+
+#[test]
+fn llm_entry_numbers_have_ranges_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for &EntryNumber {
+        entry,
+        path,
+        key,
+        range,
+        outside,
+        min,
+        max,
+    } in ENTRY_NUMBERS
+    {
+        for value in outside {
+            let output = check(dir.path(), &entry(key, value), &[]);
+            let names_range = |err: &str| {
+                err.contains(&format!("expected an integer in {range}"))
+                    || err.contains(&format!("expected a number in {range}"))
+            };
+            match refusal(&output) {
+                Ok(err)
+                    if err.starts_with("edgebot: edgebot-test.toml:4:")
+                        && err.contains(&format!("key `{path}.{key}`"))
+                        && names_range(&err) => {}
+                Ok(err) => wrong.push(format!("{path}.{key} = {value}: {err}")),
+                Err(why) => wrong.push(format!("{path}.{key} = {value}: {why}")),
+            }
+        }
+        for value in [min, max] {
+            let output = check(dir.path(), &entry(key, value), &[]);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            if !output.status.success() || !stdout.contains(&format!("\n{key} = {value}\n")) {
+                wrong.push(format!(
+                    "{path}.{key} = {value} should pass: {}{stdout}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A provider entry, for the cases that need one to exist.
+const PROVIDER_A: &str =
+    "[[llm.providers]]\nname = \"a\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\n";
+
+#[test]
+fn llm_names_are_checked_where_they_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_a = |rest: &str| format!("{PROVIDER_A}{rest}");
+    let cases = [
+        (
+            "[[routes]]\ncommand = \"ask\"\nllm = \"friend\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:3:1: key `routes[0].llm`: no `[[personalities]]` entry is named `friend`",
+        ),
+        (
+            "[fallback]\nllm = \"friend\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:2:1: key `fallback.llm`: no `[[personalities]]` entry is named `friend`",
+        ),
+        (
+            with_a("[[llm.providers]]\nname = \"a\"\nbase_url = \"http://y/v1\"\nmodel = \"m\"\n"),
+            "edgebot: edgebot-test.toml:6:1: key `llm.providers[1].name`: a second provider named `a`",
+        ),
+        (
+            "[[llm.providers]]\nbase_url = \"http://x/v1\"\nmodel = \"m\"\nname = \"Big A\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:4:1: key `llm.providers[0].name`: provider name `Big A`: 1 to 32 of a-z, 0-9, `_` and `-`",
+        ),
+        (
+            "[llm]\nfallback = [\"a\", \"nope\"]\n\n".to_owned() + PROVIDER_A,
+            "edgebot: edgebot-test.toml:2:18: key `llm.fallback[1]`: no `[[llm.providers]]` entry is named `nope`",
+        ),
+        (
+            "[[personalities]]\nname = \"friend\"\nprovider = \"nope\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:3:1: key `personalities[0].provider`: no `[[llm.providers]]` entry is named `nope`",
+        ),
+        (
+            with_a("[[personalities]]\nname = \"friend\"\nprovider = \"a\"\n[[personalities]]\nname = \"friend\"\nprovider = \"a\"\n"),
+            "edgebot: edgebot-test.toml:9:1: key `personalities[1].name`: a second personality named `friend`",
+        ),
+        (
+            with_a("[[personalities]]\nprovider = \"a\"\nname = \"my friend\"\n"),
+            "edgebot: edgebot-test.toml:7:1: key `personalities[0].name`: personality name `my friend`: 1 to 32 of a-z, 0-9, `_` and `-`",
+        ),
+        (
+            "[[llm.groups]]\nchat_id = -100\n[[llm.groups]]\nchat_id = -100\n".to_owned(),
+            "edgebot: edgebot-test.toml:4:1: key `llm.groups[1].chat_id`: a second `[[llm.groups]]` entry for chat -100",
+        ),
+        (
+            "[[routes]]\ncommand = \"m\"\nhandler = \"mode\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:3:1: key `routes[0].handler`: `mode` works on conversations with a personality, and no `[[personalities]]` entry exists",
+        ),
+        (
+            "[[routes]]\ncommand = \"ask\"\nllm = \"friend\"\nservice = \"svc\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:2:1: key `routes[0]`: a route takes one of `handler`, `service`, `llm` or `reply` (with `keyboard`, `reply_to_message`)",
+        ),
+        (
+            "[[llm.providers]]\nname = \"a\"\nbase_url = \"x\"\nmodel = \"m\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:2:1: key `llm.providers[0]`: provider `a`: `base_url` `x` must start with https:// or http://",
+        ),
+        (
+            "[[llm.providers]]\nname = \"a\"\nkind = \"gemini\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\n".to_owned(),
+            "edgebot: edgebot-test.toml:3:1: key `llm.providers[0].kind`: unknown variant `gemini`, expected `openai` or `anthropic`",
+        ),
+        (
+            with_a("api_key_env = \"EDGEBOT_TEST_UNSET_LLM_KEY\"\n"),
+            "edgebot: edgebot-test.toml: llm provider `a`: `api_key_env` names `EDGEBOT_TEST_UNSET_LLM_KEY`, which is not set",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (config, expected) in &cases {
+        match refusal(&check(dir.path(), config, &[])) {
+            Ok(err) if err.trim_end() == *expected => {}
+            Ok(err) => wrong.push(format!("for:\n{config}\n  got: {err}  want: {expected}")),
+            Err(why) => wrong.push(format!("for:\n{config}\n  {why}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Set, the key is used and never printed; `check` shows the variable's name.
+    let config = &cases[cases.len() - 1].0;
+    let output = check(
+        dir.path(),
+        config,
+        &[("EDGEBOT_TEST_UNSET_LLM_KEY", "sk-do-not-print")],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("api_key_env = \"EDGEBOT_TEST_UNSET_LLM_KEY\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("do-not-print"), "{stdout}");
+
+    // A whole conversation setup passes.
+    let config = with_a(
+        "[[personalities]]\nname = \"friend\"\nprovider = \"a\"\n\n[[routes]]\ncommand = \"ask\"\nllm = \"friend\"\n\n[[routes]]\ncommand = \"m\"\nhandler = \"mode\"\n\n[fallback]\nllm = \"friend\"\n",
+    );
+    let output = check(dir.path(), &config, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

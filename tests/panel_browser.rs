@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+// Shared with other test crates; this one uses part of it.
+#[allow(dead_code)]
 #[path = "support/binary.rs"]
 mod binary;
 #[path = "support/browser.rs"]

@@ -11,6 +11,8 @@
 //!   listener bound, so the check could never fail), and models that cannot load end
 //!   the start with one line even while Telegram is being waited for.
 
+// Shared with other test crates; this one uses part of it.
+#[allow(dead_code)]
 #[path = "support/binary.rs"]
 mod binary;
 

@@ -14,8 +14,7 @@ mod loopback;
 mod service;
 
 use bot::{Bot, WAIT, button, message};
-use loopback::request;
-use serde_json::json;
+use serde_json::{Value, json};
 use service::{Behaviour, LoopbackService, says};
 use std::time::Duration;
 

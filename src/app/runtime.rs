@@ -21,7 +21,6 @@ use crate::engine::{Engine, Handlers};
 use crate::gateway::{GatewayError, Services};
 use crate::handlers::BuiltIn;
 use crate::handlers::llm::Conversations;
-use crate::llm::LlmBuildError;
 use crate::http::AdminState;
 use crate::store::{Store, StoreError};
 use crate::telemetry::health::Health;
@@ -36,8 +35,9 @@ pub enum EngineError {
     Routes(#[from] RouterError),
     #[error(transparent)]
     Services(#[from] GatewayError),
-    #[error(transparent)]
-    Llm(#[from] LlmBuildError),
+    /// The LLM providers (`[[llm.providers]]`) could not be set up.
+    #[error("{0}")]
+    Llm(String),
 }
 
 /// The engine with the built-in handlers and the config's services, recording into
@@ -53,7 +53,10 @@ pub fn engine(
     let conversations = if config.personalities.is_empty() {
         None
     } else {
-        Some(Conversations::from_config(config, store.clone(), metrics.clone())?)
+        Some(
+            Conversations::from_config(config, store.clone(), metrics.clone())
+                .map_err(|e| EngineError::Llm(e.to_string()))?,
+        )
     };
     let handlers: Arc<dyn Handlers> = Arc::new(BuiltIn {
         services,

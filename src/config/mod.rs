@@ -10,10 +10,12 @@
 //! webhook connections than Telegram allows) or breaks an assumption further in (a flood
 //! limit whose period rounds to zero, a session lifetime that overflows a timestamp).
 
+pub(crate) mod llm;
 pub(crate) mod services;
 
 pub use crate::secret::Secret;
 use crate::telegram::types::InlineKeyboardButton;
+pub(crate) use llm::{MODE_PREFIX, LlmConfig, PersonalityConfig, ProviderConfig, ProviderKind};
 use serde::{Deserialize, Serialize};
 pub(crate) use services::ServiceConfig;
 use std::net::SocketAddr;
@@ -36,6 +38,10 @@ pub struct Config {
     pub(crate) faq: Vec<FaqEntry>,
     /// Internal HTTP services that routes may name.
     pub(crate) services: Vec<ServiceConfig>,
+    /// LLM providers and the conversation settings.
+    pub(crate) llm: LlmConfig,
+    /// Who answers an `llm` route or `/mode`'s choice: a prompt, a provider, a model.
+    pub(crate) personalities: Vec<PersonalityConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -268,13 +274,22 @@ pub(crate) enum ChatKindConfig {
     Channel,
 }
 
-/// What answers a route: a built-in handler, a reply template or an internal service.
+/// What answers a route: a built-in handler, a reply template, an internal service or
+/// an LLM personality.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum TargetConfig {
-    Handler { handler: HandlerName },
+    Handler {
+        handler: HandlerName,
+    },
     Reply(ReplyTemplate),
-    Service { service: String },
+    Service {
+        service: String,
+    },
+    /// The `[[personalities]]` entry of this name.
+    Llm {
+        llm: String,
+    },
 }
 
 /// The built-in handlers a route may name.
@@ -291,9 +306,31 @@ pub enum HandlerName {
     Fallback,
     /// Swallow the update without answering.
     Ignore,
+    /// The personalities as buttons; a press chooses one.
+    Mode,
+    /// Start a new dialog.
+    Reset,
+    /// Answer the last question again.
+    Retry,
+    /// Delete what is stored of the user's conversations.
+    Forget,
+    /// Tokens spent and left in the budgets.
+    Usage,
 }
 
 impl HandlerName {
+    /// Whether it works on LLM conversations, so that it needs a personality.
+    pub(crate) fn converses(self) -> bool {
+        matches!(
+            self,
+            HandlerName::Mode
+                | HandlerName::Reset
+                | HandlerName::Retry
+                | HandlerName::Forget
+                | HandlerName::Usage
+        )
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             HandlerName::Start => "start",
@@ -303,6 +340,11 @@ impl HandlerName {
             HandlerName::Analyze => "analyze",
             HandlerName::Fallback => "fallback",
             HandlerName::Ignore => "ignore",
+            HandlerName::Mode => "mode",
+            HandlerName::Reset => "reset",
+            HandlerName::Retry => "retry",
+            HandlerName::Forget => "forget",
+            HandlerName::Usage => "usage",
         }
     }
 }
@@ -338,6 +380,8 @@ struct RawRoute {
     reply: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    llm: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     reply_to_message: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -387,10 +431,11 @@ impl TryFrom<RawRoute> for RouteConfig {
             }
         }
         let plain = raw.keyboard.is_empty() && !raw.reply_to_message;
-        let target = match (raw.handler, raw.reply, raw.service) {
-            (Some(handler), None, None) if plain => TargetConfig::Handler { handler },
-            (None, None, Some(service)) if plain => TargetConfig::Service { service },
-            (None, Some(reply), None) => {
+        let target = match (raw.handler, raw.reply, raw.service, raw.llm) {
+            (Some(handler), None, None, None) if plain => TargetConfig::Handler { handler },
+            (None, None, Some(service), None) if plain => TargetConfig::Service { service },
+            (None, None, None, Some(llm)) if plain => TargetConfig::Llm { llm },
+            (None, Some(reply), None, None) => {
                 crate::template::Template::parse(&reply).map_err(|e| e.to_string())?;
                 TargetConfig::Reply(ReplyTemplate {
                     reply,
@@ -398,12 +443,12 @@ impl TryFrom<RawRoute> for RouteConfig {
                     keyboard: raw.keyboard,
                 })
             }
-            (None, None, None) => {
-                return Err("a route needs `handler`, `reply` or `service`".into());
+            (None, None, None, None) => {
+                return Err("a route needs `handler`, `reply`, `service` or `llm`".into());
             }
             _ => {
                 return Err(
-                    "a route takes one of `handler`, `service` or `reply` (with `keyboard`, `reply_to_message`)"
+                    "a route takes one of `handler`, `service`, `llm` or `reply` (with `keyboard`, `reply_to_message`)"
                         .into(),
                 );
             }
@@ -426,6 +471,7 @@ impl From<RouteConfig> for RawRoute {
             handler: None,
             reply: None,
             service: None,
+            llm: None,
             reply_to_message: false,
             keyboard: Vec::new(),
             description: route.description,
@@ -439,6 +485,7 @@ impl From<RouteConfig> for RawRoute {
         match route.target {
             TargetConfig::Handler { handler } => raw.handler = Some(handler),
             TargetConfig::Service { service } => raw.service = Some(service),
+            TargetConfig::Llm { llm } => raw.llm = Some(llm),
             TargetConfig::Reply(template) => {
                 raw.reply = Some(template.reply);
                 raw.reply_to_message = template.reply_to_message;
@@ -473,7 +520,7 @@ macro_rules! integer {
     )*};
 }
 
-integer!(u8, u32, u64, usize);
+integer!(u8, u32, u64, usize, i64);
 
 impl Integer for std::num::NonZeroU32 {
     const LOWEST: i64 = 1;
@@ -673,6 +720,9 @@ pub enum ConfigError {
     /// A service header's secret is missing from the environment.
     #[error("{file}: {message}")]
     ServiceSecret { file: PathBuf, message: String },
+    /// An LLM provider's key is missing from the environment.
+    #[error("{file}: {message}")]
+    LlmKey { file: PathBuf, message: String },
 }
 
 /// Where the configuration came from: a file, or nothing but defaults.
@@ -704,6 +754,14 @@ impl Config {
             service
                 .read_secrets(&lookup)
                 .map_err(|message| ConfigError::ServiceSecret {
+                    file: file.clone().unwrap_or_else(|| path.to_owned()),
+                    message,
+                })?;
+        }
+        for provider in &mut config.llm.providers {
+            provider
+                .read_key(&lookup)
+                .map_err(|message| ConfigError::LlmKey {
                     file: file.clone().unwrap_or_else(|| path.to_owned()),
                     message,
                 })?;
@@ -751,8 +809,10 @@ impl Config {
         Ok(config)
     }
 
-    /// What no single entry can check: service names are unique, and every route names a
-    /// service that exists. An error says where, as key steps.
+    /// What no single entry can check: service, provider and personality names are
+    /// unique (and well formed), and every name in a route, the fallback, `[llm]
+    /// fallback` or a personality names something that exists. An error says where, as
+    /// key steps.
     fn check_references(&self) -> Result<(), (Vec<Step<'static>>, String)> {
         for (i, service) in self.services.iter().enumerate() {
             if self.services[..i].iter().any(|s| s.name == service.name) {
@@ -762,25 +822,117 @@ impl Config {
                 ));
             }
         }
-        let known = |name: &str| self.services.iter().any(|s| s.name == name);
-        let unknown = |name: &str| format!("no `[[services]]` entry is named `{name}`");
+        self.check_llm_references()?;
         for (i, route) in self.routes.iter().enumerate() {
-            if let TargetConfig::Service { service } = &route.target
-                && !known(service)
+            self.check_target(&route.target).map_err(|(key, message)| {
+                (vec![Step::Key("routes"), Step::Index(i), key], message)
+            })?;
+        }
+        if let Some(fallback) = &self.fallback {
+            self.check_target(fallback)
+                .map_err(|(key, message)| (vec![Step::Key("fallback"), key], message))?;
+        }
+        Ok(())
+    }
+
+    /// Whether what `target` names exists; the error names the target's key.
+    fn check_target(&self, target: &TargetConfig) -> Result<(), (Step<'static>, String)> {
+        match target {
+            TargetConfig::Service { service }
+                if !self.services.iter().any(|s| s.name == *service) =>
             {
+                Err((
+                    Step::Key("service"),
+                    format!("no `[[services]]` entry is named `{service}`"),
+                ))
+            }
+            TargetConfig::Llm { llm } if !self.personalities.iter().any(|p| p.name == *llm) => {
+                Err((
+                    Step::Key("llm"),
+                    format!("no `[[personalities]]` entry is named `{llm}`"),
+                ))
+            }
+            TargetConfig::Handler { handler }
+                if handler.converses() && self.personalities.is_empty() =>
+            {
+                Err((
+                    Step::Key("handler"),
+                    format!(
+                        "`{}` works on conversations with a personality, and no `[[personalities]]` entry exists",
+                        handler.as_str()
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `[llm]`'s providers, fallback order and groups, and the personalities.
+    fn check_llm_references(&self) -> Result<(), (Vec<Step<'static>>, String)> {
+        const NAME_RULE: &str = "1 to 32 of a-z, 0-9, `_` and `-`";
+        let providers = &self.llm.providers;
+        for (i, provider) in providers.iter().enumerate() {
+            let at = vec![
+                Step::Key("llm"),
+                Step::Key("providers"),
+                Step::Index(i),
+                Step::Key("name"),
+            ];
+            if !llm::valid_name(&provider.name) {
                 return Err((
-                    vec![Step::Key("routes"), Step::Index(i), Step::Key("service")],
-                    unknown(service),
+                    at,
+                    format!("provider name `{}`: {NAME_RULE}", provider.name),
+                ));
+            }
+            if providers[..i].iter().any(|p| p.name == provider.name) {
+                return Err((at, format!("a second provider named `{}`", provider.name)));
+            }
+        }
+        let no_provider = |name: &str| format!("no `[[llm.providers]]` entry is named `{name}`");
+        let known = |name: &str| providers.iter().any(|p| p.name == name);
+        for (i, name) in self.llm.fallback.iter().enumerate() {
+            if !known(name) {
+                return Err((
+                    vec![Step::Key("llm"), Step::Key("fallback"), Step::Index(i)],
+                    no_provider(name),
                 ));
             }
         }
-        if let Some(TargetConfig::Service { service }) = &self.fallback
-            && !known(service)
-        {
-            return Err((
-                vec![Step::Key("fallback"), Step::Key("service")],
-                unknown(service),
-            ));
+        let groups = &self.llm.groups;
+        for (i, group) in groups.iter().enumerate() {
+            if groups[..i].iter().any(|g| g.chat_id == group.chat_id) {
+                return Err((
+                    vec![
+                        Step::Key("llm"),
+                        Step::Key("groups"),
+                        Step::Index(i),
+                        Step::Key("chat_id"),
+                    ],
+                    format!("a second `[[llm.groups]]` entry for chat {}", group.chat_id),
+                ));
+            }
+        }
+        let personalities = &self.personalities;
+        for (i, personality) in personalities.iter().enumerate() {
+            let at = |key| vec![Step::Key("personalities"), Step::Index(i), Step::Key(key)];
+            if !llm::valid_name(&personality.name) {
+                return Err((
+                    at("name"),
+                    format!("personality name `{}`: {NAME_RULE}", personality.name),
+                ));
+            }
+            if personalities[..i]
+                .iter()
+                .any(|p| p.name == personality.name)
+            {
+                return Err((
+                    at("name"),
+                    format!("a second personality named `{}`", personality.name),
+                ));
+            }
+            if !known(&personality.provider) {
+                return Err((at("provider"), no_provider(&personality.provider)));
+            }
         }
         Ok(())
     }
@@ -894,6 +1046,25 @@ mod tests {
     fn the_example_parses() {
         let config = parse(EXAMPLE).unwrap();
         assert!(!config.routes.is_empty());
+    }
+
+    #[test]
+    fn the_examples_llm_section_parses_once_uncommented() {
+        let start = EXAMPLE.find("\n# [llm]\n").unwrap();
+        let section: String = EXAMPLE[start + 1..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| line.trim_start_matches('#').trim_start())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = parse(&section).unwrap();
+        assert_eq!(config.llm.providers.len(), 2);
+        assert_eq!(config.llm.fallback, ["backup"]);
+        assert_eq!(config.personalities[0].title, "Friend");
+        assert!(matches!(
+            &config.routes[0].target,
+            TargetConfig::Llm { llm } if llm == "friend"
+        ));
     }
 
     #[test]

@@ -121,7 +121,12 @@ impl Engine {
                 .llm
                 .groups
                 .iter()
-                .map(|g| (g.chat_id, g.require_mention))
+                .map(|g| {
+                    (
+                        g.chat_id,
+                        g.require_mention.unwrap_or(config.llm.require_mention),
+                    )
+                })
                 .collect(),
         })
     }

@@ -381,7 +381,9 @@ fn is_message(kind: &EventKind) -> bool {
         | EventKind::Callback { .. }
         | EventKind::RateLimited
         | EventKind::BlockedBot
-        | EventKind::Service { .. } => false,
+        | EventKind::Service { .. }
+        | EventKind::LlmTurn { .. }
+        | EventKind::LlmRefused { .. } => false,
     }
 }
 
@@ -396,7 +398,9 @@ fn sentiment(kind: &EventKind) -> Option<&str> {
         | EventKind::Feedback { .. }
         | EventKind::RateLimited
         | EventKind::BlockedBot
-        | EventKind::Service { .. } => None,
+        | EventKind::Service { .. }
+        | EventKind::LlmTurn { .. }
+        | EventKind::LlmRefused { .. } => None,
     }
 }
 

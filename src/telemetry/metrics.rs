@@ -52,6 +52,34 @@ pub(crate) struct ServiceOutcomeLabels {
     pub(crate) outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KindLabels {
+    pub(crate) kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub(crate) reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LlmLabels {
+    pub(crate) provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LlmOutcomeLabels {
+    pub(crate) provider: String,
+    pub(crate) outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LlmTokenLabels {
+    pub(crate) provider: String,
+    /// `input` (the prompt) or `output` (the answer).
+    pub(crate) direction: &'static str,
+}
+
 /// Every metric, registered once at start.
 pub struct Metrics {
     registry: Registry,
@@ -75,11 +103,38 @@ pub struct Metrics {
     pub(crate) service_seconds: Family<ServiceLabels, Histogram>,
     pub(crate) service_retries: Family<ServiceLabels, Counter>,
     pub(crate) service_breaker: Family<ServiceLabels, Gauge>,
+    pub(crate) llm_calls: Family<LlmOutcomeLabels, Counter>,
+    pub(crate) llm_tokens: Family<LlmTokenLabels, Counter>,
+    pub(crate) llm_cost_usd: Family<LlmLabels, Counter<f64, AtomicU64>>,
+    pub(crate) llm_first_token_seconds: Family<LlmLabels, Histogram>,
+    pub(crate) llm_in_flight: Gauge,
+    pub(crate) llm_first_shown: Histogram,
+    pub(crate) llm_turns: Family<KindLabels, Counter>,
+    pub(crate) llm_refused: Family<ReasonLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
     // 10 µs .. ~20 s: a handler, a commit and a call to Telegram all fit.
     Histogram::new(exponential_buckets(1e-5, 2.5, 17))
+}
+
+fn first_token_histogram() -> Histogram {
+    // 50 ms .. ~1 min: a small local model answers in the first buckets, a large remote
+    // one with a long prompt in the last.
+    Histogram::new(exponential_buckets(0.05, 1.6, 16))
+}
+
+impl Metrics {
+    /// A conversation answered: a first answer or a `/retry`.
+    pub(crate) fn llm_turn(&self, retry: bool) {
+        let kind = if retry { "retry" } else { "answer" };
+        self.llm_turns.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A text kept from the language model, and why.
+    pub(crate) fn llm_refused(&self, reason: &'static str) {
+        self.llm_refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
 }
 
 impl Default for Metrics {
@@ -112,6 +167,14 @@ impl Metrics {
             service_seconds: Family::new_with_constructor(latency_histogram),
             service_retries: Family::default(),
             service_breaker: Family::default(),
+            llm_calls: Family::default(),
+            llm_tokens: Family::default(),
+            llm_cost_usd: Family::default(),
+            llm_first_token_seconds: Family::new_with_constructor(first_token_histogram),
+            llm_in_flight: Gauge::default(),
+            llm_first_shown: latency_histogram(),
+            llm_turns: Family::default(),
+            llm_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -173,6 +236,46 @@ impl Metrics {
             "service_breaker_state",
             "A service's circuit breaker: 0 closed, 1 half-open (one trial call), 2 open",
             m.service_breaker.clone(),
+        );
+        registry.register(
+            "llm_calls",
+            "Attempts of calls to LLM providers, by provider and outcome (ok, rate_limited, http_4xx, http_5xx, timeout, stopped_midway, invalid_response, overloaded, connect_error)",
+            m.llm_calls.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "Tokens of answered LLM calls, by provider and direction (input: the prompt, output: the answer); the provider's count, or an estimate where it gave none",
+            m.llm_tokens.clone(),
+        );
+        registry.register(
+            "llm_cost_usd",
+            "What answered LLM calls cost by the configured prices, in USD, by provider",
+            m.llm_cost_usd.clone(),
+        );
+        registry.register(
+            "llm_first_token_seconds",
+            "Time from sending a request to an LLM provider to the first piece of its answer",
+            m.llm_first_token_seconds.clone(),
+        );
+        registry.register(
+            "llm_in_flight",
+            "LLM calls in flight (each holds one of [llm] max_concurrent's slots)",
+            m.llm_in_flight.clone(),
+        );
+        registry.register(
+            "llm_first_shown_seconds",
+            "Time from an answer's first piece arriving to the user seeing it (the first draft, or the first message of an answer edited as it streams)",
+            m.llm_first_shown.clone(),
+        );
+        registry.register(
+            "llm_turns",
+            "Conversation answers committed, by kind (answer, retry)",
+            m.llm_turns.clone(),
+        );
+        registry.register(
+            "llm_refused",
+            "Texts kept from the language model, by reason (spam: the spam model's verdict, budget: the user's token budget is spent)",
+            m.llm_refused.clone(),
         );
         registry.register(
             "inbound_dropped",

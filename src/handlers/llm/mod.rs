@@ -20,7 +20,7 @@ use crate::calendar::{UnixSecs, civil_month};
 use crate::config::{Config, LlmConfig, PersonalityConfig};
 use crate::engine::context::{Context, Outcome};
 use crate::llm::{Completion, Llm, LlmBuildError, Prompt};
-use crate::ml::labels::SentimentLabel;
+use crate::ml::SentimentLabel;
 use crate::store::records::{
     ConversationChange, Dialog, DialogKey, EventKind, Exchange as StoredExchange, Role, Speaker,
     TurnRecord, UsageDelta, UserRecord,
@@ -141,15 +141,6 @@ impl Conversations {
         })
     }
 
-    /// Whether the bot answers in a group chat only when addressed.
-    pub(crate) fn requires_mention(&self, chat_id: i64) -> bool {
-        self.settings
-            .groups
-            .iter()
-            .find(|g| g.chat_id == chat_id)
-            .map_or(self.settings.require_mention, |g| g.require_mention)
-    }
-
     /// The dialog an exchange at `now` continues, or the number of the new one it opens.
     fn current_dialog(&self, key: DialogKey, now: UnixSecs) -> Result<Current, Refusal> {
         let idle = i64::from(self.settings.idle_minutes) * 60;
@@ -258,7 +249,7 @@ pub(crate) async fn handle(
         let question = if is_group(ctx) {
             format!("{}: {text}", user.first_name)
         } else {
-            text.to_owned()
+            text.into_owned()
         };
         Ok(Ok(Exchange {
             personality,

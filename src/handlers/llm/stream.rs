@@ -168,11 +168,6 @@ impl<'a> Stream<'a> {
         }
         self.last_shown = Some(Instant::now());
     }
-
-    /// The whole answer so far.
-    pub(crate) fn text(&self) -> &str {
-        &self.text
-    }
 }
 
 #[async_trait::async_trait]

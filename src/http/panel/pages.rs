@@ -150,6 +150,20 @@ fn detail(kind: &EventKind) -> String {
             sentiment_score,
             spam_score,
         } => format!("{sentiment} ({sentiment_score:.2}), spam {spam_score:.2}"),
+        EventKind::LlmTurn {
+            personality,
+            provider,
+            input_tokens,
+            output_tokens,
+            ok,
+        } => {
+            if *ok {
+                format!("{personality} via {provider}: {input_tokens} in, {output_tokens} out")
+            } else {
+                format!("{personality}: no provider answered")
+            }
+        }
+        EventKind::LlmRefused { reason } => format!("kept from the model: {reason}"),
     }
 }
 
