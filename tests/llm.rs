@@ -64,6 +64,7 @@ title = "Friend"
 description = "Kind and brief"
 system_prompt = "{SYSTEM}"
 provider = "main"
+max_tokens = 4000
 
 [[personalities]]
 name = "pirate"
@@ -171,14 +172,14 @@ async fn a_private_conversation_streams_drafts_then_one_message_and_remembers() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_outgrows_its_budget_and_the_model_summarises_it() {
     let llm = fake_llm(0).await;
-    // Each turn is about 30 tokens by the bot's estimate (a quarter of its bytes, +3);
-    // 100 tokens hold the question and at most one earlier exchange.
-    let long = |n: usize| format!("{n} {}", "words ".repeat(18));
+    // An answer is about 60 tokens (a quarter of its bytes), a question under 10: 100
+    // tokens hold the question and one earlier exchange, not two.
+    let long = |n: usize| format!("{n} {}", "words ".repeat(40));
     llm.script_answers([
         long(1),
         long(2),
-        "SUMMARY-ONE: Ann talked about tea.".to_owned(),
         long(3),
+        "SUMMARY-ONE: Ann talked about tea.".to_owned(),
     ]);
     let bot = Bot::start(&config(&llm, "history_tokens = 100")).await;
     for (i, text) in ["first question", "second question", "third question"]
@@ -380,7 +381,7 @@ fn group_message(update_id: i64, from: i64, text: &str, reply_to_bot: Option<i64
     if let Some(id) = reply_to_bot {
         message["reply_to_message"] = json!({"message_id": id, "date": 1,
             "chat": {"id": -100, "type": "supergroup"},
-            "from": {"id": 1, "is_bot": true, "first_name": "Edge", "username": "edgebot"}, "text": "…"});
+            "from": {"id": 1, "is_bot": true, "first_name": "Edge", "username": "edgebot_test_bot"}, "text": "…"});
     }
     json!({"update_id": update_id, "message": message})
 }
@@ -388,10 +389,11 @@ fn group_message(update_id: i64, from: i64, text: &str, reply_to_bot: Option<i64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_groups_the_bot_answers_only_when_addressed_and_keeps_one_context() {
     let llm = fake_llm(0).await;
-    let bot = Bot::start_with(&config(&llm, ""), |c| c.bot.username = Some("edgebot".into())).await;
+    // The fake Bot API's getMe names the bot `edgebot_test_bot`.
+    let bot = Bot::start(&config(&llm, "")).await;
 
     assert_eq!(bot.post(&group_message(1, 5, "just chatting", None)).await, 200);
-    assert_eq!(bot.post(&group_message(2, 5, "@EdgeBot what is tea?", None)).await, 200);
+    assert_eq!(bot.post(&group_message(2, 5, "@Edgebot_Test_Bot what is tea?", None)).await, 200);
     assert!(llm.wait_for(|r| !r.is_empty(), WAIT).await);
     let answered = |bot: &Bot, n: usize| {
         let calls = bot.api.delivered_calls("sendMessage").len()
