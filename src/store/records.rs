@@ -449,6 +449,11 @@ pub enum AuditAction {
         account: String,
         on: bool,
     },
+    /// A user's LLM conversations were read out: personal data, so every export is
+    /// audited. Last, because postcard numbers variants by position (schema 5).
+    ConversationsExported {
+        user_id: i64,
+    },
 }
 
 impl AuditAction {
@@ -476,6 +481,7 @@ impl AuditAction {
             AuditAction::UserChanged { .. } => "user_changed",
             AuditAction::UserDeleted { .. } => "user_deleted",
             AuditAction::MessageQueued { .. } => "message_queued",
+            AuditAction::ConversationsExported { .. } => "conversations_exported",
             AuditAction::AccountAdded { .. } => "account_added",
             AuditAction::AccountRemoved { .. } => "account_removed",
             AuditAction::PasswordChanged { .. } => "password_changed",
@@ -512,9 +518,9 @@ impl AuditAction {
                 }
                 parts.join(", ")
             }
-            AuditAction::UserDeleted { user_id } | AuditAction::MessageQueued { user_id } => {
-                format!("user {user_id}")
-            }
+            AuditAction::UserDeleted { user_id }
+            | AuditAction::MessageQueued { user_id }
+            | AuditAction::ConversationsExported { user_id } => format!("user {user_id}"),
         }
     }
 }
