@@ -1,10 +1,11 @@
 //! The admin listener over real HTTP on loopback, with a real redb store in a temp dir:
-//! health and readiness, metrics, every API route with and without the token, and the
-//! OpenAPI document kept in step with the route table.
+//! health and readiness, metrics, every API route with and without the token, the LLM
+//! conversations (the export, usage per provider, deletion), and the OpenAPI document
+//! kept in step with the route table.
 
 use edgebot::app::runtime::Sending;
 use edgebot::botapi::Client;
-use edgebot::calendar::{UnixMillis, UnixSecs};
+use edgebot::calendar::{UnixMillis, UnixSecs, civil_date};
 use edgebot::config::Config;
 use edgebot::config::Secret;
 use edgebot::engine::outbound::call_of;
@@ -12,7 +13,10 @@ use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
 use edgebot::http::routes::{Need, ROUTES, Verb};
 use edgebot::http::{AdminState, openapi, probe, serve_admin};
 use edgebot::shutdown;
-use edgebot::store::records::{Event, EventKind, Profile, UserDelta, UserStatus};
+use edgebot::store::records::{
+    ConversationChange, DialogKey, Event, EventKind, Exchange, Profile, Speaker, TurnRecord,
+    UsageDelta, UserDelta, UserStatus,
+};
 use edgebot::store::{Finish, Store};
 use edgebot::telegram::methods::Action;
 use edgebot::telemetry::health::ModelsState;
@@ -445,6 +449,326 @@ async fn delete_removes_the_user_and_their_events() {
         .call("DELETE", "/api/v1/users/1", Some(TOKEN), None)
         .await;
     assert_eq!(again.status, 404);
+}
+
+/// Today, counted in days from 1970-01-01 as the store counts them.
+fn today() -> u32 {
+    u32::try_from(UnixSecs::now().get() / 86_400).unwrap()
+}
+
+fn turn(speaker: Speaker, user_id: i64, text: &str, at: i64, provider: Option<&str>) -> TurnRecord {
+    TurnRecord {
+        speaker,
+        user_id,
+        text: text.into(),
+        at: UnixSecs(at),
+        tokens: 5,
+        update_id: at,
+        provider: provider.map(str::to_owned),
+    }
+}
+
+/// What an answer cost: who answered, on which day, the tokens (input, output) and the
+/// micro-dollars.
+struct Bill {
+    provider: &'static str,
+    day: u32,
+    tokens: (u32, u32),
+    cost: u64,
+}
+
+/// A question of `user` at `key` at `at` and the answer a second later, in dialog
+/// `number`, costing `bill`.
+fn exchange(
+    key: DialogKey,
+    number: u32,
+    user: i64,
+    text: &str,
+    at: i64,
+    bill: Bill,
+) -> ConversationChange {
+    Exchange {
+        key,
+        number,
+        personality: "friend".into(),
+        question: Some(turn(Speaker::User, user, text, at, None)),
+        answer: turn(
+            Speaker::Assistant,
+            user,
+            &format!("re: {text}"),
+            at + 1,
+            Some(bill.provider),
+        ),
+        replaces_answer: false,
+        summary: None,
+        usage: UsageDelta {
+            user_id: user,
+            provider: bill.provider.into(),
+            day: bill.day,
+            // The month counters are the store's; nothing here reads them.
+            month: 2026 * 12,
+            input_tokens: bill.tokens.0,
+            output_tokens: bill.tokens.1,
+            cost_micro_usd: bill.cost,
+        },
+    }
+    .into()
+}
+
+/// A plain exchange today on the provider `local`.
+fn chat(key: DialogKey, number: u32, user: i64, text: &str, at: i64) -> ConversationChange {
+    let bill = Bill {
+        provider: "local",
+        day: today(),
+        tokens: (10, 2),
+        cost: 1,
+    };
+    exchange(key, number, user, text, at, bill)
+}
+
+/// Commits `changes` as update `update_id` would.
+async fn converse(store: &Store, update_id: i64, changes: Vec<ConversationChange>) {
+    store
+        .finish(Finish {
+            update_id,
+            finished_at: UnixSecs::now(),
+            conversation: changes,
+            ..Finish::default()
+        })
+        .await
+        .unwrap();
+}
+
+fn private(user: i64) -> DialogKey {
+    DialogKey {
+        chat_id: user,
+        thread_id: 0,
+    }
+}
+
+const GROUP: DialogKey = DialogKey {
+    chat_id: -100,
+    thread_id: 7,
+};
+
+/// An API token for a new account `name` with `role`.
+async fn account_token(
+    server: &Server,
+    name: &str,
+    role: edgebot::store::records::AdminRole,
+) -> String {
+    use edgebot::auth::{self, Actor};
+    let password = "a long enough password";
+    auth::add_account(server.store(), name, role, password.into(), &Actor::cli())
+        .await
+        .unwrap();
+    let answer = server
+        .call(
+            "POST",
+            "/api/v1/auth/token",
+            None,
+            Some(json!({ "username": name, "password": password })),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_owner_exports_a_users_conversations_and_each_export_is_audited() {
+    use edgebot::store::records::AdminRole;
+    let server = Server::start(Some(TOKEN)).await;
+    let store = server.store();
+    add_user(store, 42, profile(None, "Ada", None), UnixSecs::now()).await;
+    add_user(store, 43, profile(None, "Bob", None), UnixSecs::now()).await;
+    converse(store, 1, vec![chat(private(42), 1, 42, "hello", 1_000)]).await;
+    // A /reset, then dialog 2: both dialogs' turns are exported.
+    converse(
+        store,
+        2,
+        vec![ConversationChange::Reset {
+            key: private(42),
+            at: UnixSecs(1_100),
+        }],
+    )
+    .await;
+    converse(store, 3, vec![chat(private(42), 2, 42, "again", 1_200)]).await;
+    // A topic shared with Bob: only Ada's turns and the answers to her are hers.
+    converse(store, 4, vec![chat(GROUP, 1, 43, "bob asks", 2_000)]).await;
+    converse(store, 5, vec![chat(GROUP, 1, 42, "ada asks", 2_010)]).await;
+
+    let viewer = account_token(&server, "vera", AdminRole::Viewer).await;
+    let editor = account_token(&server, "eddie", AdminRole::Editor).await;
+    let owner = account_token(&server, "olga", AdminRole::Owner).await;
+    let path = "/api/v1/users/42/conversations";
+    for token in [&viewer, &editor] {
+        let refused = server.call("GET", path, Some(token), None).await;
+        assert_eq!(refused.status, 403);
+        assert_eq!(refused.error_code(), "forbidden");
+        assert!(refused.text().contains("it needs owner"));
+        assert!(!refused.text().contains("hello"));
+    }
+
+    let export = server.call("GET", path, Some(&owner), None).await;
+    assert_eq!(export.status, 200, "{}", export.text());
+    let body = export.json();
+    assert_eq!(body["user_id"], 42);
+    let dialogs = body["dialogs"].as_array().unwrap();
+    assert_eq!(dialogs.len(), 2, "{body}");
+    // The index orders places by chat id: the group (-100) before the private chat.
+    assert_eq!(
+        dialogs[0],
+        json!({
+            "chat_id": -100,
+            "thread_id": 7,
+            "number": 1,
+            "personality": "friend",
+            "summary": "",
+            "started_at": 2_000,
+            "last_at": 2_011,
+            "turns": [
+                { "speaker": "user", "text": "ada asks", "at": 2_010, "tokens": 5, "provider": null },
+                { "speaker": "assistant", "text": "re: ada asks", "at": 2_011, "tokens": 5, "provider": "local" },
+            ],
+        })
+    );
+    let mine = &dialogs[1];
+    assert_eq!(
+        (mine["chat_id"].as_i64(), mine["number"].as_u64()),
+        (Some(42), Some(2))
+    );
+    let said: Vec<&str> = mine["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, ["hello", "re: hello", "again", "re: again"]);
+
+    // The static token is an owner too, audited as `api-token`.
+    assert_eq!(server.get(path).await.status, 200);
+    let audit = server.get("/api/v1/audit").await.json();
+    let exports: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "conversations_exported")
+        .collect();
+    assert_eq!(exports.len(), 2, "one line per export, none for a refusal");
+    assert_eq!(exports[1]["actor"], "olga");
+    assert_eq!(exports[0]["actor"], "api-token");
+    assert_eq!(exports[0]["target"], "user 42");
+    assert_eq!(exports[0]["address"], "127.0.0.1");
+
+    // A user without conversations has none; an unknown user is a 404, like the others.
+    let bob_alone = server.get("/api/v1/users/43/conversations").await.json();
+    assert_eq!(bob_alone["dialogs"].as_array().unwrap().len(), 1);
+    let unknown = server.get("/api/v1/users/99/conversations").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.error_code(), "not_found");
+    assert_eq!(
+        server.get("/api/v1/users/x/conversations").await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn llm_usage_sums_each_provider_per_day_and_over_the_window() {
+    let server = Server::start(Some(TOKEN)).await;
+    let store = server.store();
+    let today = today();
+    let lines = [
+        ("openai", today, (100, 10), 250),
+        ("openai", today, (50, 5), 125),
+        ("anthropic", today, (200, 20), 1_000_000),
+        ("openai", today - 1, (7, 3), 1),
+        // Outside the default 30 days.
+        ("openai", today - 40, (1000, 1000), 5),
+    ];
+    for (update, (provider, day, tokens, cost)) in (1..).zip(lines) {
+        let bill = Bill {
+            provider,
+            day,
+            tokens,
+            cost,
+        };
+        let change = exchange(private(42), 1, 42, "q", update, bill);
+        converse(store, update, vec![change]).await;
+    }
+
+    let usage = server.get("/api/v1/llm/usage").await;
+    assert_eq!(usage.status, 200, "{}", usage.text());
+    let usage = usage.json();
+    let today_date = civil_date(i64::from(today));
+    assert_eq!(usage["to"], today_date.as_str());
+    assert_eq!(usage["from"], civil_date(i64::from(today - 29)).as_str());
+    assert_eq!(
+        usage["per_day"],
+        json!([
+            { "provider": "openai", "day": civil_date(i64::from(today - 1)), "input_tokens": 7, "output_tokens": 3, "turns": 1, "cost_usd": 0.000001 },
+            { "provider": "anthropic", "day": today_date, "input_tokens": 200, "output_tokens": 20, "turns": 1, "cost_usd": 1.0 },
+            { "provider": "openai", "day": today_date, "input_tokens": 150, "output_tokens": 15, "turns": 2, "cost_usd": 0.000375 },
+        ])
+    );
+    assert_eq!(
+        usage["totals"],
+        json!([
+            { "provider": "anthropic", "input_tokens": 200, "output_tokens": 20, "turns": 1, "cost_usd": 1.0 },
+            { "provider": "openai", "input_tokens": 157, "output_tokens": 18, "turns": 3, "cost_usd": 0.000376 },
+        ])
+    );
+
+    let longer = server.get("/api/v1/llm/usage?days=60").await.json();
+    assert_eq!(longer["per_day"].as_array().unwrap().len(), 4);
+    assert_eq!(longer["totals"][1]["turns"], 4);
+    assert_eq!(longer["totals"][1]["input_tokens"], 1157);
+    let one = server.get("/api/v1/llm/usage?days=1").await.json();
+    assert_eq!(one["from"], one["to"]);
+    assert_eq!(one["per_day"].as_array().unwrap().len(), 2);
+    for bad in ["days=0", "days=367", "days=x"] {
+        let answer = server.get(&format!("/api/v1/llm/usage?{bad}")).await;
+        assert_eq!(answer.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_deletes_their_conversations_and_keeps_the_others() {
+    let server = Server::start(Some(TOKEN)).await;
+    let store = server.store();
+    add_user(store, 42, profile(None, "Ada", None), UnixSecs::now()).await;
+    add_user(store, 43, profile(None, "Bob", None), UnixSecs::now()).await;
+    converse(store, 1, vec![chat(private(42), 1, 42, "mine", 1_000)]).await;
+    converse(store, 2, vec![chat(GROUP, 1, 43, "bob asks", 2_000)]).await;
+    converse(store, 3, vec![chat(GROUP, 1, 42, "ada asks", 2_010)]).await;
+    converse(store, 4, vec![chat(private(43), 1, 43, "bob's own", 3_000)]).await;
+    let bobs = |store: &Store| -> Vec<Vec<TurnRecord>> {
+        let found = store.conversations_of(43).unwrap();
+        found.into_iter().map(|(_, _, turns)| turns).collect()
+    };
+    let bob_before = bobs(store);
+
+    let deleted = server
+        .call("DELETE", "/api/v1/users/42", Some(TOKEN), None)
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert!(store.conversations_of(42).unwrap().is_empty());
+    assert_eq!(store.dialog(private(42)).unwrap(), None);
+    assert!(store.turns(private(42), 1, 0).unwrap().is_empty());
+    let left: Vec<String> = store
+        .turns(GROUP, 1, 0)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.text)
+        .collect();
+    assert_eq!(
+        left,
+        ["bob asks", "re: bob asks"],
+        "Ada's turns left the group"
+    );
+    assert_eq!(bobs(store), bob_before, "Bob's turns stay, in both places");
+    // The provider's accounting stays, as with /forget.
+    let usage = server.get("/api/v1/llm/usage?days=1").await.json();
+    assert_eq!(usage["totals"][0]["turns"], 4);
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! What the admin API and the panel do: users, events, statistics, the audit log and
-//! sending a message.
+//! What the admin API and the panel do: users, events, statistics, the audit log,
+//! sending a message, and the LLM conversations (a user's export, usage per provider).
 //!
 //! Plain functions from the store (and the outbox) and parsed parameters to typed
 //! results, which the API turns into JSON and the panel into pages, so both do exactly
@@ -14,7 +14,8 @@ use crate::calendar::{UnixMillis, civil_date};
 use crate::engine::sender::Outbox;
 use crate::store::Store;
 use crate::store::records::{
-    AuditAction, AuditEntry, Event, EventKind, Role, UserDelta, UserRecord, UserStatus,
+    AuditAction, AuditEntry, Dialog, DialogKey, Event, EventKind, Role, TurnRecord, Usage,
+    UserDelta, UserRecord, UserStatus,
 };
 use crate::telegram::methods::Action;
 use serde::Deserialize;
@@ -28,7 +29,9 @@ const SCAN_BUDGET: usize = 20_000;
 /// Records read per store call while scanning.
 const PAGE: usize = 500;
 pub(crate) const DEFAULT_STATS_DAYS: u32 = 7;
+/// The longest window of `stats` and `llm_usage`, in days.
 pub(crate) const MAX_STATS_DAYS: u32 = 366;
+pub(crate) const DEFAULT_USAGE_DAYS: u32 = 30;
 /// Telegram's limit on the text of one message, in characters.
 const MAX_TEXT_CHARS: usize = 4096;
 const DAY_MS: i64 = 86_400_000;
@@ -249,7 +252,8 @@ pub(crate) async fn patch_user(
     Ok(user)
 }
 
-/// Forgets a user (record, sessions, events), with the audit line in the same commit.
+/// Forgets a user (record, sessions, events, LLM conversations), with the audit line in
+/// the same commit.
 pub(crate) async fn delete_user(store: &Store, id: i64, actor: &Actor) -> Result<(), ApiError> {
     let audit = actor.audit(AuditAction::UserDeleted { user_id: id });
     let existed = store
@@ -479,16 +483,28 @@ impl Stats {
 
 /// `GET /api/v1/stats?days=N`: the last N UTC days, today included.
 pub(crate) async fn stats(store: &Store, days: u32) -> Result<Stats, ApiError> {
-    if !(1..=MAX_STATS_DAYS).contains(&days) {
-        return Err(ApiError::bad_request(format!(
-            "days={days}: between 1 and {MAX_STATS_DAYS}"
-        )));
-    }
-    let today = UnixMillis::now().get().div_euclid(DAY_MS);
+    check_days(days)?;
+    let today = today();
     blocking(store, move |store| {
         stats_between(store, today - i64::from(days) + 1, today)
     })
     .await
+}
+
+/// A `days=N` window: 1 to [`MAX_STATS_DAYS`].
+fn check_days(days: u32) -> Result<(), ApiError> {
+    if (1..=MAX_STATS_DAYS).contains(&days) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "days={days}: between 1 and {MAX_STATS_DAYS}"
+        )))
+    }
+}
+
+/// Today's UTC day, counted from 1970-01-01.
+pub(crate) fn today() -> i64 {
+    UnixMillis::now().get().div_euclid(DAY_MS)
 }
 
 /// Statistics over the UTC days `first..=last` (days since the Unix epoch).
@@ -616,6 +632,165 @@ pub(crate) async fn send_message(
     store.write(move |t| t.append_audit(&audit)).await?;
     tracing::info!(user_id = user.id, actor = %actor.name, "admin: message queued");
     Ok(user.id)
+}
+
+/// `GET /api/v1/users/{id}/conversations`: everything kept of a user's LLM
+/// conversations, as [`Store::conversations_of`] reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConversationExport {
+    pub(crate) user_id: i64,
+    /// Each place the user spoke in, with its current dialog and the user's turns there
+    /// (theirs and the answers to them) of every dialog number, oldest first.
+    pub(crate) dialogs: Vec<(DialogKey, Dialog, Vec<TurnRecord>)>,
+}
+
+impl ConversationExport {
+    pub(crate) fn to_json(&self) -> Value {
+        let dialogs: Vec<Value> = self
+            .dialogs
+            .iter()
+            .map(|(key, dialog, turns)| {
+                let turns: Vec<Value> = turns
+                    .iter()
+                    .map(|turn| {
+                        json!({
+                            "speaker": turn.speaker,
+                            "text": turn.text,
+                            "at": turn.at,
+                            "tokens": turn.tokens,
+                            "provider": turn.provider,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "chat_id": key.chat_id,
+                    "thread_id": key.thread_id,
+                    "number": dialog.number,
+                    "personality": dialog.personality,
+                    "summary": dialog.summary,
+                    "started_at": dialog.started_at,
+                    "last_at": dialog.last_at,
+                    "turns": turns,
+                })
+            })
+            .collect();
+        json!({ "user_id": self.user_id, "dialogs": dialogs })
+    }
+}
+
+/// Reads out a user's conversations. They are personal data, so the export's audit line
+/// is committed before anything is handed back: no export goes unrecorded. An unknown
+/// user is a 404 and audits nothing, since nothing was read.
+pub(crate) async fn export_conversations(
+    store: &Store,
+    id: i64,
+    actor: &Actor,
+) -> Result<ConversationExport, ApiError> {
+    let dialogs = blocking(store, move |store| {
+        if store.user(id)?.is_none() {
+            return Err(unknown_user(id));
+        }
+        Ok(store.conversations_of(id)?)
+    })
+    .await?;
+    let audit = actor.audit(AuditAction::ConversationsExported { user_id: id });
+    store.write(move |t| t.append_audit(&audit)).await?;
+    // The count only: the text of a conversation never goes to the log.
+    tracing::info!(
+        user_id = id,
+        dialogs = dialogs.len(),
+        actor = %actor.name,
+        "admin: conversations exported"
+    );
+    Ok(ConversationExport {
+        user_id: id,
+        dialogs,
+    })
+}
+
+/// `GET /api/v1/llm/usage?days=N`: what the language models answered and cost, per
+/// provider and UTC day, over the last N days (today included).
+#[derive(Debug, Clone)]
+pub(crate) struct LlmUsage {
+    /// The window's first and last day, counted from 1970-01-01.
+    pub(crate) first_day: u32,
+    pub(crate) last_day: u32,
+    /// `(provider, day, usage)` by day and then provider; a day a provider did not
+    /// answer is absent.
+    pub(crate) per_day: Vec<(String, u32, Usage)>,
+    /// Each provider's sum over the window, by name.
+    pub(crate) totals: BTreeMap<String, Usage>,
+}
+
+/// Micro-dollars, as the store counts them, in dollars for JSON readers.
+fn usd(micro: u64) -> f64 {
+    micro as f64 / 1_000_000.0
+}
+
+/// One line of usage; `day` for a line of `per_day`.
+fn usage_json(provider: &str, day: Option<u32>, usage: &Usage) -> Value {
+    let mut line = json!({
+        "provider": provider,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "turns": usage.turns,
+        "cost_usd": usd(usage.cost_micro_usd),
+    });
+    if let Some(day) = day {
+        line["day"] = json!(civil_date(i64::from(day)));
+    }
+    line
+}
+
+impl LlmUsage {
+    pub(crate) fn to_json(&self) -> Value {
+        let per_day: Vec<Value> = self
+            .per_day
+            .iter()
+            .map(|(provider, day, usage)| usage_json(provider, Some(*day), usage))
+            .collect();
+        let totals: Vec<Value> = self
+            .totals
+            .iter()
+            .map(|(provider, usage)| usage_json(provider, None, usage))
+            .collect();
+        json!({
+            "from": civil_date(i64::from(self.first_day)),
+            "to": civil_date(i64::from(self.last_day)),
+            "per_day": per_day,
+            "totals": totals,
+        })
+    }
+}
+
+/// Adds `more` to `total`. Saturating: a stored count near the maximum is damage, and
+/// must not panic.
+fn add_usage(total: &mut Usage, more: &Usage) {
+    total.input_tokens = total.input_tokens.saturating_add(more.input_tokens);
+    total.output_tokens = total.output_tokens.saturating_add(more.output_tokens);
+    total.turns = total.turns.saturating_add(more.turns);
+    total.cost_micro_usd = total.cost_micro_usd.saturating_add(more.cost_micro_usd);
+}
+
+pub(crate) async fn llm_usage(store: &Store, days: u32) -> Result<LlmUsage, ApiError> {
+    check_days(days)?;
+    // The store counts days as u32; a clock before 1970 is not worth more than day 0.
+    let last_day = u32::try_from(today()).unwrap_or(0);
+    let first_day = last_day.saturating_sub(days - 1);
+    let per_day = blocking(store, move |store| {
+        Ok(store.provider_usage(first_day, last_day)?)
+    })
+    .await?;
+    let mut totals: BTreeMap<String, Usage> = BTreeMap::new();
+    for (provider, _, usage) in &per_day {
+        add_usage(totals.entry(provider.clone()).or_default(), usage);
+    }
+    Ok(LlmUsage {
+        first_day,
+        last_day,
+        per_day,
+        totals,
+    })
 }
 
 /// `GET /api/v1/audit`: newest first, paged backwards by sequence.

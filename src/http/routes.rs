@@ -66,6 +66,8 @@ pub(crate) enum Endpoint {
     SendMessage,
     IssueToken,
     Audit,
+    Conversations,
+    LlmUsage,
 }
 
 /// Who may call a route: anyone, or a caller whose role is at least this.
@@ -113,6 +115,13 @@ pub const ROUTES: &[Route] = &[
     ),
     route(Verb::Get, "/api/v1/users", VIEWER, Endpoint::ListUsers),
     route(Verb::Get, "/api/v1/users/{id}", VIEWER, Endpoint::GetUser),
+    // Personal data: an owner's, like deleting the user, and audited.
+    route(
+        Verb::Get,
+        "/api/v1/users/{id}/conversations",
+        OWNER,
+        Endpoint::Conversations,
+    ),
     route(
         Verb::Patch,
         "/api/v1/users/{id}",
@@ -126,6 +135,7 @@ pub const ROUTES: &[Route] = &[
         Endpoint::DeleteUser,
     ),
     route(Verb::Get, "/api/v1/stats", VIEWER, Endpoint::Stats),
+    route(Verb::Get, "/api/v1/llm/usage", VIEWER, Endpoint::LlmUsage),
     route(Verb::Get, "/api/v1/events", VIEWER, Endpoint::Events),
     route(
         Verb::Post,
@@ -421,6 +431,14 @@ impl Admin {
             Endpoint::Audit => {
                 let filter = api::AuditFilter::from_query(&query)?;
                 Reply::json(200, &api::audit(&state.store, filter)?.to_json())
+            }
+            Endpoint::Conversations => {
+                let export = api::export_conversations(&state.store, id()?, &actor).await?;
+                Reply::json(200, &export.to_json())
+            }
+            Endpoint::LlmUsage => {
+                let days = query.number("days")?.unwrap_or(api::DEFAULT_USAGE_DAYS);
+                Reply::json(200, &api::llm_usage(&state.store, days).await?.to_json())
             }
         })
     }

@@ -464,6 +464,11 @@ pub enum AuditAction {
         account: String,
         on: bool,
     },
+    /// A user's LLM conversations were read out: personal data, so every export is
+    /// audited. Last, because postcard numbers variants by position (schema 5).
+    ConversationsExported {
+        user_id: i64,
+    },
 }
 
 impl AuditAction {
@@ -491,6 +496,7 @@ impl AuditAction {
             AuditAction::UserChanged { .. } => "user_changed",
             AuditAction::UserDeleted { .. } => "user_deleted",
             AuditAction::MessageQueued { .. } => "message_queued",
+            AuditAction::ConversationsExported { .. } => "conversations_exported",
             AuditAction::AccountAdded { .. } => "account_added",
             AuditAction::AccountRemoved { .. } => "account_removed",
             AuditAction::PasswordChanged { .. } => "password_changed",
@@ -527,9 +533,9 @@ impl AuditAction {
                 }
                 parts.join(", ")
             }
-            AuditAction::UserDeleted { user_id } | AuditAction::MessageQueued { user_id } => {
-                format!("user {user_id}")
-            }
+            AuditAction::UserDeleted { user_id }
+            | AuditAction::MessageQueued { user_id }
+            | AuditAction::ConversationsExported { user_id } => format!("user {user_id}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! applied inside the write transaction so that concurrent updates never lose a count.
 
 use super::error::{StoreError, decoded};
-use super::records::{Event, EventKind, UserDelta, UserRecord};
+use super::records::{ConversationChange, Event, EventKind, UserDelta, UserRecord};
 use super::tables::{Tables, USERS};
 use super::{Store, codec::Stored};
 use crate::calendar::UnixSecs;
@@ -53,11 +53,14 @@ impl Tables<'_> {
 }
 
 impl Tables<'_> {
-    /// Forgets a user: their record, sessions and events. Returns whether they existed.
+    /// Forgets a user: their record, sessions, events and LLM conversations (as `/forget`
+    /// deletes them, so the two never differ in what they leave). Returns whether they
+    /// existed.
     pub(crate) fn forget_user(&mut self, id: i64) -> Result<bool, StoreError> {
         let existed = self.users.remove(id)?.is_some();
         self.forget_sessions_of(id)?;
         self.forget_events_of(id)?;
+        self.apply_conversation_change(&ConversationChange::Forget { user_id: id })?;
         Ok(existed)
     }
 }
@@ -96,7 +99,8 @@ impl Store {
             .await
     }
 
-    /// Forgets a user: their record, sessions and events. Returns whether they existed.
+    /// Forgets a user: their record, sessions, events and LLM conversations, in one
+    /// commit. Returns whether they existed.
     pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
         self.write(move |t| t.forget_user(id)).await
     }

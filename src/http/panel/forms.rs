@@ -7,7 +7,7 @@
 
 use super::views::LoginView;
 use super::{COOKIE, Form, Visit, error_page, html, redirect};
-use crate::auth::{Actor, AuthError};
+use crate::auth::AuthError;
 use crate::http::AdminState;
 use crate::http::api::{self, NewMessage, SettableStatus, UserChange};
 use crate::http::routes::{Request, sign_in_refusal};
@@ -29,7 +29,7 @@ const NOTICES: &[(&str, &str)] = &[
     ),
     (
         "deleted",
-        "The user's record, events and sessions are deleted.",
+        "The user's record, events, sessions and conversations are deleted.",
     ),
     ("account_added", "The account is added."),
     ("account_removed", "The account is removed and signed out."),
@@ -85,13 +85,6 @@ pub(super) async fn login(state: &AdminState, req: &Request<'_>) -> Reply {
     }
 }
 
-fn actor(visit: &Visit<'_>) -> Actor {
-    Actor {
-        name: visit.signed_in.account.clone(),
-        address: visit.req.address(),
-    }
-}
-
 fn invalid(field: &str, why: &str) -> ApiError {
     ApiError::new(422, "invalid_form", format!("`{field}`: {why}"))
 }
@@ -138,7 +131,7 @@ async fn run(visit: &Visit<'_>, form: Form) -> Result<Reply, ApiError> {
             } else {
                 (SettableStatus::Active, "unbanned")
             };
-            api::patch_user(store, id, change(Some(status), None), &actor(visit)).await?;
+            api::patch_user(store, id, change(Some(status), None), &visit.actor()).await?;
             redirect(&format!("/users/{id}?notice={notice}"))
         }
         Form::SetRole => {
@@ -148,7 +141,7 @@ async fn run(visit: &Visit<'_>, form: Form) -> Result<Reply, ApiError> {
                 Some("admin") => Role::Admin,
                 _ => return Err(invalid("role", "choose user or admin")),
             };
-            api::patch_user(store, id, change(None, Some(role)), &actor(visit)).await?;
+            api::patch_user(store, id, change(None, Some(role)), &visit.actor()).await?;
             redirect(&format!("/users/{id}?notice=role"))
         }
         Form::Message => {
@@ -158,7 +151,7 @@ async fn run(visit: &Visit<'_>, form: Form) -> Result<Reply, ApiError> {
                 return Err(invalid("text", "write the message to send"));
             }
             let message = NewMessage { user_id: id, text };
-            api::send_message(store, &visit.state.outbox, message, &actor(visit)).await?;
+            api::send_message(store, &visit.state.outbox, message, &visit.actor()).await?;
             redirect(&format!("/users/{id}?notice=sent"))
         }
         Form::Delete => {
@@ -166,7 +159,7 @@ async fn run(visit: &Visit<'_>, form: Form) -> Result<Reply, ApiError> {
             if fields.get("confirm").is_none() {
                 return Err(invalid("confirm", "tick the box to confirm the deletion"));
             }
-            api::delete_user(store, id, &actor(visit)).await?;
+            api::delete_user(store, id, &visit.actor()).await?;
             redirect("/users?notice=deleted")
         }
         Form::AddAccount => {
@@ -176,14 +169,14 @@ async fn run(visit: &Visit<'_>, form: Form) -> Result<Reply, ApiError> {
                 .and_then(AdminRole::parse)
                 .ok_or_else(|| invalid("role", "choose viewer, editor or owner"))?;
             let password = fields.get("password").unwrap_or_default().to_owned();
-            crate::auth::add_account(store, &name, role, password, &actor(visit))
+            crate::auth::add_account(store, &name, role, password, &visit.actor())
                 .await
                 .map_err(account_error)?;
             redirect("/accounts?notice=account_added")
         }
         Form::RemoveAccount => {
             let name = fields.get("name").unwrap_or_default();
-            crate::auth::remove_account(store, name, &actor(visit))
+            crate::auth::remove_account(store, name, &visit.actor())
                 .await
                 .map_err(account_error)?;
             redirect("/accounts?notice=account_removed")

@@ -8,7 +8,9 @@
 //! security headers.
 //!
 //! Adding a page: a line in [`PANEL`], a [`Page`] variant, its function in `pages.rs`,
-//! its view and template in `views`, and its link in `templates/base.html`.
+//! its view and template in `views`, and its link in `templates/base.html`. A
+//! [`Download`] is a file a page links to (JSON the API would answer), served from
+//! `pages.rs` too.
 
 mod forms;
 mod pages;
@@ -17,7 +19,7 @@ pub(crate) mod views;
 use super::AdminState;
 use super::routes::{Request, Verb, forbidden, match_pattern};
 use super::wire::{ApiError, Query, Reply};
-use crate::auth::SignedIn;
+use crate::auth::{Actor, SignedIn};
 use crate::store::records::AdminRole;
 use views::{ErrorView, Frame, PANEL_CSS};
 
@@ -66,6 +68,13 @@ enum Form {
     RemoveAccount,
 }
 
+/// A file to save: shown by `GET`, answered as the API would answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Download {
+    /// A user's LLM conversations (`/users/{id}/conversations.json`).
+    Conversations,
+}
+
 /// What a route does: the three that come before signing in, or the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -80,6 +89,7 @@ enum Action {
 enum Signed {
     Page(Page),
     Form(Form),
+    Download(Download),
 }
 
 const fn page(page: Page) -> Action {
@@ -88,6 +98,10 @@ const fn page(page: Page) -> Action {
 
 const fn form(form: Form) -> Action {
     Action::Signed(Signed::Form(form))
+}
+
+const fn download(download: Download) -> Action {
+    Action::Signed(Signed::Download(download))
 }
 
 /// One line of the panel's table. `need: None` is for what comes before signing in.
@@ -136,6 +150,13 @@ const PANEL: &[PanelRoute] = &[
         form(Form::Message),
     ),
     at(Verb::Post, "/users/{id}/delete", OWNER, form(Form::Delete)),
+    // Personal data: an owner's, as on the API, and audited there.
+    at(
+        Verb::Get,
+        "/users/{id}/conversations.json",
+        OWNER,
+        download(Download::Conversations),
+    ),
     at(Verb::Get, "/events", VIEWER, page(Page::Events)),
     at(Verb::Get, "/audit", VIEWER, page(Page::Audit)),
     at(Verb::Get, "/settings", OWNER, page(Page::Settings)),
@@ -173,6 +194,14 @@ impl Visit<'_> {
                 .map(str::to_owned),
             error: None,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
+    /// Who the audit log names for what this visit does.
+    fn actor(&self) -> Actor {
+        Actor {
+            name: self.signed_in.account.clone(),
+            address: self.req.address(),
         }
     }
 
@@ -275,6 +304,7 @@ async fn serve<'a>(
     match signed {
         Signed::Page(page) => pages::show(&visit, page).await,
         Signed::Form(form) => forms::submit(&visit, form).await,
+        Signed::Download(download) => pages::download(&visit, download).await,
     }
 }
 

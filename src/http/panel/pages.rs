@@ -1,16 +1,19 @@
 //! The panel's pages: each reads what it shows through the API's functions (or `auth`'s)
-//! and fills its view. Nothing here writes.
+//! and fills its view; and the downloads, which answer what the API answers. Nothing
+//! here writes but the audit line of an export (the API's function writes it).
 
 use super::views::{
-    AccountRow, AccountsView, AuditRow, AuditView, Check, DashboardView, DayPoint, EventFilter,
-    EventRow, EventsView, SettingsView, UserFilter, UserRow, UserView, UsersView,
+    AccountRow, AccountsView, AuditRow, AuditView, Check, ConversationsCard, DashboardView,
+    DayPoint, EventFilter, EventRow, EventsView, SettingsView, UsageRow, UserFilter, UserRow,
+    UserView, UsersView,
 };
-use super::{Page, Visit, html};
+use super::{Download, Page, Visit, html};
 use crate::calendar::{UnixMillis, UnixSecs, civil_date, parse_civil_date, utc_minute};
-use crate::http::api::{self, AuditFilter};
+use crate::http::api::{self, AuditFilter, LlmUsage};
 use crate::http::ready;
 use crate::http::wire::{ApiError, Query, Reply, user_id};
 use crate::store::records::{Event, EventKind, Session, UserRecord};
+use std::collections::BTreeMap;
 
 /// The dashboard's window, in days.
 const DASHBOARD_DAYS: u32 = 30;
@@ -96,8 +99,53 @@ async fn dashboard(visit: &Visit<'_>) -> Result<String, ApiError> {
             })
             .collect(),
         sentiment: stats.sentiment.into_iter().collect(),
+        conversations: conversations_card(api::llm_usage(&state.store, DASHBOARD_DAYS).await?),
     }
     .render())
+}
+
+/// The dashboard's conversations card, or `None` while no provider answered in the
+/// window.
+fn conversations_card(usage: LlmUsage) -> Option<ConversationsCard> {
+    if usage.totals.is_empty() {
+        return None;
+    }
+    let mut tokens: BTreeMap<u32, u64> = BTreeMap::new();
+    for (_, day, used) in &usage.per_day {
+        let sum = tokens.entry(*day).or_default();
+        *sum = sum
+            .saturating_add(used.input_tokens)
+            .saturating_add(used.output_tokens);
+    }
+    Some(ConversationsCard {
+        providers: usage
+            .totals
+            .into_iter()
+            .map(|(label, usage)| UsageRow { label, usage })
+            .collect(),
+        tokens_per_day: (usage.first_day..=usage.last_day)
+            .map(|day| {
+                let date = civil_date(i64::from(day));
+                (date, tokens.get(&day).copied().unwrap_or(0))
+            })
+            .collect(),
+    })
+}
+
+/// `year * 12 + month - 1` of a day counted from 1970-01-01: how the store keys a
+/// user's monthly usage.
+pub(super) fn month_of(day: i64) -> Result<u32, ApiError> {
+    // civil_date writes `YYYY-MM-DD`; its year and month are the month's number.
+    let date = civil_date(day);
+    let part = |range: std::ops::Range<usize>| date.get(range).and_then(|p| p.parse::<u32>().ok());
+    match (part(0..4), part(5..7)) {
+        (Some(year), Some(month)) => Ok(year * 12 + month - 1),
+        _ => Err(ApiError::new(
+            500,
+            "internal",
+            format!("the clock's date {date} is not a month the store counts"),
+        )),
+    }
 }
 
 async fn users(visit: &Visit<'_>, query: &Query) -> Result<String, ApiError> {
@@ -228,6 +276,12 @@ async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
     })
     .await
     .map_err(|e| ApiError::new(500, "internal", e.to_string()))??;
+    let today = api::today();
+    let (usage_today, usage_month) =
+        visit
+            .state
+            .store
+            .usage_of(id, u32::try_from(today).unwrap_or(0), month_of(today)?)?;
     Ok(UserView {
         frame: visit.frame(),
         id,
@@ -243,8 +297,39 @@ async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
         referrals: user.referrals,
         session,
         events: timeline,
+        usage: [
+            UsageRow {
+                label: "today".into(),
+                usage: usage_today,
+            },
+            UsageRow {
+                label: "this month".into(),
+                usage: usage_month,
+            },
+        ],
     }
     .render())
+}
+
+/// A download, or the panel's refusal page when it cannot be made.
+pub(super) async fn download(visit: &Visit<'_>, download: Download) -> Reply {
+    let made = match download {
+        Download::Conversations => conversations_export(visit).await,
+    };
+    made.unwrap_or_else(|e| visit.refuse(&e))
+}
+
+/// `GET /users/{id}/conversations.json`: the API's export (audited the same way), saved
+/// as a file.
+async fn conversations_export(visit: &Visit<'_>) -> Result<Reply, ApiError> {
+    let id = user_id(visit.id.unwrap_or_default())?;
+    let export = api::export_conversations(&visit.state.store, id, &visit.actor()).await?;
+    let mut reply = Reply::json(200, &export.to_json());
+    reply.headers.push((
+        "content-disposition",
+        format!("attachment; filename=\"user-{id}-conversations.json\""),
+    ));
+    Ok(reply)
 }
 
 /// A `YYYY-MM-DD` field as the start of that UTC day.

@@ -2,10 +2,16 @@
 //! security headers, through the admin listener's own request handling.
 
 use crate::auth::{self, Actor, SessionLimits};
-use crate::calendar::UnixSecs;
+use crate::calendar::{UnixSecs, civil_date, parse_civil_date};
+use crate::http::api;
 use crate::http::routes::{Admin, Request, Verb};
 use crate::http::wire::Reply;
-use crate::store::records::{AdminRole, Profile, UserDelta, UserStatus};
+use crate::store::Finish;
+use crate::store::records::{
+    AdminRole, ConversationChange, DialogKey, Exchange, Profile, Speaker, TurnRecord, UsageDelta,
+    UserDelta, UserStatus,
+};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -503,4 +509,189 @@ async fn every_page_renders_over_an_empty_store_and_over_100_000_users() {
             "100,000 users: {path}"
         );
     }
+}
+
+/// One exchange of user `user_id` in their private chat today, as the engine commits it:
+/// 100 input and 20 output tokens at 7 micro-dollars.
+async fn converse(store: &crate::store::Store, update_id: i64, user_id: i64, text: &str) {
+    let now = UnixSecs::now();
+    let day = api::today();
+    let turn = |speaker, text: &str, provider: Option<&str>| TurnRecord {
+        speaker,
+        user_id,
+        text: text.into(),
+        at: now,
+        tokens: 5,
+        update_id,
+        provider: provider.map(str::to_owned),
+    };
+    let exchange = Exchange {
+        key: DialogKey {
+            chat_id: user_id,
+            thread_id: 0,
+        },
+        number: 1,
+        personality: "friend".into(),
+        question: Some(turn(Speaker::User, text, None)),
+        answer: turn(Speaker::Assistant, &format!("re: {text}"), Some("local")),
+        replaces_answer: false,
+        summary: None,
+        usage: UsageDelta {
+            user_id,
+            provider: "local".into(),
+            day: u32::try_from(day).unwrap(),
+            month: super::pages::month_of(day).unwrap(),
+            input_tokens: 100,
+            output_tokens: 20,
+            cost_micro_usd: 7,
+        },
+    };
+    store
+        .finish(Finish {
+            update_id,
+            finished_at: now,
+            conversation: vec![ConversationChange::from(exchange)],
+            ..Finish::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[test]
+fn months_count_from_year_zero_as_the_store_keys_them() {
+    let day = |date: &str| parse_civil_date(date).unwrap();
+    assert_eq!(super::pages::month_of(0).unwrap(), 1970 * 12);
+    assert_eq!(
+        super::pages::month_of(day("2024-02-29")).unwrap(),
+        2024 * 12 + 1
+    );
+    assert_eq!(
+        super::pages::month_of(day("2026-12-31")).unwrap(),
+        2026 * 12 + 11
+    );
+    assert_eq!(
+        super::pages::month_of(day("2027-01-01")).unwrap(),
+        2027 * 12
+    );
+}
+
+#[tokio::test]
+async fn the_conversations_export_is_an_owners_and_every_one_is_audited() {
+    let panel = Panel::new(None).await;
+    let store = &panel.state.store;
+    converse(store, 1, 42, "a private question").await;
+    converse(store, 2, 42, "another one").await;
+    let exported = |store: &crate::store::Store| {
+        store
+            .audit(None, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|(_, e)| e.action.name() == "conversations_exported")
+            .map(|(_, e)| e)
+            .collect::<Vec<_>>()
+    };
+
+    for name in ["vera", "eddie"] {
+        let browser = panel.sign_in(name).await;
+        let refused = panel.get(&browser, "/users/42/conversations.json").await;
+        assert_eq!(refused.status, 403, "{name}");
+        assert!(text(&refused).contains("it needs owner"));
+        assert!(!text(&refused).contains("a private question"));
+        let page = text(&panel.get(&browser, "/users/42").await);
+        assert!(!page.contains("conversations.json"), "{name}: no link");
+        assert!(
+            page.contains("id=\"user-usage\""),
+            "{name}: the usage is shown"
+        );
+    }
+    assert!(exported(store).is_empty(), "refusals export nothing");
+
+    let olga = panel.sign_in("olga").await;
+    let page = text(&panel.get(&olga, "/users/42").await);
+    assert!(page.contains("href=\"/users/42/conversations.json\""));
+    assert!(
+        page.contains(
+            "<tr><td>today</td><td class=\"num\">200</td><td class=\"num\">40</td>\
+             <td class=\"num\">2</td><td class=\"num\">$0.000014</td></tr>"
+        ),
+        "{page}"
+    );
+    let export = panel.get(&olga, "/users/42/conversations.json").await;
+    assert_eq!(export.status, 200, "{}", text(&export));
+    assert_eq!(export.content_type, "application/json");
+    assert_eq!(
+        header(&export, "content-disposition"),
+        Some("attachment; filename=\"user-42-conversations.json\"")
+    );
+    assert_eq!(header(&export, "cache-control"), Some("no-store"));
+    let body: Value = serde_json::from_slice(&export.body).unwrap();
+    assert_eq!(body["user_id"], 42);
+    let turns = body["dialogs"][0]["turns"].as_array().unwrap();
+    let said: Vec<&str> = turns.iter().map(|t| t["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        said,
+        [
+            "a private question",
+            "re: a private question",
+            "another one",
+            "re: another one"
+        ]
+    );
+    let lines = exported(store);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].actor, "olga");
+    assert_eq!(lines[0].address, "192.0.2.7");
+    assert_eq!(lines[0].action.target(), "user 42");
+
+    let unknown = panel.get(&olga, "/users/7/conversations.json").await;
+    assert_eq!(unknown.status, 404);
+    assert!(text(&unknown).contains("no user with id 7"));
+    assert_eq!(exported(store).len(), 1, "nothing read, nothing audited");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_conversations_only_once_there_are_some() {
+    let panel = Panel::new(None).await;
+    let olga = panel.sign_in("olga").await;
+    let before = text(&panel.get(&olga, "/").await);
+    assert!(!before.contains("id=\"conversations\""));
+
+    converse(&panel.state.store, 1, 42, "hello").await;
+    let after = text(&panel.get(&olga, "/").await);
+    assert!(after.contains("id=\"conversations\""));
+    assert!(after.contains("id=\"chart-tokens\""));
+    assert!(after.contains(
+        "<tr data-provider=\"local\"><td>local</td><td class=\"num\">100</td>\
+         <td class=\"num\">20</td><td class=\"num\">1</td><td class=\"num\">$0.000007</td></tr>"
+    ));
+    let today = civil_date(api::today());
+    assert!(
+        after.contains(&format!("<title>{today}: 120</title>")),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_user_from_the_panel_deletes_their_conversations() {
+    let panel = Panel::new(None).await;
+    let store = &panel.state.store;
+    converse(store, 1, 42, "forget me").await;
+    assert_eq!(store.conversations_of(42).unwrap().len(), 1);
+    let olga = panel.sign_in("olga").await;
+    let csrf = panel.csrf(&olga).await;
+    let done = panel
+        .post(
+            &olga,
+            "/users/42/delete",
+            &format!("csrf={csrf}&confirm=on"),
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", text(&done));
+    assert!(store.conversations_of(42).unwrap().is_empty());
+    let private = DialogKey {
+        chat_id: 42,
+        thread_id: 0,
+    };
+    assert_eq!(store.dialog(private).unwrap(), None);
+    assert!(store.turns(private, 1, 0).unwrap().is_empty());
 }

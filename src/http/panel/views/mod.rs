@@ -13,7 +13,7 @@
 
 mod chart;
 
-use crate::store::records::{AdminRole, Role, UserStatus};
+use crate::store::records::{AdminRole, Role, Usage, UserStatus};
 use askama::Template;
 
 /// The stylesheet served at `/static/panel.css`, compiled in like everything else.
@@ -77,6 +77,30 @@ pub(crate) struct DayPoint {
     pub(crate) commands: u64,
 }
 
+/// Tokens, answers and cost over a period: one row of a usage table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UsageRow {
+    /// A provider (the dashboard) or a period (a user's page).
+    pub(crate) label: String,
+    pub(crate) usage: Usage,
+}
+
+impl UsageRow {
+    fn cost(&self) -> String {
+        usd(self.usage.cost_micro_usd)
+    }
+}
+
+/// The dashboard's card of the LLM conversations; absent while nothing was answered.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ConversationsCard {
+    /// One row per provider, by name.
+    pub(crate) providers: Vec<UsageRow>,
+    /// Input and output tokens of every provider per day, oldest first, days without any
+    /// as zeros so the bars line up with the calendar.
+    pub(crate) tokens_per_day: Vec<(String, u64)>,
+}
+
 /// `GET /`: the numbers, health and charts. The version in `#version` is the frame's.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DashboardView {
@@ -98,6 +122,7 @@ pub(crate) struct DashboardView {
     pub(crate) days: Vec<DayPoint>,
     /// Sentiment label and how many messages had it, in the order to show them.
     pub(crate) sentiment: Vec<(String, u64)>,
+    pub(crate) conversations: Option<ConversationsCard>,
 }
 
 /// What `form#user-search` was submitted with, to refill it and to carry into the
@@ -162,6 +187,8 @@ pub(crate) struct UserView {
     pub(crate) session: Option<String>,
     /// Newest first.
     pub(crate) events: Vec<EventRow>,
+    /// The user's LLM usage: today and this month (UTC), in that order.
+    pub(crate) usage: [UsageRow; 2],
 }
 
 /// What `form#event-filter` was submitted with. Dates are `YYYY-MM-DD`, empty for open.
@@ -295,6 +322,18 @@ impl UserView {
     }
 }
 
+/// Micro-dollars as dollars, exactly: `$0.000003`, `$1.25`, `$12.00` (cents at least).
+fn usd(micro: u64) -> String {
+    let fraction = format!("{:06}", micro % 1_000_000);
+    let cents_and_more = fraction.trim_end_matches('0');
+    let shown = if cents_and_more.len() < 2 {
+        &fraction[..2]
+    } else {
+        cents_and_more
+    };
+    format!("${}.{shown}", micro / 1_000_000)
+}
+
 /// Percent-encodes a query value; the pagination links carry the filter's free text.
 fn query_value(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -375,6 +414,8 @@ struct DashboardPage<'a> {
     chart_commands: String,
     sentiment_bar: String,
     sentiment_total: u64,
+    /// Drawn only when there is a conversations card.
+    chart_tokens: Option<String>,
 }
 
 impl DashboardView {
@@ -421,6 +462,14 @@ impl DashboardView {
             chart_commands: chart::bar_chart("chart-commands", "Commands per day", &commands),
             sentiment_bar: chart::stacked_bar("sentiment-bar", "Sentiment mix", &mix),
             sentiment_total: mix.iter().map(|&(_, n)| n).sum(),
+            chart_tokens: self.conversations.as_ref().map(|card| {
+                let tokens: Vec<(&str, u64)> = card
+                    .tokens_per_day
+                    .iter()
+                    .map(|(date, n)| (date.as_str(), *n))
+                    .collect();
+                chart::bar_chart("chart-tokens", "Tokens per day", &tokens)
+            }),
         };
         finish("dashboard", page.render())
     }

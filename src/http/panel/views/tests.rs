@@ -40,6 +40,7 @@ fn empty_dashboard(role: AdminRole) -> DashboardView {
         health_models: check(true, ""),
         days: Vec::new(),
         sentiment: Vec::new(),
+        conversations: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn full_dashboard() -> DashboardView {
             ("neutral".into(), 50),
             ("negative".into(), 20),
         ],
+        conversations: Some(conversations_card()),
         ..empty_dashboard(AdminRole::Owner)
     }
 }
@@ -109,6 +111,33 @@ fn user(status: UserStatus, role: AdminRole) -> UserView {
         referrals: 0,
         session: None,
         events: Vec::new(),
+        usage: [usage_row("today", 0, 0), usage_row("this month", 0, 0)],
+    }
+}
+
+/// A usage row of `answers` answers at 1000 input and 100 output tokens each, costing
+/// `cost` micro-dollars in all.
+fn usage_row(label: &str, answers: u32, cost: u64) -> UsageRow {
+    UsageRow {
+        label: label.into(),
+        usage: Usage {
+            input_tokens: 1000 * u64::from(answers),
+            output_tokens: 100 * u64::from(answers),
+            turns: answers,
+            cost_micro_usd: cost,
+        },
+    }
+}
+
+fn conversations_card() -> ConversationsCard {
+    ConversationsCard {
+        providers: vec![
+            usage_row("anthropic", 3, 12_500_000),
+            usage_row("openai", 2, 3),
+        ],
+        tokens_per_day: (1..=30)
+            .map(|d| (format!("2025-05-{d:02}"), if d == 30 { 5500 } else { 0 }))
+            .collect(),
     }
 }
 
@@ -156,7 +185,11 @@ fn every_page() -> Vec<(&'static str, String)> {
         session: Some("awaiting city for /weather".into()),
         events: vec![event("message", "hello"), event("command", "/start")],
         messages: 99,
-        ..user(UserStatus::Active, AdminRole::Editor)
+        usage: [
+            usage_row("today", 1, 40),
+            usage_row("this month", 12, 1_250_000),
+        ],
+        ..user(UserStatus::Active, AdminRole::Owner)
     };
     vec![
         ("login empty", LoginView::default().render()),
@@ -411,7 +444,11 @@ fn the_dashboard_numbers_are_bare() {
     assert!(html.contains("getMe: 502 &#60;bad gateway&#62;") || html.contains("&lt;bad"));
     assert!(tag_with_id(&html, "chart-messages").starts_with("<svg"));
     assert!(tag_with_id(&html, "chart-commands").starts_with("<svg"));
-    assert_eq!(html.matches("<rect class=\"bar\"").count(), 60);
+    assert_eq!(
+        html.matches("<rect class=\"bar\"").count(),
+        90,
+        "messages, commands and tokens"
+    );
     assert!(html.contains("<title>2025-05-30: 300</title>"));
     assert!(tag_with_id(&html, "sentiment").starts_with("<section"));
     assert!(html.contains("<title>neutral: 50 (50 %)</title>"));
@@ -447,6 +484,95 @@ fn an_empty_dashboard_has_every_id_and_says_no_data() {
         4,
         "two charts, the bar, the table"
     );
+}
+
+#[test]
+fn the_conversations_card_has_a_row_per_provider_and_the_tokens_per_day() {
+    let html = full_dashboard().render();
+    assert!(tag_with_id(&html, "conversations").starts_with("<section"));
+    assert!(tag_with_id(&html, "chart-tokens").starts_with("<svg"));
+    assert!(html.contains("<title>2025-05-30: 5500</title>"));
+    assert!(
+        html.contains("<title>2025-05-01: 0</title>"),
+        "empty days are drawn"
+    );
+    assert!(tag_with_id(&html, "llm-usage").starts_with("<table"));
+    assert!(html.contains(
+        "<tr data-provider=\"anthropic\"><td>anthropic</td><td class=\"num\">3000</td>\
+         <td class=\"num\">300</td><td class=\"num\">3</td><td class=\"num\">$12.50</td></tr>"
+    ));
+    assert!(html.contains("<td class=\"num\">2</td><td class=\"num\">$0.000003</td>"));
+    // Providers in the order given (the page sorts them by name).
+    assert!(html.find("anthropic").unwrap() < html.find("openai").unwrap());
+}
+
+#[test]
+fn without_usage_the_dashboard_has_no_conversations_card() {
+    for role in [AdminRole::Viewer, AdminRole::Owner] {
+        let html = empty_dashboard(role).render();
+        for id in ["conversations", "chart-tokens", "llm-usage"] {
+            assert!(!html.contains(&format!("id=\"{id}\"")), "{role}: #{id}");
+        }
+    }
+}
+
+#[test]
+fn the_user_page_shows_usage_today_and_this_month() {
+    let mut view = user(UserStatus::Active, AdminRole::Owner);
+    view.usage = [
+        usage_row("today", 1, 40),
+        usage_row("this month", 12, 1_250_000),
+    ];
+    let html = view.render();
+    assert!(tag_with_id(&html, "user-usage").starts_with("<table"));
+    assert!(html.contains(
+        "<tr><td>today</td><td class=\"num\">1000</td><td class=\"num\">100</td>\
+         <td class=\"num\">1</td><td class=\"num\">$0.00004</td></tr>"
+    ));
+    assert!(html.contains(
+        "<tr><td>this month</td><td class=\"num\">12000</td><td class=\"num\">1200</td>\
+         <td class=\"num\">12</td><td class=\"num\">$1.25</td></tr>"
+    ));
+
+    // No usage: zeros, not an empty table.
+    let html = user(UserStatus::Active, AdminRole::Viewer).render();
+    assert!(html.contains(
+        "<tr><td>today</td><td class=\"num\">0</td><td class=\"num\">0</td>\
+         <td class=\"num\">0</td><td class=\"num\">$0.00</td></tr>"
+    ));
+}
+
+#[test]
+fn only_owners_get_the_link_to_the_conversations_export() {
+    let html = user(UserStatus::Active, AdminRole::Owner).render();
+    let link = tag_with_id(&html, "conversations-export");
+    assert!(
+        link.starts_with("<a") && link.contains("href=\"/users/42/conversations.json\""),
+        "{link}"
+    );
+    for role in [AdminRole::Viewer, AdminRole::Editor] {
+        let html = user(UserStatus::Active, role).render();
+        assert!(!html.contains("conversations.json"), "{role}");
+        assert!(
+            html.contains("id=\"user-usage\""),
+            "{role}: usage is a viewer's"
+        );
+    }
+}
+
+#[test]
+fn costs_are_exact_dollars_with_cents_at_least() {
+    for (micro, shown) in [
+        (0, "$0.00"),
+        (3, "$0.000003"),
+        (10_000, "$0.01"),
+        (1_200_000, "$1.20"),
+        (1_234_567, "$1.234567"),
+        (12_000_000, "$12.00"),
+        (u64::MAX, "$18446744073709.551615"),
+    ] {
+        assert_eq!(usd(micro), shown, "{micro}");
+    }
 }
 
 #[test]
@@ -507,6 +633,10 @@ fn a_hostile_name_is_escaped_everywhere() {
     let mut dash = full_dashboard();
     dash.sentiment = vec![(XSS.into(), 1)];
     dash.days[0].date = XSS.into();
+    if let Some(card) = &mut dash.conversations {
+        card.providers[0].label = XSS.into();
+        card.tokens_per_day[0].0 = XSS.into();
+    }
     for html in [list.render(), one.render(), dash.render()] {
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
@@ -535,7 +665,9 @@ fn the_user_page_has_its_fields_and_forms() {
     let delete = form(&html, "delete").expect("form#delete");
     assert!(delete.contains("action=\"/users/42/delete\""));
     assert!(delete.contains("<input type=\"checkbox\" name=\"confirm\">"));
-    assert!(delete.contains("I understand this deletes the user's record, events and sessions"));
+    assert!(delete.contains(
+        "I understand this deletes the user's record, events, sessions and conversations"
+    ));
 
     let message = form(&html, "message").expect("form#message");
     assert!(message.contains("action=\"/users/42/message\""));
