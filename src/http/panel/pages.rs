@@ -132,22 +132,6 @@ fn conversations_card(usage: LlmUsage) -> Option<ConversationsCard> {
     })
 }
 
-/// `year * 12 + month - 1` of a day counted from 1970-01-01: how the store keys a
-/// user's monthly usage.
-pub(super) fn month_of(day: i64) -> Result<u32, ApiError> {
-    // civil_date writes `YYYY-MM-DD`; its year and month are the month's number.
-    let date = civil_date(day);
-    let part = |range: std::ops::Range<usize>| date.get(range).and_then(|p| p.parse::<u32>().ok());
-    match (part(0..4), part(5..7)) {
-        (Some(year), Some(month)) => Ok(year * 12 + month - 1),
-        _ => Err(ApiError::new(
-            500,
-            "internal",
-            format!("the clock's date {date} is not a month the store counts"),
-        )),
-    }
-}
-
 async fn users(visit: &Visit<'_>, query: &Query) -> Result<String, ApiError> {
     let filter = api::UserFilter::from_query(query)?;
     let page = api::list_users(&visit.state.store, filter).await?;
@@ -281,7 +265,7 @@ async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
         visit
             .state
             .store
-            .usage_of(id, u32::try_from(today).unwrap_or(0), month_of(today)?)?;
+            .usage_of(id, u32::try_from(today).unwrap_or(0), crate::calendar::civil_month(today))?;
     Ok(UserView {
         frame: visit.frame(),
         id,

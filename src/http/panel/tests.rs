@@ -2,7 +2,7 @@
 //! security headers, through the admin listener's own request handling.
 
 use crate::auth::{self, Actor, SessionLimits};
-use crate::calendar::{UnixSecs, civil_date, parse_civil_date};
+use crate::calendar::{UnixSecs, civil_date};
 use crate::http::api;
 use crate::http::routes::{Admin, Request, Verb};
 use crate::http::wire::Reply;
@@ -540,7 +540,7 @@ async fn converse(store: &crate::store::Store, update_id: i64, user_id: i64, tex
             user_id,
             provider: "local".into(),
             day: u32::try_from(day).unwrap(),
-            month: super::pages::month_of(day).unwrap(),
+            month: crate::calendar::civil_month(day),
             input_tokens: 100,
             output_tokens: 20,
             cost_micro_usd: 7,
@@ -555,24 +555,6 @@ async fn converse(store: &crate::store::Store, update_id: i64, user_id: i64, tex
         })
         .await
         .unwrap();
-}
-
-#[test]
-fn months_count_from_year_zero_as_the_store_keys_them() {
-    let day = |date: &str| parse_civil_date(date).unwrap();
-    assert_eq!(super::pages::month_of(0).unwrap(), 1970 * 12);
-    assert_eq!(
-        super::pages::month_of(day("2024-02-29")).unwrap(),
-        2024 * 12 + 1
-    );
-    assert_eq!(
-        super::pages::month_of(day("2026-12-31")).unwrap(),
-        2026 * 12 + 11
-    );
-    assert_eq!(
-        super::pages::month_of(day("2027-01-01")).unwrap(),
-        2027 * 12
-    );
 }
 
 #[tokio::test]
