@@ -8,13 +8,15 @@
 //! prometheus-client leaves a family with no sample out of the exposition altogether (no
 //! `# TYPE` line either), so the scrape is taken from `serve` running in this process
 //! against the fake Bot API, after a little traffic has given every labelled family a
-//! sample: a command (a handler and a `sendMessage`) and a plain text (a model inference).
+//! sample: a command (a handler and a `sendMessage`), a plain text (a model inference), a
+//! failing service call, and two questions to the fake LLM, the second over budget.
 
 #[path = "support/loopback.rs"]
 mod loopback;
 
 use edgebot::config::{Config, Secret};
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig};
+use edgebot::fake::llm::{FakeLlm, FakeLlmConfig};
 use edgebot::shutdown;
 use loopback::{free_port, request};
 use serde::Deserialize;
@@ -508,6 +510,14 @@ fn message(update_id: i64, text: &str, command: bool) -> Value {
     json!({"update_id": update_id, "message": message})
 }
 
+/// A command with arguments: the entity covers the command only.
+fn ask(update_id: i64, text: &str) -> Value {
+    let mut update = message(update_id, text, false);
+    let length = text.split(' ').next().unwrap_or("").len();
+    update["message"]["entities"] = json!([{"type": "bot_command", "offset": 0, "length": length}]);
+    update
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
     // `serve` with long polling against the fake Bot API, limits off.
@@ -517,10 +527,18 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
     // A service route too, to a port where nothing listens: the call fails, is retried
     // once, and the user gets the apology, which samples every service family.
     let nobody = free_port();
+    // And a conversation through the fake LLM, with a budget of one answer a day, so that
+    // the second question is refused: every LLM family gets a sample.
+    let llm = FakeLlm::start(FakeLlmConfig::default()).await.unwrap();
     let mut config = Config::parse(
         &format!(
             "[[services]]\nname = \"down\"\nurl = \"http://{nobody}/handle\"\n\n\
-             [[routes]]\ncommand = \"ping\"\nservice = \"down\"\n"
+             [[routes]]\ncommand = \"ping\"\nservice = \"down\"\n\n\
+             [[routes]]\ncommand = \"ask\"\nllm = \"friend\"\n\n\
+             [llm.budgets]\nguest_daily = 1\n\n\
+             [[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodel = \"m\"\n\n\
+             [[personalities]]\nname = \"friend\"\nprovider = \"fake\"\n",
+            llm.base_url()
         ),
         Path::new("deploy_metrics.toml"),
     )
@@ -542,13 +560,15 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
     api.push_update(message(1, "/start", true));
     api.push_update(message(2, "hello there, how are you today?", false));
     api.push_update(message(3, "/ping", true));
+    api.push_update(ask(4, "/ask what is tea?"));
+    api.push_update(ask(5, "/ask and coffee?"));
     assert!(
         api.wait_for(
-            |calls| calls.iter().filter(|c| c.method == "sendMessage").count() >= 3,
+            |calls| calls.iter().filter(|c| c.method == "sendMessage").count() >= 5,
             Duration::from_secs(60)
         )
         .await,
-        "the bot did not answer all three messages"
+        "the bot did not answer all five messages"
     );
     // The sender counts a call once its answer is in: wait for the labelled families.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -562,6 +582,9 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
             "edgebot_inference_duration_seconds_count{",
             "edgebot_active_users{",
             "edgebot_service_calls_total{",
+            "edgebot_llm_calls_total{",
+            "edgebot_llm_turns_total{",
+            "edgebot_llm_refused_total{",
         ]
         .iter()
         .all(|s| text.contains(s));

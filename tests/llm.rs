@@ -449,3 +449,12 @@ async fn a_long_answer_is_split_on_paragraphs_and_a_budget_stops_the_next_questi
     assert_eq!(asked(&llm).len(), 1);
     bot.stop().await;
 }
+
+#[test]
+fn the_demo_config_in_examples_is_valid() {
+    let path = std::path::Path::new("examples/conversation/edgebot.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config = edgebot::config::Config::parse(&text, path).unwrap();
+    let toml = config.to_redacted_toml();
+    assert!(toml.contains("[[personalities]]") && toml.contains("[[llm.providers]]"), "{toml}");
+}
