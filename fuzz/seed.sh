@@ -15,7 +15,7 @@ corpus="$here/corpus"
 path="/hook"
 secret="s3cret"
 
-for target in update_parse command_parse callback_data config_parse template webhook_http admin_http service_response sse_decode; do
+for target in update_parse command_parse callback_data config_parse template webhook_http admin_http service_response sse_decode markup; do
     mkdir -p "$corpus/$target"
 done
 
@@ -149,6 +149,17 @@ chunk='data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":17672
 printf 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n' | sse
 # A BOM, comments, CRLF and CR line ends, multi-line data, ids, retry, a cut-off event.
 printf '\xef\xbb\xbf: keep-alive\r\nretry: 3000\r\nid: 1\r\ndata: a\r\ndata:b\r\r\ndata\r\n\nevent: x\n\nid: 2\0\ndata: \xff\xe2\x82\n\ndata: cut' | sse
+
+# Model answers in Markdown, as fuzz_targets/markup.rs reads them: one byte of small
+# limit (\x10: 16 units), then the answer. Well-formed ones, and the ways models get
+# them wrong (unclosed markers and fences, HTML in the text, odd links).
+md() { { printf '\x10'; cat; } | put markup; }
+printf '# Title\n\nSome **bold**, *italic*, ~~gone~~ and `a < b`.\n\n> quoted _line_\n\n- item one\n- item two\n' | md
+printf 'Run this:\n```python\nif x:\n    print("a < b & c")\n```\nThen [read the docs](https://example.com/a_b?x=1&y="2").' | md
+printf '**never closed, and `a stray backtick, <div>html</div> & co.\n```js\nunclosed fence' | md
+printf 'snake_case and 2*3*4, https://e.com/_x_/*y*, <https://e.com>, [x](javascript:alert(1)), [](tg://user?id=1)' | md
+printf 'Привет! 😀 Это длинный ответ. 一句。二句。 Sentence one. Sentence two? Yes!\n\nNext paragraph.' | md
+printf '***both*** **a *b** *a **b* __init__ _a *b_ c* \\*escaped\\* &amp; &#128512;' | md
 
 for target in "$corpus"/*; do
     echo "$(basename "$target"): $(find "$target" -type f | wc -l) seeds"

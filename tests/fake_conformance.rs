@@ -338,6 +338,10 @@ async fn params_for(schema: &Schema, api: &FakeBotApi, method: &str) -> Value {
             let album = json!([{"type": "photo", "media": "a"}, {"type": "photo", "media": "b"}]);
             params.insert("media".to_owned(), album);
         }
+        "sendMessageDraft" => {
+            // Drafts go to private chats only.
+            params.insert("chat_id".to_owned(), json!(USER));
+        }
         "editMessageReplyMarkup" => {
             let keyboard = json!({"inline_keyboard": [[{"text": "Go", "callback_data": "go"}]]});
             params.insert("reply_markup".to_owned(), keyboard);

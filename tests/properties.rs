@@ -6,7 +6,11 @@
 //! * the sender keeps every flood limit under random schedules of actions over a few
 //!   chats, measured from the fake Bot API's arrival times;
 //! * a server-sent event stream decodes to the same events, error and end however it is
-//!   cut into chunks (the `sse_decode` fuzz target checks the same with any bytes).
+//!   cut into chunks (the `sse_decode` fuzz target checks the same with any bytes);
+//! * the HTML the bot makes of a model's Markdown, whole or split into messages, is
+//!   accepted by the fake Bot API's own HTML parser (written apart from the bot's, like
+//!   Telegram's), shows what `html_to_plain` says it shows, and holds the length limit
+//!   (the `markup` fuzz target checks the same with any text).
 //!
 //! Failing cases are printed, shrunk, but not persisted: the minimal case in the failure
 //! message is what becomes an example test.
@@ -19,7 +23,7 @@ use edgebot::calendar::{UnixMillis, UnixSecs};
 use edgebot::config::{OutboundLimits, Secret};
 use edgebot::engine::outbound::{action_of, call_of};
 use edgebot::engine::sender::Outbox;
-use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall, parse_html};
 use edgebot::net::sse::{Decoder, Event as SseEvent, SseError};
 use edgebot::store::codec::{self, CodecError};
 use edgebot::store::records::{
@@ -27,6 +31,7 @@ use edgebot::store::records::{
     TurnRecord, Usage, UserDelta, UserRecord, UserStatus,
 };
 use edgebot::store::{Appended, Finish, Finished, OutboxEntry, Store};
+use edgebot::telegram::markup;
 use edgebot::telegram::methods::{
     Action, AnswerCallbackQuery, ChatMemberRef, EditMessageText, MessageRef, ParseMode,
     ReplyParameters, SendMessage,
@@ -692,5 +697,74 @@ proptest! {
         let chunks = offsets.windows(2).map(|pair| &stream[pair[0]..pair[1]]);
         prop_assert_eq!(decode_sse(limit, chunks), whole.clone(), "cut at {:?}", offsets);
         prop_assert_eq!(decode_sse(limit, stream.chunks(1)), whole);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Markup: the bot's HTML against the fake's reading of it
+
+/// Markdown as models write it, and as they get it wrong: fragments in any order.
+fn markdownish() -> impl Strategy<Value = String> {
+    let fragments = vec![
+        "**",
+        "*",
+        "__",
+        "_",
+        "~~",
+        "`",
+        "```",
+        "```js\n",
+        "\n```\n",
+        "# ",
+        "> ",
+        "[",
+        "](",
+        "](https://e.com/a_b?c=1&d=\"2\")",
+        ")",
+        "<",
+        ">",
+        "&",
+        "&amp;",
+        "&#x1F600;",
+        "\\",
+        "\n",
+        "\n\n",
+        " ",
+        "text",
+        "snake_case",
+        "https://e.com/*x*",
+        "<https://e.com>",
+        "😀",
+        "Привет",
+        "。",
+        ". ",
+        "<b>",
+        "</i>",
+        "<a href=x>",
+    ];
+    proptest::collection::vec(proptest::sample::select(fragments), 0..64)
+        .prop_map(|fragments| fragments.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_bots_html_is_html_telegram_takes(
+        markdown in prop_oneof![markdownish(), any::<String>()],
+        limit in 1usize..64,
+    ) {
+        let html = markup::to_html(&markdown);
+        prop_assert_eq!(parse_html(&html), Ok(markup::html_to_plain(&html)), "{:?}", html);
+        for piece in markup::split(&markdown, limit) {
+            let shown = parse_html(&piece);
+            prop_assert_eq!(&shown, &Ok(markup::html_to_plain(&piece)), "{:?}", piece);
+            let units = shown.unwrap_or_default().encode_utf16().count();
+            prop_assert!(units <= limit.max(2), "{} units in {:?}", units, piece);
+        }
     }
 }

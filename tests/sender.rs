@@ -1,6 +1,7 @@
 //! The sender against the fake Bot API over real HTTP: flood limits hold in every window
 //! (measured from the fake's arrival times), 429s are honoured, transient failures end
-//! in delivery, a blocked user is marked, and one chat's flood never delays another chat.
+//! in delivery, a blocked user is marked, one chat's flood never delays another chat,
+//! and markup Telegram cannot parse is sent again as plain text.
 
 #[path = "support/windows.rs"]
 mod windows;
@@ -11,7 +12,8 @@ use edgebot::engine::sender::Outbox;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig, Fault, RecordedCall};
 use edgebot::store::Store;
 use edgebot::store::records::UserStatus;
-use edgebot::telegram::methods::Action;
+use edgebot::telegram::markup;
+use edgebot::telegram::methods::{Action, ParseMode};
 use edgebot::telemetry::health::Health;
 use edgebot::telemetry::metrics::Metrics;
 use std::num::NonZeroU32;
@@ -289,4 +291,49 @@ async fn a_slow_callback_answer_never_delays_another() {
         "the quick answer waited {:?} behind the slow one",
         earliest.duration_since(started)
     );
+}
+
+fn html(chat_id: i64, text: &str) -> Action {
+    let mut action = Action::send(chat_id, text);
+    if let Action::SendMessage(message) = &mut action {
+        message.parse_mode = Some(ParseMode::Html);
+    }
+    action
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markup_telegram_cannot_parse_is_sent_plain_once() {
+    let rig = rig(FakeConfig::default(), None, Duration::from_secs(5)).await;
+    let answer = "**Sure** — `a < b` holds:\n```rust\nassert!(a < b);\n```";
+    rig.outbox
+        .enqueue(vec![
+            html(5, "<b>an unclosed tag & a <div>"),
+            html(5, &markup::to_html(answer)),
+        ])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rig.outbox.drained())
+        .await
+        .unwrap();
+    let calls = rig.api.calls_for("sendMessage");
+    let seen: Vec<_> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.status,
+                c.params["text"].clone(),
+                c.params["parse_mode"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (400, "<b>an unclosed tag & a <div>".into(), "HTML".into()),
+            (200, "an unclosed tag & a ".into(), serde_json::Value::Null),
+            (200, markup::to_html(answer).into(), "HTML".into()),
+        ],
+        "refused, sent plain, and the converted answer taken as it is"
+    );
+    assert!(rig.store.pending_outbox().unwrap().is_empty());
 }

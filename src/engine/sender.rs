@@ -8,6 +8,9 @@
 //! * 5xx, timeouts and lost connections are retried with exponential backoff and jitter.
 //! * 403 (the user blocked the bot) marks the user blocked; other 4xx are logged and
 //!   dropped: sending them again would fail again.
+//! * The one 400 that is sent again: markup Telegram cannot parse ("can't parse
+//!   entities"). The call goes once more as plain text (`telegram::markup::plain_params`),
+//!   so a reply is never lost to its formatting.
 //!
 //! A call leaves the outbox table only once settled, so a crash resends at most the
 //! calls that were in flight. The sender sends each call's stored parameters as they are.
@@ -21,6 +24,7 @@ use crate::config::OutboundLimits;
 use crate::net::backoff::Backoff;
 use crate::store::records::{Event, EventKind, UserDelta, UserStatus};
 use crate::store::{OutboxEntry, Store, StoreError};
+use crate::telegram::markup;
 use crate::telegram::methods::Action;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
@@ -306,7 +310,7 @@ impl Sender {
     }
 
     async fn deliver(&self, lane: i64, mut entry: OutboxEntry, parent: &tracing::Span) {
-        let body = bytes::Bytes::from(std::mem::take(&mut entry.call.params));
+        let mut body = bytes::Bytes::from(std::mem::take(&mut entry.call.params));
         let method = entry.call.method.as_str();
         let label = method_label(method);
         let span = tracing::info_span!(
@@ -353,6 +357,12 @@ impl Sender {
                     }
                     Err(e) => {
                         self.health.api_succeeded(UnixSecs::now());
+                        if let Some(plain) = plain_retry(&e, &body) {
+                            self.metrics.outbound_call(label, "plain_retry", seconds);
+                            tracing::warn!(method, error = %e, "Telegram could not parse the markup; sending the text plain");
+                            body = plain.into();
+                            continue;
+                        }
                         self.refused(&entry, &e, seconds).await;
                         break;
                     }
@@ -445,5 +455,62 @@ impl Sender {
                 tracing::warn!(method, error = %error, "Telegram refused an action; dropping it");
             }
         }
+    }
+}
+
+/// The call's parameters as plain text, when Telegram refused them only because it could
+/// not parse their markup (a stray tag in a model's answer, a service's broken HTML).
+/// `None` for any other refusal, and for a call without `parse_mode` — one already made
+/// plain — so a call is made plain at most once.
+fn plain_retry(error: &ApiError, body: &[u8]) -> Option<Vec<u8>> {
+    match error {
+        ApiError::Telegram {
+            code: 400,
+            description,
+            ..
+        } if description
+            .to_ascii_lowercase()
+            .contains("can't parse entities") =>
+        {
+            markup::plain_params(body)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(code: u16, description: &str) -> ApiError {
+        ApiError::Telegram {
+            code,
+            description: description.to_owned(),
+            retry_after: None,
+            migrate_to_chat_id: None,
+        }
+    }
+
+    #[test]
+    fn only_markup_refusals_are_sent_again_plain() {
+        let html = br#"{"chat_id":1,"text":"<b>a &lt; b","parse_mode":"HTML"}"#;
+        let parse = refusal(
+            400,
+            "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+        );
+        let plain: serde_json::Value =
+            serde_json::from_slice(&plain_retry(&parse, html).unwrap()).unwrap();
+        assert_eq!(plain, serde_json::json!({"chat_id": 1, "text": "a < b"}));
+        let once = serde_json::to_vec(&plain).unwrap();
+        assert_eq!(plain_retry(&parse, &once), None, "plain already");
+        assert_eq!(
+            plain_retry(&refusal(400, "Bad Request: chat not found"), html),
+            None
+        );
+        assert_eq!(
+            plain_retry(&refusal(403, "Forbidden: can't parse entities"), html),
+            None
+        );
+        assert_eq!(plain_retry(&ApiError::Network("reset".into()), html), None);
     }
 }

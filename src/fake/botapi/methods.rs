@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::flood::{FloodLimits, FloodState};
+use super::html;
 use super::shape::{self, Hints, Method};
 use super::{Fault, Shared, lock};
 use crate::shutdown::Shutdown;
@@ -359,23 +360,45 @@ fn require_message_id(params: &Map<String, Value>) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("message identifier is not specified"))
 }
 
-fn require_text(params: &Map<String, Value>) -> Result<&str, ApiError> {
-    let text = params.get("text").and_then(Value::as_str).unwrap_or("");
-    if text.trim().is_empty() {
-        return Err(ApiError::bad_request("message text is empty"));
+/// What `params[field]` shows once Telegram has read it under the call's `parse_mode`:
+/// with `HTML`, the text without its markup, or the refusal Telegram answers; with no
+/// parse mode (or one the fake does not parse), the text as sent.
+fn shown(params: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    let Some(raw) = params.get(field).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let html = params
+        .get("parse_mode")
+        .and_then(Value::as_str)
+        .is_some_and(|mode| mode.eq_ignore_ascii_case("html"));
+    if !html {
+        return Ok(Some(raw.to_owned()));
     }
-    if text.encode_utf16().count() > TEXT_LIMIT {
-        return Err(ApiError::bad_request("message is too long"));
-    }
-    Ok(text)
+    html::parse_html(raw)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("can't parse entities: {e}")))
 }
 
+/// The `text` of a message, as sent, once Telegram would take it: parsed, not empty,
+/// and within the limit after parsing.
+fn require_text(params: &Map<String, Value>) -> Result<&str, ApiError> {
+    let shown = shown(params, "text")?.unwrap_or_default();
+    if shown.trim().is_empty() {
+        return Err(ApiError::bad_request("message text is empty"));
+    }
+    if shown.encode_utf16().count() > TEXT_LIMIT {
+        return Err(ApiError::bad_request("message is too long"));
+    }
+    Ok(params.get("text").and_then(Value::as_str).unwrap_or(""))
+}
+
+/// The `caption` of a message, as sent, once Telegram would take it (parsed, within the
+/// limit after parsing).
 fn caption(params: &Map<String, Value>) -> Result<Option<&str>, ApiError> {
-    let caption = params.get("caption").and_then(Value::as_str);
-    if caption.is_some_and(|c| c.encode_utf16().count() > CAPTION_LIMIT) {
+    if shown(params, "caption")?.is_some_and(|c| c.encode_utf16().count() > CAPTION_LIMIT) {
         return Err(ApiError::bad_request("message caption is too long"));
     }
-    Ok(caption)
+    Ok(params.get("caption").and_then(Value::as_str))
 }
 
 fn bot_id(token: &str) -> i64 {
@@ -480,6 +503,25 @@ impl Call<'_> {
         if let Some(markup) = inline_markup(self.params.get("reply_markup")) {
             message.insert("reply_markup".to_owned(), markup.clone());
         }
+    }
+
+    /// sendMessageDraft: a draft streamed to a private chat. Drafts are for private
+    /// chats only; elsewhere Telegram answers `TEXTDRAFT_PEER_INVALID`. The text may be
+    /// empty (a "Thinking…" placeholder); nothing is stored.
+    fn send_draft(&self) -> Result<Reply, ApiError> {
+        let chat = require_chat(self.params, "chat_id")?;
+        require(self.params, "draft_id")?;
+        if self.shared.blocked_chats.contains(&chat) {
+            return Err(ApiError::Forbidden("bot was blocked by the user"));
+        }
+        if chat < 0 {
+            return Err(ApiError::bad_request("TEXTDRAFT_PEER_INVALID"));
+        }
+        let text = shown(self.params, "text")?.unwrap_or_default();
+        if text.encode_utf16().count() > TEXT_LIMIT {
+            return Err(ApiError::bad_request("message is too long"));
+        }
+        Ok(Value::Bool(true).into())
     }
 
     fn send_message(&self, state: &mut State) -> Result<Reply, ApiError> {
@@ -691,6 +733,10 @@ impl Call<'_> {
             return Err(ApiError::bad_request(
                 "wrong number of media in the album; must be from 2 to 10",
             ));
+        }
+        // Each item's caption is read under that item's own parse_mode.
+        for item in items.iter().filter_map(Value::as_object) {
+            caption(item)?;
         }
         admit_send(self.shared, state, chat, self.at)?;
         let group = format!("fakegroup{}", state.next_message_id(chat));
@@ -948,6 +994,7 @@ fn run(
     let state = &mut *state;
     match spec.name {
         "sendMessage" => call.send_message(state),
+        "sendMessageDraft" => call.send_draft(),
         "editMessageText" => {
             let text = require_text(params)?;
             call.edit(state, Some(text))

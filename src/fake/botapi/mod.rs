@@ -83,6 +83,15 @@
 //! * Users who blocked the bot ([`FakeConfig::blocked_chats`]): sends to them
 //!   get 403 "Forbidden: bot was blocked by the user" (so do edits and chat
 //!   actions there).
+//! * Markup: a `text` or `caption` sent with `parse_mode: "HTML"` is parsed as
+//!   Telegram parses it (`html.rs`, [`parse_html`]): broken HTML gets 400 "Bad
+//!   Request: can't parse entities: Unsupported start tag "div" at byte offset 0"
+//!   (Telegram's wording for each case), and the length limits (4,096 for texts,
+//!   1,024 for captions) count the visible text after parsing, in UTF-16 code units.
+//!   Other parse modes are not parsed: their text counts as sent.
+//! * Drafts: `sendMessageDraft` works in private chats only; elsewhere it answers
+//!   400 "Bad Request: TEXTDRAFT_PEER_INVALID", as Telegram does. Its text may be
+//!   empty; nothing is stored.
 //! * Faults ([`FakeBotApi::inject`]): 429 with `retry_after`, 5xx, slow
 //!   answers, and dropped connections. A faulted call is recorded but has no
 //!   effect.
@@ -91,8 +100,8 @@
 //!   `retry_after`.
 //!
 //! Not simulated: file downloads, inline message editing state, payments
-//! (`sendInvoice` answers, but nobody pays), `parse_mode` entity parsing, and
-//! resolving
+//! (`sendInvoice` answers, but nobody pays), the `Markdown` and `MarkdownV2`
+//! parse modes, the `entities` a message comes back with, and resolving
 //! `@username` chat ids (they answer "Bad Request: chat not found").
 //!
 //! # Recording and performance
@@ -106,6 +115,7 @@
 mod control;
 mod error;
 mod flood;
+mod html;
 mod methods;
 mod params;
 mod server;
@@ -133,6 +143,7 @@ use crate::shutdown::{self, Trigger};
 
 pub use error::FakeError;
 pub use flood::FloodLimits;
+pub use html::{HtmlError, parse_html};
 pub use methods::WebhookState;
 
 use methods::State;

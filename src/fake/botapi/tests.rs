@@ -567,6 +567,115 @@ async fn edits_follow_message_state() {
 }
 
 #[tokio::test]
+async fn html_texts_are_parsed_like_telegram_parses_them() {
+    let api = start().await;
+    let send = |text: &str| json!({"chat_id": 5, "text": text, "parse_mode": "HTML"});
+    let (status, body) = call(&api, "sendMessage", send("<b>ok</b> &lt;3")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"]["text"], "<b>ok</b> &lt;3", "echoed as sent");
+
+    for (text, reason) in [
+        ("a < b", "Unsupported start tag \"\" at byte offset 2"),
+        (
+            "<div>x</div>",
+            "Unsupported start tag \"div\" at byte offset 0",
+        ),
+        (
+            "<b>never closed",
+            "Can't find end tag corresponding to start tag \"b\"",
+        ),
+        (
+            "<b><i>x</b></i>",
+            "Unmatched end tag at byte offset 7, expected \"</i>\", found \"</b>\"",
+        ),
+    ] {
+        let (status, body) = call(&api, "sendMessage", send(text)).await;
+        assert_eq!(status, 400, "{text}");
+        assert_eq!(
+            body["description"],
+            format!("Bad Request: can't parse entities: {reason}")
+        );
+    }
+    // Without a parse mode the same text is plain, and fine.
+    let plain = json!({"chat_id": 5, "text": "a < b"});
+    assert_eq!(call(&api, "sendMessage", plain).await.0, 200);
+    // Lowercase mode names are the same mode.
+    let lower = json!({"chat_id": 5, "text": "<p>", "parse_mode": "html"});
+    assert_eq!(call(&api, "sendMessage", lower).await.0, 400);
+
+    // The limits count what is shown, in UTF-16 code units.
+    let long = format!("<b>{}</b>", "&amp;".repeat(4096));
+    assert_eq!(call(&api, "sendMessage", send(&long)).await.0, 200);
+    let (status, body) = call(&api, "sendMessage", send(&"😀".repeat(2049))).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["description"], "Bad Request: message is too long");
+    let (_, body) = call(&api, "sendMessage", send("<b> </b>")).await;
+    assert_eq!(body["description"], "Bad Request: message text is empty");
+
+    let (_, sent) = call(&api, "sendMessage", send("first")).await;
+    let id = sent["result"]["message_id"].clone();
+    let edit = json!({"chat_id": 5, "message_id": id, "text": "<i>x", "parse_mode": "HTML"});
+    let (status, body) = call(&api, "editMessageText", edit).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["description"],
+        "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"i\""
+    );
+
+    let photo = |caption: &str| json!({"chat_id": 5, "photo": "file", "caption": caption, "parse_mode": "HTML"});
+    let (status, body) = call(&api, "sendPhoto", photo("<x>")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["description"],
+        "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"
+    );
+    let caption = format!("<b>{}</b>", "y".repeat(1024));
+    assert_eq!(call(&api, "sendPhoto", photo(&caption)).await.0, 200);
+    let (_, body) = call(&api, "sendPhoto", photo(&"y".repeat(1025))).await;
+    assert_eq!(
+        body["description"],
+        "Bad Request: message caption is too long"
+    );
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn drafts_go_to_private_chats_only() {
+    let config = FakeConfig {
+        blocked_chats: vec![9],
+        ..FakeConfig::default()
+    };
+    let api = FakeBotApi::start(config).await.unwrap();
+    let draft = |chat: i64, text: &str| json!({"chat_id": chat, "draft_id": 7, "text": text, "parse_mode": "HTML"});
+    assert_eq!(
+        call(&api, "sendMessageDraft", draft(5, "<b>so far</b>")).await,
+        (200, json!({"ok": true, "result": true}))
+    );
+    assert_eq!(
+        call(&api, "sendMessageDraft", draft(5, "")).await.0,
+        200,
+        "Thinking…"
+    );
+    for group in [-5, -1001234567890] {
+        let (status, body) = call(&api, "sendMessageDraft", draft(group, "x")).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["description"], "Bad Request: TEXTDRAFT_PEER_INVALID");
+    }
+    let (_, body) = call(&api, "sendMessageDraft", draft(5, "<b>x")).await;
+    assert_eq!(
+        body["description"],
+        "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\""
+    );
+    let (_, body) = call(&api, "sendMessageDraft", draft(5, &"x".repeat(4097))).await;
+    assert_eq!(body["description"], "Bad Request: message is too long");
+    let (status, _) = call(&api, "sendMessageDraft", draft(9, "x")).await;
+    assert_eq!(status, 403);
+    let (_, body) = call(&api, "sendMessageDraft", json!({"chat_id": 5, "text": "x"})).await;
+    assert_eq!(body["description"], "Bad Request: draft_id is empty");
+    api.shutdown().await;
+}
+
+#[tokio::test]
 async fn multipart_file_parts_are_summarized() {
     let api = start().await;
     let body = "--b\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n-1001234567890\r\n\
