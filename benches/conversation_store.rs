@@ -25,8 +25,8 @@ fn env_or(var: &str, default: usize) -> usize {
 /// Words of a chat's length, different for every seed, so no two texts are alike.
 fn text(seed: u64, bytes: usize) -> String {
     const WORDS: [&str; 16] = [
-        "tea", "green", "morning", "because", "maybe", "explain", "river", "quickly",
-        "answer", "garden", "perhaps", "seven", "window", "travel", "thought", "simple",
+        "tea", "green", "morning", "because", "maybe", "explain", "river", "quickly", "answer",
+        "garden", "perhaps", "seven", "window", "travel", "thought", "simple",
     ];
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = String::with_capacity(bytes + 8);

@@ -133,7 +133,11 @@ async fn a_private_conversation_streams_drafts_then_one_message_and_remembers() 
     let drafts = bot.api.delivered_calls("sendMessageDraft");
     assert!(!drafts.is_empty(), "the answer streamed as drafts");
     let draft_ids: Vec<&Value> = drafts.iter().map(|d| &d.params["draft_id"]).collect();
-    assert!(draft_ids.iter().all(|id| *id == draft_ids[0] && id.as_i64() != Some(0)));
+    assert!(
+        draft_ids
+            .iter()
+            .all(|id| *id == draft_ids[0] && id.as_i64() != Some(0))
+    );
     for draft in &drafts {
         let shown = draft.params["text"].as_str().unwrap();
         assert!(!shown.is_empty());
@@ -202,7 +206,11 @@ async fn the_history_outgrows_its_budget_and_the_model_summarises_it() {
         ]
     );
     let summary_call = messages(&requests[3]);
-    assert!(summary_call[0].1.starts_with("You keep the running summary"));
+    assert!(
+        summary_call[0]
+            .1
+            .starts_with("You keep the running summary")
+    );
     assert_eq!(
         summary_call[1].1,
         format!(
@@ -216,7 +224,9 @@ async fn the_history_outgrows_its_budget_and_the_model_summarises_it() {
     let fourth = messages(&asked(&llm)[4]);
     assert_eq!(
         fourth[0].1,
-        format!("{SYSTEM}\n\nSummary of the conversation so far:\nSUMMARY-ONE: Ann talked about tea.")
+        format!(
+            "{SYSTEM}\n\nSummary of the conversation so far:\nSUMMARY-ONE: Ann talked about tea."
+        )
     );
     assert_eq!(fourth.last().unwrap(), &pair("user", "fourth"));
     bot.stop().await;
@@ -230,7 +240,8 @@ async fn mode_reset_retry_forget_and_usage() {
     assert_eq!(bot.post(&message(1, 5, "/mode")).await, 200);
     let listing = &bot.wait_for_texts(5, 1).await[0];
     assert!(listing.contains("Friend — Kind and brief"));
-    let keyboard = &bot.api.delivered_calls("sendMessage")[0].params["reply_markup"]["inline_keyboard"];
+    let keyboard =
+        &bot.api.delivered_calls("sendMessage")[0].params["reply_markup"]["inline_keyboard"];
     let labels: Vec<&str> = keyboard
         .as_array()
         .unwrap()
@@ -243,7 +254,10 @@ async fn mode_reset_retry_forget_and_usage() {
     assert_eq!(bot.post(&button(2, 5, 10, "mode:oracle")).await, 200);
     assert!(
         bot.api
-            .wait_for(|c| c.iter().any(|c| c.method == "answerCallbackQuery"), WAIT)
+            .wait_for(
+                |c| c.iter().any(|c| c.method == "answerCallbackQuery"),
+                WAIT
+            )
             .await
     );
     let refusal = &bot.api.delivered_calls("answerCallbackQuery")[0].params;
@@ -325,7 +339,13 @@ async fn failures_are_retried_then_fall_back_then_apologise() {
     let bot = Bot::start(&config(&llm, "")).await;
 
     // 429 with retry-after 1 s, then fine: one retry on the same provider.
-    llm.inject(Fault::RateLimited { retry_after_secs: 1 }, 1, Some(Provider::OpenAi));
+    llm.inject(
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+        Some(Provider::OpenAi),
+    );
     assert_eq!(bot.post(&message(1, 5, "one")).await, 200);
     assert_eq!(bot.wait_for_texts(5, 1).await, ["You said: one"]);
     let kinds: Vec<u16> = llm.requests().iter().map(|r| r.status).collect();
@@ -336,7 +356,11 @@ async fn failures_are_retried_then_fall_back_then_apologise() {
     llm.inject(Fault::ServerError(503), 2, Some(Provider::OpenAi));
     assert_eq!(bot.post(&message(2, 5, "two")).await, 200);
     assert_eq!(bot.wait_for_texts(5, 2).await[1], "You said: two");
-    let seen: Vec<(Provider, u16)> = llm.requests().iter().map(|r| (r.provider, r.status)).collect();
+    let seen: Vec<(Provider, u16)> = llm
+        .requests()
+        .iter()
+        .map(|r| (r.provider, r.status))
+        .collect();
     assert_eq!(
         seen,
         [
@@ -351,7 +375,11 @@ async fn failures_are_retried_then_fall_back_then_apologise() {
 
     // A stream that stops midway is retried from the start; the user sees one answer.
     llm.reset();
-    llm.inject(Fault::StopMidway { after_chunks: 2 }, 1, Some(Provider::OpenAi));
+    llm.inject(
+        Fault::StopMidway { after_chunks: 2 },
+        1,
+        Some(Provider::OpenAi),
+    );
     assert_eq!(bot.post(&message(3, 5, "three")).await, 200);
     assert_eq!(bot.wait_for_texts(5, 3).await[2], "You said: three");
 
@@ -392,8 +420,15 @@ async fn in_groups_the_bot_answers_only_when_addressed_and_keeps_one_context() {
     // The fake Bot API's getMe names the bot `edgebot_test_bot`.
     let bot = Bot::start(&config(&llm, "")).await;
 
-    assert_eq!(bot.post(&group_message(1, 5, "just chatting", None)).await, 200);
-    assert_eq!(bot.post(&group_message(2, 5, "@Edgebot_Test_Bot what is tea?", None)).await, 200);
+    assert_eq!(
+        bot.post(&group_message(1, 5, "just chatting", None)).await,
+        200
+    );
+    assert_eq!(
+        bot.post(&group_message(2, 5, "@Edgebot_Test_Bot what is tea?", None))
+            .await,
+        200
+    );
     assert!(llm.wait_for(|r| !r.is_empty(), WAIT).await);
     let answered = |bot: &Bot, n: usize| {
         let calls = bot.api.delivered_calls("sendMessage").len()
@@ -411,7 +446,11 @@ async fn in_groups_the_bot_answers_only_when_addressed_and_keeps_one_context() {
     assert!(messages(&asked(&llm)[0])[0].1.contains("group chat"));
 
     // Bob replies to the bot: addressed, and the group's context is shared.
-    assert_eq!(bot.post(&group_message(3, 6, "and coffee?", Some(20))).await, 200);
+    assert_eq!(
+        bot.post(&group_message(3, 6, "and coffee?", Some(20)))
+            .await,
+        200
+    );
     assert!(llm.wait_for(|r| r.len() >= 2, WAIT).await);
     assert_eq!(
         messages(&asked(&llm)[1])[1..],
@@ -430,7 +469,13 @@ async fn in_groups_the_bot_answers_only_when_addressed_and_keeps_one_context() {
 async fn a_long_answer_is_split_on_paragraphs_and_a_budget_stops_the_next_question() {
     let llm = fake_llm(0).await;
     let paragraph = |c: char| std::iter::repeat_n(c, 1500).collect::<String>();
-    let answer = [paragraph('a'), paragraph('b'), paragraph('c'), paragraph('d')].join("\n\n");
+    let answer = [
+        paragraph('a'),
+        paragraph('b'),
+        paragraph('c'),
+        paragraph('d'),
+    ]
+    .join("\n\n");
     llm.script_answers([answer.clone()]);
     let bot = Bot::start(&config(
         &llm,
@@ -456,5 +501,8 @@ fn the_demo_config_in_examples_is_valid() {
     let text = std::fs::read_to_string(path).unwrap();
     let config = edgebot::config::Config::parse(&text, path).unwrap();
     let toml = config.to_redacted_toml();
-    assert!(toml.contains("[[personalities]]") && toml.contains("[[llm.providers]]"), "{toml}");
+    assert!(
+        toml.contains("[[personalities]]") && toml.contains("[[llm.providers]]"),
+        "{toml}"
+    );
 }

@@ -141,7 +141,10 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
     assert_eq!(status, 200, "{}", harness.logs());
     let drafted = harness
         .api
-        .wait_for(|c| c.iter().any(|c| c.method == "sendMessageDraft"), PATIENCE)
+        .wait_for(
+            |c| c.iter().any(|c| c.method == "sendMessageDraft"),
+            PATIENCE,
+        )
         .await;
     assert!(drafted, "a draft while it streams\n{}", harness.logs());
     first.child.kill().expect("SIGKILL");
@@ -192,6 +195,9 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
     let logs = harness.logs();
     assert!(!logs.is_empty());
     for secret in [PRIVATE, KEY, "and then?"] {
-        assert!(!logs.contains(secret), "`{secret}` leaked into the log:\n{logs}");
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` leaked into the log:\n{logs}"
+        );
     }
 }

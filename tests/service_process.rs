@@ -69,7 +69,7 @@ service = "chat"
         )
         .env("CHAT_SERVICE_AUTH", "Bearer service-token")
         .spawn()
-            .expect("edgebot serve starts");
+        .expect("edgebot serve starts");
         binary::Running {
             name: "edgebot serve",
             child,

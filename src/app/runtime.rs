@@ -130,14 +130,16 @@ impl Sending {
         bot_username: Option<String>,
         ml: Option<Arc<MlService>>,
     ) -> Result<Runtime, EngineError> {
-        let engine = Arc::new(engine(
-            config,
-            self.store.clone(),
-            bot_username,
-            ml,
-            self.metrics.clone(),
-        )?
-        .with_live(Arc::new(self.outbox.clone())));
+        let engine = Arc::new(
+            engine(
+                config,
+                self.store.clone(),
+                bot_username,
+                ml,
+                self.metrics.clone(),
+            )?
+            .with_live(Arc::new(self.outbox.clone())),
+        );
         let dispatcher = Dispatcher::new(engine.clone(), self.outbox.clone(), DEFAULT_CAPACITY);
         let inbox = Inbox::new(self.store.clone(), dispatcher.clone(), self.metrics.clone());
         Ok(Runtime {

@@ -15,7 +15,7 @@ pub(crate) mod services;
 
 pub use crate::secret::Secret;
 use crate::telegram::types::InlineKeyboardButton;
-pub(crate) use llm::{MODE_PREFIX, LlmConfig, PersonalityConfig, ProviderConfig, ProviderKind};
+pub(crate) use llm::{LlmConfig, MODE_PREFIX, PersonalityConfig, ProviderConfig, ProviderKind};
 use serde::{Deserialize, Serialize};
 pub(crate) use services::ServiceConfig;
 use std::net::SocketAddr;

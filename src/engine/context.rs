@@ -5,11 +5,12 @@
 
 use super::live::Live;
 use super::ml::MlService;
-use crate::ml::Analysis;
 use super::router::Router;
 use crate::calendar::UnixSecs;
+use crate::ml::Analysis;
 use crate::store::records::{
-    ConversationChange, ConversationState, Event, EventKind, Session, SessionChange, SessionEdit, UserRecord,
+    ConversationChange, ConversationState, Event, EventKind, Session, SessionChange, SessionEdit,
+    UserRecord,
 };
 use crate::telegram::methods::{Action, ParseMode, ReplyParameters, SendMessage};
 use crate::telegram::types::{CallbackQuery, InlineKeyboardMarkup, Message};

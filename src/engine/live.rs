@@ -61,9 +61,10 @@ pub(crate) enum Shown {
     Done { message_id: Option<i64> },
     /// A flood limit (or a pause after a 429) said not now.
     Skipped,
-    /// Telegram refused it for good (the method unknown to this server, a chat where
-    /// drafts are not allowed…): calls like it will fail too.
-    Refused,
+    /// Telegram refused it with this status: 404 for a method this server does not
+    /// have (no drafts before Bot API 9.5), 400 for a chat where drafts are not
+    /// allowed, 403 for a user who blocked the bot…
+    Refused { code: u16 },
     /// It failed this time (network, 5xx).
     Failed,
 }

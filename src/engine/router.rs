@@ -248,8 +248,10 @@ impl Router {
                 self.texts
                     .get(&key)
                     .or_else(|| self.by_chat_kind(chat))
-                    .or((chat == ChatKind::Private || matches!(self.fallback, Target::Llm(_)))
-                        .then_some(&self.fallback))
+                    .or(
+                        (chat == ChatKind::Private || matches!(self.fallback, Target::Llm(_)))
+                            .then_some(&self.fallback),
+                    )
             }
             Incoming::Other { chat } => self.by_chat_kind(chat),
             Incoming::Conversation(state) => self.conversations.get(&state),
@@ -286,16 +288,36 @@ fn conversation_routes() -> Vec<RouteConfig> {
     };
     let command = |name: &str| Trigger::Command(name.into());
     vec![
-        handler(command("mode"), HandlerName::Mode, Some("Choose who you talk to")),
+        handler(
+            command("mode"),
+            HandlerName::Mode,
+            Some("Choose who you talk to"),
+        ),
         handler(
             Trigger::CallbackPrefix(crate::config::MODE_PREFIX.into()),
             HandlerName::Mode,
             None,
         ),
-        handler(command("reset"), HandlerName::Reset, Some("Start a new conversation")),
-        handler(command("retry"), HandlerName::Retry, Some("Answer my last message again")),
-        handler(command("forget"), HandlerName::Forget, Some("Delete our conversations")),
-        handler(command("usage"), HandlerName::Usage, Some("Tokens used today and this month")),
+        handler(
+            command("reset"),
+            HandlerName::Reset,
+            Some("Start a new conversation"),
+        ),
+        handler(
+            command("retry"),
+            HandlerName::Retry,
+            Some("Answer my last message again"),
+        ),
+        handler(
+            command("forget"),
+            HandlerName::Forget,
+            Some("Delete our conversations"),
+        ),
+        handler(
+            command("usage"),
+            HandlerName::Usage,
+            Some("Tokens used today and this month"),
+        ),
     ]
 }
 

@@ -291,7 +291,11 @@ impl Sender {
                     .map(|sent| sent.message_id);
                 Shown::Done { message_id }
             }
-            Err(ApiError::Telegram { code: 429, retry_after, .. }) => {
+            Err(ApiError::Telegram {
+                code: 429,
+                retry_after,
+                ..
+            }) => {
                 self.metrics.outbound_call(label, "rate_limited", seconds);
                 let wait = Duration::from_secs(u64::from(retry_after.unwrap_or(1).max(1)));
                 self.pause(chat_id, wait);
@@ -304,7 +308,9 @@ impl Sender {
             Err(e) => {
                 self.metrics.outbound_call(label, "failed", seconds);
                 tracing::debug!(method, error = %e, "Telegram refused a live call");
-                Shown::Refused
+                Shown::Refused {
+                    code: e.code().unwrap_or(400),
+                }
             }
         }
     }

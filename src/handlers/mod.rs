@@ -66,7 +66,14 @@ async fn converse(
 ) {
     match target {
         Target::Llm(route) => {
-            llm::handle(conversations, &route.personality, route.follows_choice, ctx, out).await
+            llm::handle(
+                conversations,
+                &route.personality,
+                route.follows_choice,
+                ctx,
+                out,
+            )
+            .await
         }
         Target::Handler(HandlerName::Mode) => llm::mode(conversations, ctx, out).await,
         Target::Handler(HandlerName::Reset) => llm::reset(conversations, ctx, out).await,

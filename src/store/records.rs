@@ -280,7 +280,9 @@ pub enum EventKind {
         ok: bool,
     },
     /// A text kept from the language model: `spam` or `budget`.
-    LlmRefused { reason: String },
+    LlmRefused {
+        reason: String,
+    },
 }
 
 impl EventKind {

@@ -133,7 +133,9 @@ impl Metrics {
 
     /// A text kept from the language model, and why.
     pub(crate) fn llm_refused(&self, reason: &'static str) {
-        self.llm_refused.get_or_create(&ReasonLabels { reason }).inc();
+        self.llm_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 }
 

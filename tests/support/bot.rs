@@ -127,4 +127,3 @@ pub fn button(update_id: i64, chat: i64, message_id: i64, data: &str) -> Value {
         "from": {"id": chat, "first_name": "Ann"}, "chat_instance": "ci", "data": data,
         "message": {"message_id": message_id, "date": 1, "chat": {"id": chat, "type": "private"}, "text": "Pick one"}}})
 }
-

@@ -76,10 +76,8 @@ pub(crate) async fn mode(conversations: &Conversations, ctx: &Context<'_>, out: 
             };
             if !conversations.entitled_to(user, p.requires.as_deref()) {
                 let needs = p.requires.as_deref().unwrap_or_default();
-                out.actions.push(answer(
-                    format!("“{}” needs {needs}.", p.title),
-                    true,
-                ));
+                out.actions
+                    .push(answer(format!("“{}” needs {needs}.", p.title), true));
                 return;
             }
             out.actions.push(answer(format!("Now: {}", p.title), false));
@@ -123,7 +121,8 @@ pub(crate) async fn reset(_conversations: &Conversations, ctx: &Context<'_>, out
 /// chosen personality are deleted in this update's commit.
 pub(crate) async fn forget(_conversations: &Conversations, ctx: &Context<'_>, out: &mut Outcome) {
     let Some(user_id) = ctx.user_id() else { return };
-    out.conversation.push(ConversationChange::Forget { user_id });
+    out.conversation
+        .push(ConversationChange::Forget { user_id });
     out.send(
         ctx,
         "Done: I deleted our conversations and your chosen mode. Token counts stay, for your budget."
@@ -135,17 +134,18 @@ pub(crate) async fn forget(_conversations: &Conversations, ctx: &Context<'_>, ou
 pub(crate) async fn usage(conversations: &Conversations, ctx: &Context<'_>, out: &mut Outcome) {
     let Some(user) = ctx.user else { return };
     let day = day_of(ctx.now);
-    let (today, month) = match conversations
-        .store
-        .usage_of(user.id, day, civil_month(i64::from(day)))
-    {
-        Ok(usage) => usage,
-        Err(e) => {
-            tracing::error!(error = %e, "could not read usage");
-            out.send(ctx, conversations.settings.apology.clone());
-            return;
-        }
-    };
+    let (today, month) =
+        match conversations
+            .store
+            .usage_of(user.id, day, civil_month(i64::from(day)))
+        {
+            Ok(usage) => usage,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read usage");
+                out.send(ctx, conversations.settings.apology.clone());
+                return;
+            }
+        };
     let (daily, monthly) = conversations.budget_of(user);
     let line = |label: &str, usage: &Usage, budget: u64| {
         let spent = usage.input_tokens + usage.output_tokens;
@@ -154,10 +154,7 @@ pub(crate) async fn usage(conversations: &Conversations, ctx: &Context<'_>, out:
         } else {
             format!("of {budget}")
         };
-        format!(
-            "{label}: {spent} tokens {of}, in {} answers",
-            usage.turns
-        )
+        format!("{label}: {spent} tokens {of}, in {} answers", usage.turns)
     };
     out.send(
         ctx,

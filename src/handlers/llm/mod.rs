@@ -52,7 +52,8 @@ pub(crate) struct Conversations {
     /// In the order of the config, for `/mode`.
     order: Vec<String>,
     metrics: Arc<Metrics>,
-    /// Set once the Bot API refused a draft: it has none, so answers stream by edits.
+    /// Set once the Bot API answered a draft with 404: it has none, so answers stream by
+    /// edits.
     no_drafts: AtomicBool,
 }
 
@@ -80,7 +81,11 @@ impl Conversations {
                 .iter()
                 .map(|p| (p.name.clone(), p.clone()))
                 .collect(),
-            order: config.personalities.iter().map(|p| p.name.clone()).collect(),
+            order: config
+                .personalities
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
             metrics,
             no_drafts: AtomicBool::new(false),
         })
@@ -126,7 +131,9 @@ impl Conversations {
     fn over_budget(&self, user: &UserRecord, now: UnixSecs) -> Result<Option<String>, Refusal> {
         let (daily, monthly) = self.budget_of(user);
         let day = day_of(now);
-        let (today, month) = self.store.usage_of(user.id, day, civil_month(i64::from(day)))?;
+        let (today, month) = self
+            .store
+            .usage_of(user.id, day, civil_month(i64::from(day)))?;
         let spent = |u: &crate::store::records::Usage| u.input_tokens + u.output_tokens;
         Ok(if daily > 0 && spent(&today) >= daily {
             Some(format!(
@@ -403,7 +410,15 @@ async fn converse(
             })
     };
     deliver(ctx, stream.showing, &completion.text, group, out);
-    record(conversations, exchange, ctx, completion, summary, question_tokens, out);
+    record(
+        conversations,
+        exchange,
+        ctx,
+        completion,
+        summary,
+        question_tokens,
+        out,
+    );
 }
 
 /// The finished answer, into the outbox: split at Telegram's limit, each piece as safe
@@ -419,15 +434,16 @@ fn deliver(ctx: &Context<'_>, showing: Showing, answer: &str, group: bool, out: 
     } = showing
         && let Some(first) = pieces.next()
     {
-        out.actions.push(crate::telegram::methods::Action::EditMessageText(
-            crate::telegram::methods::EditMessageText {
-                chat_id: ctx.chat_id,
-                message_id,
-                text: first,
-                parse_mode: Some(ParseMode::Html),
-                reply_markup: None,
-            },
-        ));
+        out.actions
+            .push(crate::telegram::methods::Action::EditMessageText(
+                crate::telegram::methods::EditMessageText {
+                    chat_id: ctx.chat_id,
+                    message_id,
+                    text: first,
+                    parse_mode: Some(ParseMode::Html),
+                    reply_markup: None,
+                },
+            ));
     }
     for (i, piece) in pieces.enumerate() {
         out.actions
@@ -462,7 +478,7 @@ async fn summarize(
         temperature: 0.2,
         max_tokens: conversations.settings.summary_tokens,
     };
-    let mut quiet = Quiet::default();
+    let mut quiet = Quiet;
     match conversations
         .llm
         .complete(&personality.provider, &request, &mut quiet)
@@ -480,7 +496,6 @@ async fn summarize(
 }
 
 /// A sink that shows nothing: summaries are not for the user's eyes.
-#[derive(Default)]
 struct Quiet;
 
 #[async_trait::async_trait]
@@ -529,36 +544,37 @@ fn record(
         ok: true,
     }));
     conversations.metrics.llm_turn(exchange.retry);
-    out.conversation.push(ConversationChange::from(StoredExchange {
-        key: exchange.key,
-        number: exchange.number,
-        personality: exchange.personality.name.clone(),
-        question: (!exchange.retry).then(|| {
-            turn(
-                Speaker::User,
-                exchange.question.clone(),
-                question_tokens,
-                None,
-            )
-        }),
-        answer: turn(
-            Speaker::Assistant,
-            completion.text,
-            completion.output_tokens,
-            Some(completion.provider.to_string()),
-        ),
-        replaces_answer: exchange.retry,
-        summary,
-        usage: UsageDelta {
-            user_id,
-            provider: completion.provider.to_string(),
-            day,
-            month: civil_month(i64::from(day)),
-            input_tokens: input,
-            output_tokens: output,
-            cost_micro_usd: cost,
-        },
-    }));
+    out.conversation
+        .push(ConversationChange::from(StoredExchange {
+            key: exchange.key,
+            number: exchange.number,
+            personality: exchange.personality.name.clone(),
+            question: (!exchange.retry).then(|| {
+                turn(
+                    Speaker::User,
+                    exchange.question.clone(),
+                    question_tokens,
+                    None,
+                )
+            }),
+            answer: turn(
+                Speaker::Assistant,
+                completion.text,
+                completion.output_tokens,
+                Some(completion.provider.to_string()),
+            ),
+            replaces_answer: exchange.retry,
+            summary,
+            usage: UsageDelta {
+                user_id,
+                provider: completion.provider.to_string(),
+                day,
+                month: civil_month(i64::from(day)),
+                input_tokens: input,
+                output_tokens: output,
+                cost_micro_usd: cost,
+            },
+        }));
 }
 
 /// The text without the bot's `@name`, which addressed it in a group.
@@ -593,7 +609,10 @@ mod tests {
 
     #[test]
     fn a_mention_of_the_bot_is_taken_out_of_the_question() {
-        assert_eq!(strip_mention("@EdgeBot what is 2+2?", Some("edgebot")), "what is 2+2?");
+        assert_eq!(
+            strip_mention("@EdgeBot what is 2+2?", Some("edgebot")),
+            "what is 2+2?"
+        );
         assert_eq!(strip_mention("hey @edgebot, hi", Some("edgebot")), "hey hi");
         assert_eq!(strip_mention("no mention", Some("edgebot")), "no mention");
         assert_eq!(strip_mention("@edgebot", None), "@edgebot");

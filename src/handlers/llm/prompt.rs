@@ -141,13 +141,18 @@ mod tests {
         let full = system_prompt("Be kind.", "Ann likes tea.", Some("negative"), true);
         let group = full.find("group chat").unwrap();
         let mood = full.find("sound negative").unwrap();
-        let summary = full.find("Summary of the conversation so far:\nAnn likes tea.").unwrap();
+        let summary = full
+            .find("Summary of the conversation so far:\nAnn likes tea.")
+            .unwrap();
         assert!(full.starts_with("Be kind.") && group < mood && mood < summary);
     }
 
     #[test]
     fn the_summary_request_lists_the_old_summary_then_the_turns() {
-        let overflow = [turn(Speaker::User, "hi", 1), turn(Speaker::Assistant, "hello", 1)];
+        let overflow = [
+            turn(Speaker::User, "hi", 1),
+            turn(Speaker::Assistant, "hello", 1),
+        ];
         assert_eq!(
             summary_request("Ann.", &overflow),
             "Summary so far:\nAnn.\n\nNew part of the conversation:\nUser: hi\nAssistant: hello\n"

@@ -38,7 +38,7 @@ pub(crate) struct Stream<'a> {
     /// When the first piece arrived and when it was first shown, for the metrics.
     pub(crate) first_piece_at: Option<Instant>,
     pub(crate) first_shown_at: Option<Instant>,
-    /// Set once the server refused a draft: this server has no drafts, so every chat
+    /// Set once the server answered a draft with 404: it has no drafts, so every chat
     /// streams by edits from then on.
     no_drafts: &'a AtomicBool,
     /// Set once anything streamed, which stops the typing indicator.
@@ -122,8 +122,12 @@ impl<'a> Stream<'a> {
                     parse_mode: Some(ParseMode::Html),
                 };
                 let shown = live.show(LiveCall::Draft(&draft)).await;
-                if shown == Shown::Refused {
-                    self.no_drafts.store(true, Ordering::Relaxed);
+                if let Shown::Refused { code } = shown {
+                    // A server without the method has no drafts for anyone; any other
+                    // refusal is about this chat, which streams by edits instead.
+                    if code == 404 {
+                        self.no_drafts.store(true, Ordering::Relaxed);
+                    }
                     self.showing = Showing::Edits { message_id: None };
                 }
                 shown

@@ -261,11 +261,11 @@ async fn user(visit: &Visit<'_>) -> Result<String, ApiError> {
     .await
     .map_err(|e| ApiError::new(500, "internal", e.to_string()))??;
     let today = api::today();
-    let (usage_today, usage_month) =
-        visit
-            .state
-            .store
-            .usage_of(id, u32::try_from(today).unwrap_or(0), crate::calendar::civil_month(today))?;
+    let (usage_today, usage_month) = visit.state.store.usage_of(
+        id,
+        u32::try_from(today).unwrap_or(0),
+        crate::calendar::civil_month(today),
+    )?;
     Ok(UserView {
         frame: visit.frame(),
         id,
