@@ -592,11 +592,13 @@ fn strip_mention<'t>(text: &'t str, bot_username: Option<&str>) -> std::borrow::
         Some(at) => {
             let mut stripped = String::with_capacity(text.len());
             stripped.push_str(text[..at].trim_end());
-            let rest = text[at + mention.len()..].trim_start_matches([',', ':']);
-            if !stripped.is_empty() && !rest.starts_with(' ') && !rest.is_empty() {
+            let rest = text[at + mention.len()..]
+                .trim_start_matches([',', ':'])
+                .trim_start();
+            if !stripped.is_empty() && !rest.is_empty() {
                 stripped.push(' ');
             }
-            stripped.push_str(rest.trim_start());
+            stripped.push_str(rest);
             stripped.into()
         }
         None => text.into(),
