@@ -607,7 +607,77 @@ fn strip_mention<'t>(text: &'t str, bot_username: Option<&str>) -> std::borrow::
 
 #[cfg(test)]
 mod tests {
-    use super::strip_mention;
+    use super::*;
+    use crate::engine::router::Router;
+    use crate::handlers::testing::{update, user};
+    use crate::ml::{Analysis, Score, SpamLabel};
+    use crate::store::records::Event;
+
+    /// A conversation over a fresh store whose provider listens nowhere: nothing here
+    /// may reach it.
+    fn conversations(dir: &std::path::Path) -> Conversations {
+        let config = Config::parse(
+            "[[llm.providers]]\nname = \"p\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\n\
+             [[personalities]]\nname = \"friend\"\nprovider = \"p\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let store = Store::open(dir).unwrap();
+        Conversations::from_config(&config, store, Arc::new(Metrics::default())).unwrap()
+    }
+
+    #[test]
+    fn a_text_the_spam_model_flags_never_reaches_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let conversations = conversations(dir.path());
+        let update = update("win a free iphone now");
+        let crate::telegram::types::UpdateKind::Message(message) = &update.kind else {
+            unreachable!()
+        };
+        let user = user();
+        let router = Router::from_config(&Config::default()).unwrap();
+        let ctx = Context {
+            update_id: 1,
+            update_kind: "message",
+            chat_id: 7,
+            topic: None,
+            message: Some(message),
+            callback: None,
+            command: None,
+            args: "",
+            user: Some(&user),
+            is_new_user: false,
+            conversation: None,
+            session: None,
+            router: &router,
+            ml: None,
+            analysis: Some(Analysis {
+                spam: Score {
+                    label: SpamLabel::Spam,
+                    score: 0.97,
+                },
+                sentiment: Score {
+                    label: SentimentLabel::Neutral,
+                    score: 0.5,
+                },
+            }),
+            live: None,
+            bot_username: None,
+            now: UnixSecs(1_700_000_000),
+            session_ttl_secs: 600,
+        };
+        let mut out = Outcome::default();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(handle(&conversations, "friend", true, &ctx, &mut out));
+        assert!(out.actions.is_empty() && out.conversation.is_empty());
+        assert!(matches!(
+            out.events.as_slice(),
+            [Event { kind: EventKind::LlmRefused { reason }, .. }] if reason == "spam"
+        ));
+    }
 
     #[test]
     fn a_mention_of_the_bot_is_taken_out_of_the_question() {
