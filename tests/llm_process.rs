@@ -28,12 +28,11 @@ struct Harness {
     dir: tempfile::TempDir,
     api: FakeBotApi,
     llm: FakeLlm,
-    runs: usize,
+    logs: binary::Logs,
 }
 
 impl Harness {
     fn spawn(&mut self, port: u16) -> binary::Running {
-        self.runs += 1;
         let config = self.dir.path().join("edgebot.toml");
         std::fs::write(
             &config,
@@ -66,7 +65,7 @@ llm = "friend"
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(self.log_path(self.runs)).unwrap();
+        let log = self.logs.next();
         let child = binary::serve(
             &config,
             &self.dir.path().join("data"),
@@ -81,27 +80,6 @@ llm = "friend"
             name: "edgebot serve",
             child,
         }
-    }
-
-    fn log_path(&self, run: usize) -> std::path::PathBuf {
-        self.dir.path().join(format!("serve-{run}.log"))
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.runs)
-            .map(|run| std::fs::read_to_string(self.log_path(run)).unwrap_or_default())
-            .collect()
-    }
-
-    async fn webhook_set(&self, times: usize) {
-        let set = self
-            .api
-            .wait_for(
-                |calls| calls.iter().filter(|c| c.method == "setWebhook").count() >= times,
-                PATIENCE,
-            )
-            .await;
-        assert!(set, "the webhook was never set\n{}", self.logs());
     }
 
     fn answers(&self) -> Vec<String> {
@@ -124,21 +102,23 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
     })
     .await
     .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = binary::Logs::new(dir.path());
     let mut harness = Harness {
-        dir: tempfile::tempdir().unwrap(),
+        dir,
         api: FakeBotApi::start(FakeConfig::default()).await.unwrap(),
         llm,
-        runs: 0,
+        logs,
     };
     let port = binary::free_port();
     let mut first = harness.spawn(port);
-    harness.webhook_set(1).await;
+    binary::webhook_set(&harness.api, 1, PATIENCE, &harness.logs).await;
 
     let question = update(1, &format!("hello {PRIVATE}"));
     let status = tokio::task::spawn_blocking(move || binary::post_update(port, &question))
         .await
         .unwrap();
-    assert_eq!(status, 200, "{}", harness.logs());
+    assert_eq!(status, 200, "{}", harness.logs.all());
     let drafted = harness
         .api
         .wait_for(
@@ -146,13 +126,13 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
             PATIENCE,
         )
         .await;
-    assert!(drafted, "a draft while it streams\n{}", harness.logs());
+    assert!(drafted, "a draft while it streams\n{}", harness.logs.all());
     first.child.kill().expect("SIGKILL");
     first.child.wait().unwrap();
     assert!(harness.answers().is_empty(), "killed before the answer");
 
     let _second = harness.spawn(port);
-    harness.webhook_set(2).await;
+    binary::webhook_set(&harness.api, 2, PATIENCE, &harness.logs).await;
     let next = update(2, "and then?");
     let status = tokio::task::spawn_blocking(move || binary::post_update(port, &next))
         .await
@@ -165,7 +145,7 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
             PATIENCE,
         )
         .await;
-    assert!(replied, "{}", harness.logs());
+    assert!(replied, "{}", harness.logs.all());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let answers = harness.answers();
     assert_eq!(
@@ -192,7 +172,7 @@ async fn a_kill_9_mid_answer_replays_the_question_and_the_user_gets_one_answer()
     let history = requests[2].body["messages"].as_array().unwrap();
     assert_eq!(history.len(), 4, "{history:?}");
 
-    let logs = harness.logs();
+    let logs = harness.logs.all();
     assert!(!logs.is_empty());
     for secret in [PRIVATE, KEY, "and then?"] {
         assert!(

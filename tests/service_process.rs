@@ -31,13 +31,12 @@ struct Harness {
     dir: tempfile::TempDir,
     api: FakeBotApi,
     service_url: String,
-    runs: usize,
+    logs: binary::Logs,
 }
 
 impl Harness {
     /// `serve` with its webhook on `port`; its stderr goes to a log file per run.
     fn spawn(&mut self, port: u16) -> binary::Running {
-        self.runs += 1;
         let config = self.dir.path().join("edgebot.toml");
         std::fs::write(
             &config,
@@ -59,7 +58,7 @@ service = "chat"
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(self.log_path(self.runs)).unwrap();
+        let log = self.logs.next();
         let child = binary::serve(
             &config,
             &self.dir.path().join("data"),
@@ -75,50 +74,35 @@ service = "chat"
             child,
         }
     }
-
-    fn log_path(&self, run: usize) -> std::path::PathBuf {
-        self.dir.path().join(format!("serve-{run}.log"))
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.runs)
-            .map(|run| std::fs::read_to_string(self.log_path(run)).unwrap_or_default())
-            .collect()
-    }
-
-    async fn webhook_set(&self, times: usize) {
-        let set = self
-            .api
-            .wait_for(
-                |calls| calls.iter().filter(|c| c.method == "setWebhook").count() >= times,
-                PATIENCE,
-            )
-            .await;
-        assert!(set, "the webhook was never set\n{}", self.logs());
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no_text() {
     let service = LoopbackService::start(Behaviour::Json(says("unused"))).await;
     service.script([Behaviour::Held(says("never sent"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = binary::Logs::new(dir.path());
     let mut harness = Harness {
-        dir: tempfile::tempdir().unwrap(),
+        dir,
         api: FakeBotApi::start(FakeConfig::default()).await.unwrap(),
         service_url: service.url(),
-        runs: 0,
+        logs,
     };
     let port = binary::free_port();
     let mut first = harness.spawn(port);
-    harness.webhook_set(1).await;
+    binary::webhook_set(&harness.api, 1, PATIENCE, &harness.logs).await;
 
     // Answered 200 while the service holds its answer: the update is in the inbox.
     let held = update(1, &format!("hello {PRIVATE}"));
     let status = tokio::task::spawn_blocking(move || binary::post_update(port, &held))
         .await
         .unwrap();
-    assert_eq!(status, 200, "{}", harness.logs());
-    assert!(service.wait_for(1, PATIENCE).await, "{}", harness.logs());
+    assert_eq!(status, 200, "{}", harness.logs.all());
+    assert!(
+        service.wait_for(1, PATIENCE).await,
+        "{}",
+        harness.logs.all()
+    );
     first.child.kill().expect("SIGKILL");
     first.child.wait().unwrap();
     assert!(harness.api.calls_for("sendMessage").is_empty());
@@ -130,8 +114,12 @@ async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no
         Behaviour::Garbage,
     ]);
     let _second = harness.spawn(port);
-    harness.webhook_set(2).await;
-    assert!(service.wait_for(2, PATIENCE).await, "{}", harness.logs());
+    binary::webhook_set(&harness.api, 2, PATIENCE, &harness.logs).await;
+    assert!(
+        service.wait_for(2, PATIENCE).await,
+        "{}",
+        harness.logs.all()
+    );
     let invalid = update(2, &format!("again {PRIVATE}"));
     let status = tokio::task::spawn_blocking(move || binary::post_update(port, &invalid))
         .await
@@ -144,7 +132,7 @@ async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no
             PATIENCE,
         )
         .await;
-    assert!(replied, "{}", harness.logs());
+    assert!(replied, "{}", harness.logs.all());
     let texts: Vec<String> = harness
         .api
         .delivered_calls("sendMessage")
@@ -169,7 +157,7 @@ async fn a_kill_9_during_a_service_call_replays_it_with_the_same_key_and_logs_no
         "the secret header from the environment"
     );
 
-    let logs = harness.logs();
+    let logs = harness.logs.all();
     let invalid_id = seen[2].request_id.clone().unwrap();
     assert!(
         logs.lines()

@@ -125,3 +125,52 @@ pub fn post_update(port: u16, update: &Value) -> u16 {
     )
     .map_or(0, |(status, _)| status)
 }
+
+/// The stderr of each run of a process a test starts in one directory, one file per run,
+/// read back whole for assertions and failure messages.
+pub struct Logs {
+    dir: std::path::PathBuf,
+    runs: usize,
+}
+
+impl Logs {
+    pub fn new(dir: &std::path::Path) -> Logs {
+        Logs {
+            dir: dir.to_owned(),
+            runs: 0,
+        }
+    }
+
+    /// The log file of the next run.
+    pub fn next(&mut self) -> std::fs::File {
+        self.runs += 1;
+        std::fs::File::create(self.path(self.runs)).expect("a log file")
+    }
+
+    fn path(&self, run: usize) -> std::path::PathBuf {
+        self.dir.join(format!("serve-{run}.log"))
+    }
+
+    /// Every run's log, in order.
+    pub fn all(&self) -> String {
+        (1..=self.runs)
+            .map(|run| std::fs::read_to_string(self.path(run)).unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Waits until the bot has set its webhook `times` times (once per start).
+pub async fn webhook_set(
+    api: &edgebot::fake::botapi::FakeBotApi,
+    times: usize,
+    patience: Duration,
+    logs: &Logs,
+) {
+    let set = api
+        .wait_for(
+            |calls| calls.iter().filter(|c| c.method == "setWebhook").count() >= times,
+            patience,
+        )
+        .await;
+    assert!(set, "the webhook was never set\n{}", logs.all());
+}
