@@ -31,7 +31,23 @@
 //!   prints each one's CPU per update and latencies, what the service route adds, and,
 //!   from each server's `/metrics`, its store commits per update and its mean commit,
 //!   handler run and service call. The responder's own CPU is the bench's, not the
-//!   server's.
+//!   server's;
+//! * (h) conversations with a language model, against the in-process fake LLM (its
+//!   answer the echo `You said: <text>`, streamed in 4-character deltas). (h1) two more
+//!   servers under an open-loop load of texts as in (g), each from a user of its own: the
+//!   template route, then the conversation route (`[fallback] llm`, drafts on, no typing
+//!   indicator, the fake answering at once), every answer checked; the difference in
+//!   server CPU per update is what a turn costs besides the provider, whose CPU is the
+//!   bench's. (h2) from the conversation server's `/metrics` over that load, the answer's
+//!   first piece to the first draft shown (`edgebot_llm_first_shown_seconds`: mean, and
+//!   p50/p99 estimated from its buckets), then the same from outside for a few
+//!   conversations one at a time: the fake LLM recording the request to the fake Bot API
+//!   recording the chat's first `sendMessageDraft`. (h3) a third server, the fake
+//!   pausing 100 ms between events: `E2E_LLM_CONCURRENT` texts posted at once from as
+//!   many users, with `/help` from other users at a steady rate beside them (and on the
+//!   idle server before, for reference); the texts' webhook 200s, the `/help` replies,
+//!   `edgebot_llm_in_flight` sampled every 50 ms, and every conversation answered exactly
+//!   once.
 //!
 //! A plain `harness = false` main rather than criterion: criterion times a closure it
 //! may call any number of times in one process, while this measures another process
@@ -50,8 +66,13 @@
 //! * `E2E_STARTS` (5): starts timed in (e);
 //! * `E2E_SERVICE_RATE` (`E2E_RATE`) and `E2E_SERVICE_SECONDS` (`E2E_SECONDS`): the
 //!   open-loop load of each server in (g);
-//! * `E2E_ONLY=services`: run (g) alone, without the other phases and the ceiling, so
-//!   that its figure is cheap to take again;
+//! * `E2E_LLM_RATE` (500) and `E2E_LLM_SECONDS` (4): the open-loop load of each server
+//!   in (h1);
+//! * `E2E_LLM_CONCURRENT` (500): conversations at once in (h3);
+//! * `E2E_ONLY=services` or `E2E_ONLY=llm`: run (g) or (h) alone, without the other
+//!   phases and the ceiling, so that its figures are cheap to take again. A quick check
+//!   of (h) in a debug build: `E2E_ONLY=llm E2E_LLM_RATE=100 E2E_LLM_SECONDS=1
+//!   E2E_LLM_CONCURRENT=50 cargo test --bench e2e` (its figures mean nothing);
 //! * `E2E_LOG` (`warn`): the server's `EDGEBOT_LOG`;
 //! * `E2E_OTEL=1`: export traces to a loopback OTLP/HTTP sink started here;
 //! * `E2E_SERVER` (this build's `edgebot`): another server binary, to compare two builds
@@ -64,13 +85,14 @@
 
 use bytes::Bytes;
 use edgebot::fake::botapi::{FakeBotApi, FakeConfig, RecordedCall};
+use edgebot::fake::llm::{FakeLlm, FakeLlmConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 
@@ -122,6 +144,9 @@ struct Settings {
     starts: usize,
     service_rate: u64,
     service_seconds: u64,
+    llm_rate: u64,
+    llm_seconds: u64,
+    llm_concurrent: usize,
     log: String,
     otel: bool,
 }
@@ -150,6 +175,9 @@ impl Settings {
             starts: env_or("E2E_STARTS", 5usize).max(1),
             service_rate: env_or("E2E_SERVICE_RATE", rate).max(1),
             service_seconds: env_or("E2E_SERVICE_SECONDS", seconds),
+            llm_rate: env_or("E2E_LLM_RATE", 500u64).max(1),
+            llm_seconds: env_or("E2E_LLM_SECONDS", 4),
+            llm_concurrent: env_or("E2E_LLM_CONCURRENT", 500usize).max(1),
             log: env_or("E2E_LOG", "warn".to_owned()),
             otel: env_or("E2E_OTEL", 0u8) == 1,
         }
@@ -514,6 +542,24 @@ async fn open_loop(
     first_user: u64,
     texts_only: bool,
 ) -> (Vec<Conn>, Vec<Timing>) {
+    open_loop_with(conns, next_id, count, rate, move |id, i| {
+        update(id, first_user + i as u64, !texts_only && i % 2 == 0)
+    })
+    .await
+}
+
+/// Sends `count` updates at `rate` per second on a schedule fixed in advance, whichever
+/// connection is free, the i-th built by `body(update_id, i)`.
+async fn open_loop_with<B>(
+    conns: Vec<Conn>,
+    next_id: &Arc<AtomicU64>,
+    count: usize,
+    rate: u64,
+    body: B,
+) -> (Vec<Conn>, Vec<Timing>)
+where
+    B: Fn(u64, usize) -> Bytes + Send + Sync + 'static,
+{
     let start = Instant::now() + Duration::from_millis(50);
     let due = move |i: usize| start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -531,10 +577,12 @@ async fn open_loop(
         }
     });
     let rx = Arc::new(Mutex::new(rx));
+    let body = Arc::new(body);
     let mut tasks = Vec::new();
     for mut conn in conns {
         let rx = rx.clone();
         let next_id = next_id.clone();
+        let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let mut timings = Vec::new();
             loop {
@@ -543,8 +591,7 @@ async fn open_loop(
                 };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 let sent = Instant::now();
-                let start = !texts_only && i % 2 == 0;
-                conn.post(update(id, first_user + i as u64, start)).await;
+                conn.post(body(id, i)).await;
                 timings.push((
                     i,
                     Timing {
@@ -762,12 +809,17 @@ async fn run(settings: Settings) {
             measure_services(&settings).await;
             return;
         }
-        Ok(other) => panic!("E2E_ONLY={other}: the only phase that runs alone is `services`"),
+        Ok("llm") => {
+            measure_llm(&settings).await;
+            return;
+        }
+        Ok(other) => panic!("E2E_ONLY={other}: the phases that run alone are `services` and `llm`"),
     }
     let bot = measure(&settings, Role::Edgebot).await;
     let bot_poll = measure_polling(&settings, Role::Edgebot).await;
     let bot_start = measure_starts(&settings, Role::Edgebot).await;
     let services = measure_services(&settings).await;
+    let conversations = measure_llm(&settings).await;
     if std::env::var("E2E_CEILING").is_ok_and(|v| v == "0") {
         return;
     }
@@ -891,6 +943,9 @@ async fn run(settings: Settings) {
     println!();
     println!("service route against template route, (g) of this run:");
     services.print_headline();
+    println!();
+    println!("conversations, (h) of this run:");
+    conversations.print_headline();
 }
 
 async fn measure(settings: &Settings, role: Role) -> Figures {
@@ -1860,6 +1915,1127 @@ async fn measure_route(
         ack_p99_ms,
         inside,
     }
+}
+
+/// The texts of (h) each ask this, from `user`: long enough that the fake's echo streams
+/// in a dozen deltas (about 1.5 s at [`SLOW_CHUNK`]), and naming the user, so every
+/// answer can be checked against its own question.
+fn question(user: u64) -> String {
+    format!("tell me about the number {user}")
+}
+
+/// What the fake LLM answers to [`question`]: its echo, which the user gets as is (it
+/// holds nothing the HTML markup would change).
+fn echo(user: u64) -> String {
+    format!("You said: {}", question(user))
+}
+
+/// A text update asking [`question`], from `user` in their private chat.
+fn question_update(update_id: u64, user: u64) -> Bytes {
+    message(update_id, user, &format!(r#""text":"{}""#, question(user)))
+}
+
+/// `/help` from `user`: a built-in command, answered before the 200 without leaving the
+/// process, the fast route (h3) watches.
+fn help_update(update_id: u64, user: u64) -> Bytes {
+    message(
+        update_id,
+        user,
+        r#""text":"/help","entities":[{"type":"bot_command","offset":0,"length":5}]"#,
+    )
+}
+
+/// The fake's pause between two events of a stream in (h3): a slow model writing a few
+/// tokens a tenth of a second, so that every answer takes 1–2 s.
+const SLOW_CHUNK: Duration = Duration::from_millis(100);
+/// `/help` commands in each pass of (h3), at [`HELP_RATE`] per second: one second of
+/// them, about as long as the conversations stream.
+const HELPS: usize = 200;
+const HELP_RATE: u64 = 200;
+/// Connections of their own for the `/help` commands, so that none waits on the client
+/// side behind the burst's posts.
+const HELP_CONNECTIONS: usize = 8;
+/// Conversations of (h2) timed from outside, one at a time.
+const FIRST_SHOWN_PROBES: usize = 50;
+/// The users of (h), one range per purpose, so that a reply's chat says what it answers.
+const TURN_USERS: u64 = 2_000_000_000;
+const PROBE_USERS: u64 = 3_500_000_000;
+const BURST_USERS: u64 = 4_000_000_000;
+const IDLE_HELP_USERS: u64 = 4_100_000_000;
+const BUSY_HELP_USERS: u64 = 4_200_000_000;
+const WARM_USERS: u64 = 4_300_000_000;
+
+/// The config of (h)'s conversation servers: [`CONFIG`] with one OpenAI-compatible
+/// provider, the fake LLM at `base_url`, and one personality that answers every text.
+/// Slots for 1,000 calls, so that 500 conversations never wait for one; timeouts far
+/// above the slow fake's pace; no retries, so a failure shows as an apology instead of
+/// hiding behind a second call; drafts at their default pace.
+fn llm_config(base_url: &str, typing: bool) -> String {
+    format!(
+        r#"{CONFIG}
+[llm]
+typing = {typing}
+max_concurrent = 1000
+
+[[llm.providers]]
+name = "fake"
+kind = "openai"
+base_url = "{base_url}"
+model = "fake-model"
+retries = 0
+timeout_ms = 60000
+idle_timeout_ms = 60000
+max_concurrent = 1000
+
+[[personalities]]
+name = "friend"
+title = "Friend"
+system_prompt = "You are a kind, brief assistant."
+provider = "fake"
+
+[fallback]
+llm = "friend"
+"#
+    )
+}
+
+/// A server of (h): started on its config with a fresh store under target/ and a fake
+/// Bot API of its own, its webhook set. Dropping it kills the server before its
+/// directory goes.
+struct Running {
+    api: FakeBotApi,
+    server: Server,
+    port: u16,
+    admin_port: u16,
+    /// The disk's 4 KiB overwrite + fdatasync where the store lives, as in (b).
+    disk: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn launch(settings: &Settings, config_text: &str) -> Running {
+    let api = FakeBotApi::start(FakeConfig::default())
+        .await
+        .expect("the fake Bot API starts");
+    // Under target/, as in (a): the store's fsyncs must cost what they cost on a disk.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
+    let config = dir.path().join("edgebot.toml");
+    std::fs::write(&config, config_text).expect("the config is written");
+    let disk = fdatasync_latency(dir.path());
+    let otlp_sink = if settings.otel {
+        Some(start_otlp_sink(Arc::default(), Arc::default()).await)
+    } else {
+        None
+    };
+    let port = free_port();
+    let admin_port = free_port();
+    let server = Launch {
+        settings,
+        role: Role::Edgebot,
+        intake: Intake::Webhook(port),
+        api: &api,
+        config: &config,
+        data: dir.path().join("data"),
+        admin_port,
+        log: dir.path().join("serve.log"),
+        otlp_sink,
+    }
+    .spawn();
+    server.started(&api, "setWebhook").await;
+    Running {
+        api,
+        server,
+        port,
+        admin_port,
+        disk,
+        _dir: dir,
+    }
+}
+
+/// The fake Bot API's calls, drained as they come: a conversation also sends drafts
+/// (and typing), so counting all calls cannot tell when the replies are in, and
+/// draining keeps each look cheap however many there are.
+struct Recorder<'a> {
+    api: &'a FakeBotApi,
+    calls: Vec<RecordedCall>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(api: &'a FakeBotApi) -> Recorder<'a> {
+        Recorder {
+            api,
+            calls: api.take_calls(),
+        }
+    }
+
+    /// Drains until the calls drained so far hold `n` delivered `sendMessage`s to chats
+    /// in `chats`; fails the bench, with the server's log, after [`PATIENCE`].
+    async fn wait_messages(&mut self, chats: std::ops::Range<u64>, n: usize, server: &Server) {
+        let chats = chats.start as i64..chats.end as i64;
+        let reply = |c: &RecordedCall| {
+            c.method == "sendMessage"
+                && c.delivered()
+                && c.chat_id.is_some_and(|id| chats.contains(&id))
+        };
+        let mut seen = self.calls.iter().filter(|c| reply(c)).count();
+        let deadline = Instant::now() + PATIENCE;
+        while seen < n {
+            assert!(
+                Instant::now() < deadline,
+                "{seen} of {n} replies to chats {chats:?} after {PATIENCE:?}:\n{}",
+                server.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let new = self.api.take_calls();
+            seen += new.iter().filter(|c| reply(c)).count();
+            self.calls.extend(new);
+        }
+    }
+
+    /// Everything drained so far, and what has arrived since; the recorder starts over.
+    fn take(&mut self) -> Vec<RecordedCall> {
+        self.calls.extend(self.api.take_calls());
+        std::mem::take(&mut self.calls)
+    }
+}
+
+/// The delivered calls of `method` to chats `first .. first + count`, by chat.
+fn by_chat<'c>(
+    calls: &'c [RecordedCall],
+    method: &str,
+    first: u64,
+    count: usize,
+) -> Vec<Vec<&'c RecordedCall>> {
+    let mut chats = vec![Vec::new(); count];
+    for call in calls {
+        if call.method != method || !call.delivered() {
+            continue;
+        }
+        if let Some(i) = call
+            .chat_id
+            .and_then(|id| u64::try_from(id).ok()?.checked_sub(first))
+            .filter(|i| *i < count as u64)
+        {
+            chats[i as usize].push(call);
+        }
+    }
+    chats
+}
+
+/// Checks that every chat `first + i` got exactly one message, `expected(first + i)`,
+/// and returns them in chat order.
+fn one_reply_each<'c>(
+    calls: &'c [RecordedCall],
+    first: u64,
+    count: usize,
+    expected: impl Fn(u64) -> String,
+    server: &Server,
+) -> Vec<&'c RecordedCall> {
+    by_chat(calls, "sendMessage", first, count)
+        .into_iter()
+        .enumerate()
+        .map(|(i, replies)| {
+            let user = first + i as u64;
+            assert_eq!(
+                replies.len(),
+                1,
+                "chat {user} got {} messages, not one:\n{}",
+                replies.len(),
+                server.log_tail()
+            );
+            let text = replies[0].params["text"].as_str().unwrap_or_default();
+            assert_eq!(
+                text,
+                expected(user),
+                "chat {user}: a reply that is not its answer:\n{}",
+                server.log_tail()
+            );
+            replies[0]
+        })
+        .collect()
+}
+
+/// A histogram's cumulative buckets in `/metrics` text, summed over its label sets:
+/// (upper bound, observations at or under it), bounds ascending, `+Inf` last.
+fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut found: Vec<(f64, f64)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(le) = labels
+            .split_once("le=\"")
+            .and_then(|(_, after)| after.split_once('"'))
+            .map(|(le, _)| le)
+        else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().expect("a bucket bound")
+        };
+        let value: f64 = value.parse().expect("a bucket count");
+        match found.iter_mut().find(|(bound, _)| *bound == le) {
+            Some((_, total)) => *total += value,
+            None => found.push((le, value)),
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0));
+    found
+}
+
+/// The `q` quantile of a histogram's cumulative buckets, interpolated linearly inside
+/// the bucket that holds it, as Prometheus's `histogram_quantile` does (the first
+/// bucket from 0): only an estimate, as good as the buckets are narrow. NaN without
+/// observations; past the last finite bound, that bound.
+fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    if total <= 0.0 {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(bound, count) in buckets {
+        if count >= rank && count > below {
+            if bound.is_infinite() {
+                return lower;
+            }
+            return lower + (bound - lower) * (rank - below) / (count - below);
+        }
+        (lower, below) = (bound, count);
+    }
+    lower
+}
+
+/// A histogram's observations between two scrapes of `/metrics`.
+struct Histo {
+    sum: f64,
+    count: f64,
+    buckets: Vec<(f64, f64)>,
+}
+
+impl Histo {
+    fn between(before: &str, after: &str, name: &str) -> Histo {
+        let earlier = buckets(before, name);
+        let buckets = buckets(after, name)
+            .into_iter()
+            .map(|(bound, count)| {
+                let then = earlier
+                    .iter()
+                    .find(|(b, _)| *b == bound)
+                    .map_or(0.0, |(_, c)| *c);
+                (bound, count - then)
+            })
+            .collect();
+        let delta = |suffix: &str| {
+            let name = format!("{name}_{suffix}");
+            metric(after, &name) - metric(before, &name)
+        };
+        Histo {
+            sum: delta("sum"),
+            count: delta("count"),
+            buckets,
+        }
+    }
+
+    fn mean_ms(&self) -> f64 {
+        if self.count > 0.0 {
+            self.sum / self.count * 1e3
+        } else {
+            f64::NAN
+        }
+    }
+
+    fn quantile_ms(&self, q: f64) -> f64 {
+        bucket_quantile(&self.buckets, q) * 1e3
+    }
+
+    /// "mean M ms, p50 ~A ms, p99 ~B ms over N", the quantiles from the buckets.
+    fn describe(&self) -> String {
+        format!(
+            "mean {:.3} ms, p50 ~{:.3} ms, p99 ~{:.3} ms (from buckets) over {}",
+            self.mean_ms(),
+            self.quantile_ms(0.50),
+            self.quantile_ms(0.99),
+            self.count
+        )
+    }
+}
+
+/// The metrics of (h2) and (h3): the answer's first piece to the first draft shown, and
+/// the request to the first piece, both as the server times them.
+const FIRST_SHOWN: &str = "edgebot_llm_first_shown_seconds";
+const FIRST_TOKEN: &str = "edgebot_llm_first_token_seconds";
+
+/// Posts `count` updates over every connection as fast as each is acknowledged, the
+/// i-th built by `body(update_id, i)`; returns the connections and, per update, when it
+/// went out and when its 200 came.
+async fn burst<B>(
+    conns: Vec<Conn>,
+    next_id: &Arc<AtomicU64>,
+    count: usize,
+    body: B,
+) -> (Vec<Conn>, Vec<(Instant, Instant)>)
+where
+    B: Fn(u64, usize) -> Bytes + Send + Sync + 'static,
+{
+    let issued = Arc::new(AtomicUsize::new(0));
+    let body = Arc::new(body);
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let (issued, next_id, body) = (issued.clone(), next_id.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = issued.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return (conn, done);
+                }
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let sent = Instant::now();
+                conn.post(body(id, i)).await;
+                done.push((i, sent, Instant::now()));
+            }
+        }));
+    }
+    let mut conns = Vec::new();
+    let mut times = vec![None; count];
+    for task in tasks {
+        let (conn, done) = task.await.expect("a sender task");
+        conns.push(conn);
+        for (i, sent, acked) in done {
+            times[i] = Some((sent, acked));
+        }
+    }
+    let times = times
+        .into_iter()
+        .map(|t| t.expect("every update was sent"))
+        .collect();
+    (conns, times)
+}
+
+/// Reads `edgebot_llm_in_flight` from `/metrics` every 50 ms until `stop` is set.
+fn sample_in_flight(admin_port: u16, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<f64>> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(50));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut samples = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            ticks.tick().await;
+            let text = scrape_metrics(admin_port).await;
+            samples.push(metric(&text, "edgebot_llm_in_flight"));
+        }
+        samples
+    })
+}
+
+/// Which route answers (h1)'s texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// `[fallback] reply`, as in (g).
+    Template,
+    /// `[fallback] llm = "friend"`, the fake LLM answering at once.
+    Conversation,
+}
+
+impl Turn {
+    fn name(self) -> &'static str {
+        match self {
+            Turn::Template => "template route",
+            Turn::Conversation => "conversation route",
+        }
+    }
+}
+
+/// The figures of one server of (h1), and for the conversation route (h2).
+struct TurnFigures {
+    cpu_per_1k: f64,
+    bench_cpu_per_1k: f64,
+    reply_p50_ms: f64,
+    reply_p99_ms: f64,
+    ack_p50_ms: f64,
+    ack_p99_ms: f64,
+    drafts_per_turn: f64,
+    inside: Inside,
+    shown: Option<ShownFigures>,
+}
+
+/// (h2): from the answer's first piece to the first draft shown.
+struct ShownFigures {
+    /// The server's histogram over (h1)'s measured load.
+    metric: Histo,
+    /// The server's request -> first piece over the same load.
+    first_token: Histo,
+    /// From outside, one conversation at a time on the idle server.
+    outside: Vec<Duration>,
+    /// The server's histogram over those same conversations.
+    outside_metric: Histo,
+}
+
+/// (h2) from outside: [`FIRST_SHOWN_PROBES`] conversations one after the other on the
+/// idle server, each from a new user, each timed from the fake LLM recording the
+/// request to the fake Bot API recording the chat's first draft. The fake LLM answers
+/// at once, so this holds nothing to subtract: it is an upper bound of first piece ->
+/// first shown, which adds the fake writing the answer's head, its first (role-only)
+/// event and the first piece over loopback, and the server reading them.
+async fn probe_first_shown(
+    running: &Running,
+    llm: &FakeLlm,
+    next_id: &AtomicU64,
+) -> (Vec<Duration>, Histo) {
+    llm.reset();
+    let mut recorder = Recorder::new(&running.api);
+    recorder.take();
+    let before = scrape_metrics(running.admin_port).await;
+    let mut conn = Conn::open(running.port).await;
+    for k in 0..FIRST_SHOWN_PROBES {
+        let user = PROBE_USERS + k as u64;
+        conn.post(question_update(
+            next_id.fetch_add(1, Ordering::Relaxed),
+            user,
+        ))
+        .await;
+        recorder
+            .wait_messages(user..user + 1, 1, &running.server)
+            .await;
+        // A pause, so the next conversation finds nothing of this one still running.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = scrape_metrics(running.admin_port).await;
+    let calls = recorder.take();
+    let drafts = by_chat(&calls, "sendMessageDraft", PROBE_USERS, FIRST_SHOWN_PROBES);
+    let mut asked = vec![None; FIRST_SHOWN_PROBES];
+    for request in llm.requests() {
+        // The last message is the question, which names its user.
+        let user = request.body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .and_then(|q| q.rsplit(' ').next()?.parse::<u64>().ok())
+            .and_then(|u| u.checked_sub(PROBE_USERS))
+            .filter(|i| *i < FIRST_SHOWN_PROBES as u64);
+        if let Some(i) = user {
+            assert!(asked[i as usize].is_none(), "conversation {i} asked twice");
+            asked[i as usize] = Some(request.at);
+        }
+    }
+    let outside = drafts
+        .iter()
+        .zip(&asked)
+        .enumerate()
+        .map(|(i, (drafts, asked))| {
+            let asked = asked.unwrap_or_else(|| panic!("conversation {i} never asked the LLM"));
+            let first = drafts.iter().map(|d| d.at).min().unwrap_or_else(|| {
+                panic!(
+                    "conversation {i} was answered without a draft:\n{}",
+                    running.server.log_tail()
+                )
+            });
+            first.saturating_duration_since(asked)
+        })
+        .collect();
+    (outside, Histo::between(&before, &after, FIRST_SHOWN))
+}
+
+/// One server of (h1): warmed up, then the open-loop load of texts at `E2E_LLM_RATE`
+/// for `E2E_LLM_SECONDS`, every one answered through `turn`; for the conversation
+/// route, then (h2) from outside.
+async fn measure_turns(settings: &Settings, turn: Turn, llm: &FakeLlm) -> TurnFigures {
+    let config = match turn {
+        Turn::Template => Route::Template.config(0),
+        // No typing indicator: the template route sends nothing before its answer
+        // either, so the difference is the turn itself.
+        Turn::Conversation => llm_config(&llm.base_url(), false),
+    };
+    let mut running = launch(settings, &config).await;
+    let pid = running.server.pid.to_string();
+    let bench_pid = std::process::id().to_string();
+    let next_id = Arc::new(AtomicU64::new(1));
+    let mut conns = Vec::new();
+    for _ in 0..settings.connections {
+        conns.push(Conn::open(running.port).await);
+    }
+    let mut recorder = Recorder::new(&running.api);
+
+    // Warm-up, as in (g): the LLM client's connections, the store's pages, the
+    // allocator's arenas; 500 users, two texts each.
+    let warm = SERVICE_WARM_UP;
+    conns = closed_loop(conns, &next_id, warm, WARM_USERS, 500, true).await;
+    recorder
+        .wait_messages(WARM_USERS..WARM_USERS + 500, warm, &running.server)
+        .await;
+    recorder.take();
+    llm.reset();
+
+    let count = (settings.llm_rate * settings.llm_seconds) as usize;
+    // Read before the CPU meter starts and after it stops, so it costs nothing measured.
+    let metrics_before = scrape_metrics(running.admin_port).await;
+    let server_cpu = CpuMeter::start(&pid);
+    let bench_cpu = CpuMeter::start(&bench_pid);
+    let (conns, timings) = open_loop_with(conns, &next_id, count, settings.llm_rate, |id, i| {
+        question_update(id, TURN_USERS + i as u64)
+    })
+    .await;
+    recorder
+        .wait_messages(
+            TURN_USERS..TURN_USERS + count as u64,
+            count,
+            &running.server,
+        )
+        .await;
+    tokio::time::sleep(SETTLE).await;
+    let cpu = (server_cpu.seconds(), bench_cpu.seconds());
+    let metrics_after = scrape_metrics(running.admin_port).await;
+    drop(conns);
+    let calls = recorder.take();
+
+    let expected = |user: u64| match turn {
+        Turn::Template => Route::Template.reply().to_owned(),
+        Turn::Conversation => echo(user),
+    };
+    let replies = one_reply_each(&calls, TURN_USERS, count, expected, &running.server);
+    let reply_latency: Vec<Duration> = replies
+        .iter()
+        .zip(&timings)
+        .map(|(reply, t)| reply.at.saturating_duration_since(t.due))
+        .collect();
+    let drafts = by_chat(&calls, "sendMessageDraft", TURN_USERS, count)
+        .iter()
+        .map(Vec::len)
+        .sum::<usize>();
+    if turn == Turn::Conversation {
+        let asked = llm.requests().iter().filter(|r| r.status == 200).count();
+        assert_eq!(asked, count, "not one LLM call per text (a retry?)");
+    }
+    let ack_latency: Vec<Duration> = timings.iter().map(|t| t.acked - t.due).collect();
+    let send_lag = timings.iter().map(|t| t.sent - t.due).collect();
+    let wall = timings
+        .iter()
+        .map(|t| t.acked)
+        .max()
+        .expect("timings")
+        .duration_since(timings[0].due);
+
+    let shown = if turn == Turn::Conversation {
+        let (outside, outside_metric) = probe_first_shown(&running, llm, &next_id).await;
+        Some(ShownFigures {
+            metric: Histo::between(&metrics_before, &metrics_after, FIRST_SHOWN),
+            first_token: Histo::between(&metrics_before, &metrics_after, FIRST_TOKEN),
+            outside,
+            outside_metric,
+        })
+    } else {
+        None
+    };
+    running.server.stop().await;
+
+    println!();
+    println!(
+        "(h1) {}: {} binary, webhook, limits off, EDGEBOT_LOG={}, {} connections, every update a text from a user of its own",
+        turn.name(),
+        if cfg!(debug_assertions) {
+            "DEBUG (figures only from `cargo bench`)"
+        } else {
+            "release"
+        },
+        settings.log,
+        settings.connections
+    );
+    phase_header();
+    phase_row(
+        &format!(
+            "(h1) {} {}/s x {} s",
+            turn.name(),
+            settings.llm_rate,
+            settings.llm_seconds
+        ),
+        count,
+        wall,
+        cpu,
+    );
+    let (reply_p50_ms, reply_p99_ms) = p50_p99_ms(&reply_latency);
+    let (ack_p50_ms, ack_p99_ms) = p50_p99_ms(&ack_latency);
+    println!(
+        "(h1) scheduled send -> reply at fake: {}",
+        percentiles(reply_latency)
+    );
+    println!(
+        "(h1) scheduled send -> 200 from bot:  {}",
+        percentiles(ack_latency)
+    );
+    println!(
+        "(h1) send lag (client side):         {}",
+        percentiles(send_lag)
+    );
+    println!("disk: 4 KiB overwrite + fdatasync:   {}", running.disk);
+    let per_1k = count as f64 / 1000.0;
+    TurnFigures {
+        cpu_per_1k: cpu.0 / per_1k,
+        bench_cpu_per_1k: cpu.1 / per_1k,
+        reply_p50_ms,
+        reply_p99_ms,
+        ack_p50_ms,
+        ack_p99_ms,
+        drafts_per_turn: drafts as f64 / count as f64,
+        inside: Inside::between(&metrics_before, &metrics_after),
+        shown,
+    }
+}
+
+/// The figures of (h3).
+struct ConcurrentFigures {
+    conversations: usize,
+    /// The webhook's 200s for the conversations' texts, post -> 200.
+    ack: Vec<Duration>,
+    /// From the first post to the last 200.
+    intake: Duration,
+    /// `/help`, scheduled send -> reply at the fake: on the idle server, then while the
+    /// conversations stream.
+    help_idle: Vec<Duration>,
+    help_busy: Vec<Duration>,
+    /// `/help`, scheduled send -> 200, idle then busy.
+    help_idle_ack: Vec<Duration>,
+    help_busy_ack: Vec<Duration>,
+    /// The busy `/help`s again, split by when they were due: while the texts were still
+    /// being posted, and after that while the answers streamed (before the last one
+    /// arrived).
+    help_during_intake: Vec<Duration>,
+    help_while_streaming: Vec<Duration>,
+    in_flight_max: f64,
+    in_flight_samples: usize,
+    /// From the first post to the last answer at the fake.
+    all_answered: Duration,
+    drafts_per_conversation: f64,
+    /// From outside, per conversation: the fake LLM recording the request -> the
+    /// chat's first draft at the fake Bot API, less the fake's pause before the first
+    /// piece ([`SLOW_CHUNK`]).
+    shown_outside: Vec<Duration>,
+    shown_metric: Histo,
+    first_token: Histo,
+}
+
+impl ConcurrentFigures {
+    fn help_p99_ms(&self) -> (f64, f64) {
+        (p50_p99_ms(&self.help_idle).1, p50_p99_ms(&self.help_busy).1)
+    }
+
+    fn ack_p99_max_ms(&self) -> (f64, f64) {
+        let max = self.ack.iter().max().copied().unwrap_or_default();
+        (p50_p99_ms(&self.ack).1, max.as_secs_f64() * 1e3)
+    }
+}
+
+/// (h3): `E2E_LLM_CONCURRENT` conversations at once against a slow fake LLM, posted as
+/// fast as the connections take them, while `/help` comes at a steady rate from other
+/// users; the same `/help` load on the idle server before, for comparison.
+async fn measure_concurrent(settings: &Settings) -> ConcurrentFigures {
+    let llm = FakeLlm::start(FakeLlmConfig {
+        chunk_delay: SLOW_CHUNK,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .expect("the fake LLM starts");
+    // Typing on, the default: a bot under this load sends it too.
+    let mut running = launch(settings, &llm_config(&llm.base_url(), true)).await;
+    let next_id = Arc::new(AtomicU64::new(1));
+    let mut conns = Vec::new();
+    for _ in 0..settings.connections {
+        conns.push(Conn::open(running.port).await);
+    }
+    let mut help_conns = Vec::new();
+    for _ in 0..HELP_CONNECTIONS {
+        help_conns.push(Conn::open(running.port).await);
+    }
+    let mut recorder = Recorder::new(&running.api);
+
+    // Warm-up: the LLM client's connections, the store's pages, the /help path.
+    let warm = settings.connections;
+    conns = closed_loop(conns, &next_id, warm, WARM_USERS, warm, true).await;
+    help_conns = burst(help_conns, &next_id, warm, |id, i| {
+        help_update(id, WARM_USERS + 1_000_000 + i as u64)
+    })
+    .await
+    .0;
+    recorder
+        .wait_messages(WARM_USERS..WARM_USERS + warm as u64, warm, &running.server)
+        .await;
+    recorder
+        .wait_messages(
+            WARM_USERS + 1_000_000..WARM_USERS + 1_000_000 + warm as u64,
+            warm,
+            &running.server,
+        )
+        .await;
+    recorder.take();
+
+    // The idle server's /help, the reference.
+    let (help_conns, idle_timings) =
+        open_loop_with(help_conns, &next_id, HELPS, HELP_RATE, |id, i| {
+            help_update(id, IDLE_HELP_USERS + i as u64)
+        })
+        .await;
+    recorder
+        .wait_messages(
+            IDLE_HELP_USERS..IDLE_HELP_USERS + HELPS as u64,
+            HELPS,
+            &running.server,
+        )
+        .await;
+    let calls = recorder.take();
+    // Every user gets the same list; the first one's is the text to expect.
+    let help_text = by_chat(&calls, "sendMessage", IDLE_HELP_USERS, 1)[0]
+        .first()
+        .and_then(|reply| reply.params["text"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        help_text.starts_with("Here is what I can do:"),
+        "/help answered {help_text:?}"
+    );
+    let idle_replies = one_reply_each(
+        &calls,
+        IDLE_HELP_USERS,
+        HELPS,
+        |_| help_text.clone(),
+        &running.server,
+    );
+    let help_idle = idle_replies
+        .iter()
+        .zip(&idle_timings)
+        .map(|(r, t)| r.at.saturating_duration_since(t.due))
+        .collect();
+    let help_idle_ack = idle_timings.iter().map(|t| t.acked - t.due).collect();
+
+    // The burst, with /help beside it and the gauge sampled throughout.
+    let n = settings.llm_concurrent;
+    llm.reset();
+    let before = scrape_metrics(running.admin_port).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_in_flight(running.admin_port, stop.clone());
+    let started = Instant::now();
+    let ((conns, acks), (help_conns, busy_timings)) = tokio::join!(
+        burst(conns, &next_id, n, |id, i| question_update(
+            id,
+            BURST_USERS + i as u64
+        )),
+        open_loop_with(help_conns, &next_id, HELPS, HELP_RATE, |id, i| {
+            help_update(id, BUSY_HELP_USERS + i as u64)
+        })
+    );
+    recorder
+        .wait_messages(BURST_USERS..BURST_USERS + n as u64, n, &running.server)
+        .await;
+    recorder
+        .wait_messages(
+            BUSY_HELP_USERS..BUSY_HELP_USERS + HELPS as u64,
+            HELPS,
+            &running.server,
+        )
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.await.expect("the sampler");
+    // A second answer to any chat (a replay, a retry) would come soon after the first:
+    // a second's wait lets the check below see it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = scrape_metrics(running.admin_port).await;
+    let calls = recorder.take();
+    drop((conns, help_conns));
+
+    let answers = one_reply_each(&calls, BURST_USERS, n, echo, &running.server);
+    let busy_replies = one_reply_each(
+        &calls,
+        BUSY_HELP_USERS,
+        HELPS,
+        |_| help_text.clone(),
+        &running.server,
+    );
+    let asked: Vec<_> = llm
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .collect();
+    assert_eq!(
+        asked.len(),
+        n,
+        "not one LLM call per conversation (a retry?)"
+    );
+    let last_answer = answers.iter().map(|a| a.at).max().expect("answers");
+    let drafts = by_chat(&calls, "sendMessageDraft", BURST_USERS, n);
+    let mut asked_at = vec![None; n];
+    for request in &asked {
+        let i = request.body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .and_then(|q| q.rsplit(' ').next()?.parse::<u64>().ok())
+            .and_then(|u| u.checked_sub(BURST_USERS))
+            .expect("a question of the burst") as usize;
+        asked_at[i] = Some(request.at);
+    }
+    let help_busy: Vec<Duration> = busy_replies
+        .iter()
+        .zip(&busy_timings)
+        .map(|(r, t)| r.at.saturating_duration_since(t.due))
+        .collect();
+    let intake_end = acks.iter().map(|(_, acked)| *acked).max().expect("acks");
+    let (mut help_during_intake, mut help_while_streaming) = (Vec::new(), Vec::new());
+    for (latency, t) in help_busy.iter().zip(&busy_timings) {
+        if t.due < intake_end {
+            help_during_intake.push(*latency);
+        } else if t.due < last_answer {
+            help_while_streaming.push(*latency);
+        }
+    }
+    let shown_outside = drafts
+        .iter()
+        .zip(&asked_at)
+        .filter_map(|(drafts, asked)| {
+            let first = drafts.iter().map(|d| d.at).min()?;
+            Some(first.saturating_duration_since((*asked)? + SLOW_CHUNK))
+        })
+        .collect();
+    running.server.stop().await;
+    llm.shutdown().await;
+
+    ConcurrentFigures {
+        conversations: n,
+        ack: acks.iter().map(|(sent, acked)| *acked - *sent).collect(),
+        intake: intake_end.duration_since(started),
+        help_idle,
+        help_busy,
+        help_idle_ack,
+        help_busy_ack: busy_timings.iter().map(|t| t.acked - t.due).collect(),
+        help_during_intake,
+        help_while_streaming,
+        in_flight_max: samples.iter().copied().fold(0.0, f64::max),
+        in_flight_samples: samples.len(),
+        all_answered: last_answer.duration_since(started),
+        drafts_per_conversation: drafts.iter().map(Vec::len).sum::<usize>() as f64 / n as f64,
+        shown_outside,
+        shown_metric: Histo::between(&before, &after, FIRST_SHOWN),
+        first_token: Histo::between(&before, &after, FIRST_TOKEN),
+    }
+}
+
+/// The figures of (h).
+struct LlmFigures {
+    template: TurnFigures,
+    conversation: TurnFigures,
+    concurrent: ConcurrentFigures,
+}
+
+impl LlmFigures {
+    /// Server CPU a conversation turn adds over a template reply, in µs (CPU-s per 1,000
+    /// updates are ms per update); the fake LLM's own CPU is the bench's.
+    fn cpu_added_us(&self) -> f64 {
+        (self.conversation.cpu_per_1k - self.template.cpu_per_1k) * 1e3
+    }
+
+    /// The three figures the phase is for, one line each.
+    fn print_headline(&self) {
+        if let Some(shown) = &self.conversation.shown {
+            let (outside_p50, _) = p50_p99_ms(&shown.outside);
+            println!(
+                "(h) first token -> first draft shown: mean {:.3} ms, p50 ~{:.3} ms, p99 ~{:.3} ms (server's histogram, {} turns); from outside, idle, one at a time: p50 {:.3} ms (an upper bound)",
+                shown.metric.mean_ms(),
+                shown.metric.quantile_ms(0.50),
+                shown.metric.quantile_ms(0.99),
+                shown.metric.count,
+                outside_p50
+            );
+        }
+        println!(
+            "(h) server CPU per conversation turn besides the provider: {:+.1} µs (server CPU-s/1k {:.4} template -> {:.4} conversation)",
+            self.cpu_added_us(),
+            self.template.cpu_per_1k,
+            self.conversation.cpu_per_1k
+        );
+        let c = &self.concurrent;
+        let (ack_p99, ack_max) = c.ack_p99_max_ms();
+        let (help_idle_p99, help_busy_p99) = c.help_p99_ms();
+        println!(
+            "(h) {} concurrent conversations, slow LLM: webhook ack p99 {:.2} ms (max {:.2}); /help reply p99 {:.2} ms beside them ({:.2} idle); in flight at most {}; all answered, once each, {:.2} s after the first post",
+            c.conversations,
+            ack_p99,
+            ack_max,
+            help_busy_p99,
+            help_idle_p99,
+            c.in_flight_max,
+            c.all_answered.as_secs_f64()
+        );
+    }
+}
+
+/// (h): (h1) the template route, then the conversation route against a fake LLM that
+/// answers at once, each in a server of its own under the same open-loop load of texts,
+/// and (h2) the conversation server's first piece -> first draft; then (h3) 500
+/// conversations at once against a slow fake. Prints each and the headline.
+async fn measure_llm(settings: &Settings) -> LlmFigures {
+    let llm = FakeLlm::start(FakeLlmConfig::default())
+        .await
+        .expect("the fake LLM starts");
+    let template = measure_turns(settings, Turn::Template, &llm).await;
+    let conversation = measure_turns(settings, Turn::Conversation, &llm).await;
+    llm.shutdown().await;
+    let concurrent = measure_concurrent(settings).await;
+    let figures = LlmFigures {
+        template,
+        conversation,
+        concurrent,
+    };
+
+    let count = settings.llm_rate * settings.llm_seconds;
+    println!();
+    println!(
+        "(h1) conversation route vs template route: {count} texts at {}/s ({} s), each from a user of its own, same load one server after the other; the conversation server asks the fake LLM in this process (answers at once, {} bytes a turn), drafts on, no typing",
+        settings.llm_rate,
+        settings.llm_seconds,
+        echo(TURN_USERS).len()
+    );
+    println!(
+        "{:<32} {:>12} {:>12} {:>12}",
+        "figure", "template", "conversation", "difference"
+    );
+    let row = |name: &str, a: f64, b: f64| {
+        println!("{name:<32} {a:>12.4} {b:>12.4} {:>+12.4}", b - a);
+    };
+    let (t, c) = (&figures.template, &figures.conversation);
+    row("server CPU-s per 1k updates", t.cpu_per_1k, c.cpu_per_1k);
+    row("reply p50, ms", t.reply_p50_ms, c.reply_p50_ms);
+    row("reply p99, ms", t.reply_p99_ms, c.reply_p99_ms);
+    row("ack (200) p50, ms", t.ack_p50_ms, c.ack_p50_ms);
+    row("ack (200) p99, ms", t.ack_p99_ms, c.ack_p99_ms);
+    row(
+        "bench CPU-s per 1k (+fake LLM)",
+        t.bench_cpu_per_1k,
+        c.bench_cpu_per_1k,
+    );
+    let (ti, ci) = (&t.inside, &c.inside);
+    let per_update = |x: f64| x / count as f64;
+    row(
+        "store commits per update",
+        per_update(ti.commits),
+        per_update(ci.commits),
+    );
+    row(
+        "mean commit, ms",
+        Inside::mean_ms(ti.commit_seconds, ti.commits),
+        Inside::mean_ms(ci.commit_seconds, ci.commits),
+    );
+    row(
+        "mean handler run, ms",
+        Inside::mean_ms(ti.handler_seconds, ti.handled),
+        Inside::mean_ms(ci.handler_seconds, ci.handled),
+    );
+    row("drafts per update", t.drafts_per_turn, c.drafts_per_turn);
+
+    if let Some(shown) = &c.shown {
+        println!();
+        println!(
+            "(h2) first piece -> first draft shown, the server's histogram over (h1)'s load: {}",
+            shown.metric.describe()
+        );
+        println!(
+            "(h2) request -> first piece, the server's histogram over (h1)'s load: mean {:.3} ms over {}",
+            shown.first_token.mean_ms(),
+            shown.first_token.count
+        );
+        println!(
+            "(h2) from outside, {FIRST_SHOWN_PROBES} conversations one at a time on the idle server, LLM request recorded -> first draft recorded (an upper bound: the fake's answer head and first events over loopback are in it): {}",
+            percentiles(shown.outside.clone())
+        );
+        println!(
+            "(h2) the server's histogram over those same {FIRST_SHOWN_PROBES}: {}",
+            shown.outside_metric.describe()
+        );
+    }
+
+    let k = &figures.concurrent;
+    println!();
+    println!(
+        "(h3) {} conversations at once over {} connections, fake LLM pausing {} ms between events ({} events an answer), [llm] and provider max_concurrent 1000, typing on; {HELPS} /help at {HELP_RATE}/s over {HELP_CONNECTIONS} more connections, idle then beside the conversations",
+        k.conversations,
+        settings.connections,
+        SLOW_CHUNK.as_millis(),
+        // The role event, one per 4 characters, the finish, the usage, [DONE].
+        echo(BURST_USERS).len().div_ceil(4) + 4
+    );
+    println!(
+        "(h3) the texts' webhook 200s, post -> 200: {}; all {} acknowledged {:.1} ms after the first post",
+        percentiles(k.ack.clone()),
+        k.conversations,
+        k.intake.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<32} {:>12} {:>12} {:>12}",
+        "figure", "idle", "beside them", "difference"
+    );
+    let (idle_p50, idle_p99) = p50_p99_ms(&k.help_idle);
+    let (busy_p50, busy_p99) = p50_p99_ms(&k.help_busy);
+    row("/help reply p50, ms", idle_p50, busy_p50);
+    row("/help reply p99, ms", idle_p99, busy_p99);
+    let (idle_p50, idle_p99) = p50_p99_ms(&k.help_idle_ack);
+    let (busy_p50, busy_p99) = p50_p99_ms(&k.help_busy_ack);
+    row("/help ack (200) p50, ms", idle_p50, busy_p50);
+    row("/help ack (200) p99, ms", idle_p99, busy_p99);
+    println!(
+        "(h3) /help beside them, scheduled send -> reply: {}",
+        percentiles(k.help_busy.clone())
+    );
+    // Empty when the texts were all in before the first /help was due, or when the
+    // answers were all in before the /help load ended.
+    let part = |samples: &[Duration]| {
+        if samples.is_empty() {
+            "none".to_owned()
+        } else {
+            percentiles(samples.to_vec())
+        }
+    };
+    println!(
+        "(h3) of those, {} due while the texts were being posted: {}",
+        k.help_during_intake.len(),
+        part(&k.help_during_intake)
+    );
+    println!(
+        "(h3) and {} due after, while the answers streamed:  {}",
+        k.help_while_streaming.len(),
+        part(&k.help_while_streaming)
+    );
+    println!(
+        "(h3) edgebot_llm_in_flight, sampled every 50 ms ({} samples): max {}",
+        k.in_flight_samples, k.in_flight_max
+    );
+    println!(
+        "(h3) all {} answered, each exactly once and its own echo, {:.3} s after the first post; {:.2} drafts per conversation",
+        k.conversations,
+        k.all_answered.as_secs_f64(),
+        k.drafts_per_conversation
+    );
+    println!(
+        "(h3) first piece -> first draft shown under this load, the server's histogram: {}",
+        k.shown_metric.describe()
+    );
+    println!(
+        "(h3) request -> first piece, the server's histogram: mean {:.3} ms over {} (the fake pauses {} ms before it)",
+        k.first_token.mean_ms(),
+        k.first_token.count,
+        SLOW_CHUNK.as_millis()
+    );
+    println!(
+        "(h3) from outside, LLM request recorded -> first draft recorded, less the fake's {} ms pause (its timer's lateness stays in), {} conversations: {}",
+        SLOW_CHUNK.as_millis(),
+        k.shown_outside.len(),
+        percentiles(k.shown_outside.clone())
+    );
+    figures.print_headline();
+    println!(
+        "(h) server CPU excludes the fake LLM, which runs in the bench process (bench CPU: load generator, fake Bot API and fake LLM)"
+    );
+    figures
 }
 
 /// The header of the per-phase table.
