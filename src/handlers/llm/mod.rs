@@ -19,7 +19,7 @@ pub(crate) use commands::{forget, mode, reset, retry, usage};
 use crate::calendar::{UnixSecs, civil_month};
 use crate::config::{Config, LlmConfig, PersonalityConfig};
 use crate::engine::context::{Context, Outcome};
-use crate::llm::{Completion, Llm, LlmBuildError, Prompt};
+use crate::llm::{Completion, Llm, LlmBuildError, Prompt, Sink, Speaker as LlmSpeaker, Turn};
 use crate::ml::SentimentLabel;
 use crate::store::records::{
     ConversationChange, Dialog, DialogKey, EventKind, Exchange as StoredExchange, Role, Speaker,
@@ -27,7 +27,7 @@ use crate::store::records::{
 };
 use crate::store::{Store, StoreError};
 use crate::telegram::markup;
-use crate::telegram::methods::{ParseMode, ReplyParameters, SendMessage};
+use crate::telegram::methods::{Action, EditMessageText, ParseMode, ReplyParameters, SendMessage};
 use crate::telegram::types::ChatKind;
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
@@ -362,15 +362,10 @@ async fn converse(
         loop {
             tokio::select! {
                 result = &mut call => break result,
+                // The stream is borrowed by the call: the ticker renews the indicator
+                // through the live handle itself.
                 _ = ticks.tick(), if settings.typing && !started.load(Ordering::Relaxed) => {
-                    if let Some(live) = ctx.live {
-                        let action = crate::telegram::methods::SendChatAction {
-                            chat_id: ctx.chat_id,
-                            message_thread_id: ctx.topic,
-                            action: "typing",
-                        };
-                        live.show(crate::engine::live::LiveCall::Typing(&action)).await;
-                    }
+                    stream::typing(ctx.live, ctx.chat_id, ctx.topic).await;
                 }
             }
         }
@@ -434,27 +429,23 @@ fn deliver(ctx: &Context<'_>, showing: Showing, answer: &str, group: bool, out: 
     } = showing
         && let Some(first) = pieces.next()
     {
-        out.actions
-            .push(crate::telegram::methods::Action::EditMessageText(
-                crate::telegram::methods::EditMessageText {
-                    chat_id: ctx.chat_id,
-                    message_id,
-                    text: first,
-                    parse_mode: Some(ParseMode::Html),
-                    reply_markup: None,
-                },
-            ));
+        out.actions.push(Action::EditMessageText(EditMessageText {
+            chat_id: ctx.chat_id,
+            message_id,
+            text: first,
+            parse_mode: Some(ParseMode::Html),
+            reply_markup: None,
+        }));
     }
     for (i, piece) in pieces.enumerate() {
-        out.actions
-            .push(crate::telegram::methods::Action::SendMessage(SendMessage {
-                chat_id: ctx.chat_id,
-                message_thread_id: ctx.topic,
-                text: piece,
-                parse_mode: Some(ParseMode::Html),
-                reply_parameters: reply_parameters.clone().filter(|_| i == 0),
-                reply_markup: None,
-            }));
+        out.actions.push(Action::SendMessage(SendMessage {
+            chat_id: ctx.chat_id,
+            message_thread_id: ctx.topic,
+            text: piece,
+            parse_mode: Some(ParseMode::Html),
+            reply_parameters: reply_parameters.clone().filter(|_| i == 0),
+            reply_markup: None,
+        }));
     }
 }
 
@@ -470,8 +461,8 @@ async fn summarize(
     let request_text = prompt::summary_request(summary, overflow);
     let request = Prompt {
         system: prompt::SUMMARY_SYSTEM,
-        turns: vec![crate::llm::Turn {
-            speaker: crate::llm::Speaker::User,
+        turns: vec![Turn {
+            speaker: LlmSpeaker::User,
             text: &request_text,
         }],
         model: personality.model.as_deref(),
@@ -499,7 +490,7 @@ async fn summarize(
 struct Quiet;
 
 #[async_trait::async_trait]
-impl crate::llm::Sink for Quiet {
+impl Sink for Quiet {
     async fn piece(&mut self, _text: &str) {}
     fn restart(&mut self) {}
 }

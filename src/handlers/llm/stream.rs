@@ -84,15 +84,8 @@ impl<'a> Stream<'a> {
 
     /// A typing indicator, while nothing has streamed yet.
     pub(crate) async fn typing(&self) {
-        if let Some(live) = self.live
-            && !self.started.load(Ordering::Relaxed)
-        {
-            let action = SendChatAction {
-                chat_id: self.chat_id,
-                message_thread_id: self.topic,
-                action: "typing",
-            };
-            live.show(LiveCall::Typing(&action)).await;
+        if !self.started.load(Ordering::Relaxed) {
+            typing(self.live, self.chat_id, self.topic).await;
         }
     }
 
@@ -171,6 +164,18 @@ impl<'a> Stream<'a> {
             self.first_shown_at.get_or_insert_with(Instant::now);
         }
         self.last_shown = Some(Instant::now());
+    }
+}
+
+/// "typing…" in a chat (or forum topic), when there is a live handle.
+pub(crate) async fn typing(live: Option<&dyn Live>, chat_id: i64, topic: Option<i64>) {
+    if let Some(live) = live {
+        let action = SendChatAction {
+            chat_id,
+            message_thread_id: topic,
+            action: "typing",
+        };
+        live.show(LiveCall::Typing(&action)).await;
     }
 }
 
