@@ -324,8 +324,8 @@ impl Engine {
         Ok(Kept::Now)
     }
 
-    /// Runs the route's handler. A slow route first has the update kept, and gets the
-    /// sender's session.
+    /// Runs the route's handler. A slow route first has the update kept; a service also
+    /// gets the sender's session.
     async fn answer(
         &self,
         target: &Target,
@@ -337,7 +337,9 @@ impl Engine {
             if keeper.keep().await? == Kept::Before {
                 return Ok(Kept::Before);
             }
-            if ctx.session.is_none()
+            // Only a service reads the session; a conversation keeps its own dialog.
+            if matches!(target, Target::Service(_))
+                && ctx.session.is_none()
                 && let Some(user_id) = ctx.user_id()
             {
                 ctx.session = self.store.session(ctx.chat_id, user_id, ctx.now)?;
